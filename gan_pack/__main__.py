@@ -1,0 +1,3 @@
+from gan_pack.cli import main
+
+main()

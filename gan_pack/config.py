@@ -1,0 +1,129 @@
+"""Dataclasses shared by every layer. No torch, no onnx."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from gan_pack.errors import ConfigError
+
+ARCHS = ("mlp", "dcgan")
+DATASETS = ("mnist", "fashion-mnist", "folder")
+DEVICES = ("auto", "cpu", "cuda")
+DCGAN_SIZES = (28, 32, 64)
+LOSSES = ("bce", "bce-prob", "hinge")
+
+DATASET_CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run. Saved as config.json and inside each checkpoint."""
+
+    model: str = "gan"              # gan | cgan
+    arch: str = "mlp"
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    image_size: int = 28
+    channels: int = 1
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    noise_dim: int = 100
+    width: int = 64                 # dcgan base channel count
+    ema: bool = True
+    ema_decay: float = 0.999
+    device: str = "auto"
+    seed: int = 0
+    log_every: int = 100
+    loss: str = "bce"               # bce (on logits) | bce-prob (tutorial) | hinge
+    out: str = "runs/run"
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.model not in ("gan", "cgan"):
+            p.append(f"--model must be gan or cgan, not {self.model!r}")
+        if self.arch not in ARCHS:
+            p.append(f"--arch must be one of {', '.join(ARCHS)}, not {self.arch!r}")
+        if self.dataset not in DATASETS:
+            p.append(f"--dataset must be one of {', '.join(DATASETS)}, not {self.dataset!r}")
+        if self.device not in DEVICES:
+            p.append(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        if self.loss not in LOSSES:
+            p.append(f"--loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if self.epochs < 1:
+            p.append(f"--epochs must be at least 1, not {self.epochs}")
+        if self.batch_size < 1:
+            p.append(f"--batch-size must be at least 1, not {self.batch_size}")
+        if self.noise_dim < 1:
+            p.append(f"--noise-dim must be at least 1, not {self.noise_dim}")
+        if self.lr <= 0:
+            p.append(f"--lr must be positive, not {self.lr}")
+        if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
+            p.append("--beta1/--beta2 must be in [0, 1)")
+        if not 0.0 < self.ema_decay < 1.0:
+            p.append(f"--ema-decay must be in (0, 1), not {self.ema_decay}")
+        if self.channels not in (1, 3):
+            p.append(f"--channels must be 1 or 3, not {self.channels}")
+        if self.log_every < 1:
+            p.append(f"--log-every must be at least 1, not {self.log_every}")
+        if self.width < 8:
+            p.append(f"--width must be at least 8, not {self.width}")
+        if self.arch == "dcgan" and self.image_size not in DCGAN_SIZES:
+            p.append(f"--arch dcgan builds {', '.join(map(str, DCGAN_SIZES))}-pixel images, "
+                     f"not {self.image_size}; pick one of those --image-size values")
+        if self.arch == "mlp" and not 4 <= self.image_size <= 128:
+            p.append(f"--arch mlp builds 4..128-pixel images, not {self.image_size}")
+        return p
+
+    @property
+    def conditional(self) -> bool:
+        return self.model == "cgan"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown settings {unknown}: made by a newer gan_pack?")
+        return cls(**data)
+
+
+@dataclass
+class DatasetInfo:
+    """Facts about the data a model was trained on; they travel into ONNX metadata."""
+
+    name: str
+    image_shape: tuple[int, int, int]        # (C, H, W)
+    num_classes: int
+    class_names: list[str] = field(default_factory=list)
+    size: int = 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["image_shape"] = list(self.image_shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DatasetInfo":
+        return cls(name=data["name"], image_shape=tuple(data["image_shape"]),
+                   num_classes=int(data["num_classes"]),
+                   class_names=list(data.get("class_names", [])), size=int(data.get("size", 0)))
+
+
+def dump_json(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)

@@ -1,0 +1,124 @@
+"""Datasets as one uint8 tensor, and batch feeding with no per-image Python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gan_pack.config import DATASET_CLASS_NAMES, DatasetInfo, TrainConfig
+from gan_pack.errors import DataError
+from gan_pack.idx import load_idx_split, missing_files_message
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def load_dataset(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, DatasetInfo]:
+    """(images uint8 (N, C, H, W), labels int64 (N,), facts) of the training split."""
+    if config.dataset == "folder":
+        images, labels, class_names = _load_folder(config)
+    else:
+        images, labels = _load_builtin(config)
+        class_names = DATASET_CLASS_NAMES[config.dataset]
+    images = _fit_images(torch.from_numpy(np.array(images, dtype=np.uint8)), config)
+    num_classes = len(class_names) if config.conditional else 0
+    if config.conditional and len(class_names) < 2:
+        raise DataError("--model cgan needs at least two classes (one subfolder per class); "
+                        "use --model gan for a folder of unlabelled images")
+    info = DatasetInfo(name=config.dataset, image_shape=tuple(images.shape[1:]),
+                       num_classes=num_classes, class_names=class_names if num_classes else [],
+                       size=len(images))
+    return images, torch.from_numpy(labels), info
+
+
+def _load_builtin(config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    if config.data_dir is not None:
+        return load_idx_split(config.data_dir, config.dataset, "train")
+    root = Path.home() / ".cache" / "gan_pack" / config.dataset
+    try:
+        from torchvision import datasets
+
+        cls = datasets.MNIST if config.dataset == "mnist" else datasets.FashionMNIST
+        ds = cls(str(root), train=True, download=True)
+    except Exception as e:  # torchvision raises plain RuntimeError/URLError when offline
+        raise DataError(f"could not download {config.dataset} ({type(e).__name__}); offline, "
+                        + missing_files_message(Path("<folder>"), config.dataset)
+                        + " and pass --data-dir <folder>") from e
+    return ds.data.numpy()[:, None], ds.targets.numpy().astype(np.int64)
+
+
+def _load_folder(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from PIL import Image, UnidentifiedImageError
+
+    if config.data_dir is None or not Path(config.data_dir).is_dir():
+        raise DataError(f"--dataset folder needs --data-dir pointing at an image folder, "
+                        f"got {config.data_dir!r}")
+    root = Path(config.data_dir)
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir())
+    groups = [(p.name, p) for p in subfolders] or [(root.name, root)]
+    mode = "L" if config.channels == 1 else "RGB"
+    images, labels, class_names = [], [], []
+    for label, (name, folder) in enumerate(groups):
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        class_names.append(name)
+        for f in files:
+            try:
+                with Image.open(f) as img:
+                    img = _center_square(img.convert(mode)).resize(
+                        (config.image_size, config.image_size), Image.Resampling.BILINEAR)
+                    array = np.asarray(img, dtype=np.uint8)
+            except (UnidentifiedImageError, OSError) as e:
+                raise DataError(f"{f} is not a readable image ({e}); remove or replace it") from e
+            images.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
+            labels.append(label)
+    if not images:
+        raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}), neither "
+                        f"directly nor in subfolders; point --data-dir at a folder of images")
+    return np.stack(images), np.asarray(labels, np.int64), class_names
+
+
+def _center_square(img):
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    return img.crop((left, top, left + side, top + side))
+
+
+def _fit_images(images: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Match the configured channel count and size (for built-in data sets)."""
+    if images.shape[1] != config.channels:
+        images = images.expand(-1, config.channels, -1, -1).contiguous()
+    if images.shape[-1] != config.image_size or images.shape[-2] != config.image_size:
+        resized = F.interpolate(images.float(), size=(config.image_size, config.image_size),
+                                mode="bilinear", antialias=True, align_corners=False)
+        images = resized.round().clamp(0, 255).to(torch.uint8)
+    return images
+
+
+class DeviceBatches:
+    """The whole data set on the device; each epoch a fresh permutation, sliced into batches.
+
+    The last incomplete batch is dropped, so every step sees `batch_size` images
+    (BatchNorm needs more than one, and fixed shapes are cheaper on a GPU).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                 device: torch.device):
+        if len(images) < batch_size:
+            raise DataError(f"the data set has {len(images)} images, fewer than one batch of "
+                            f"{batch_size}; lower --batch-size")
+        self.images = images.to(device)          # (N, C, H, W) uint8
+        self.labels = labels.to(device)          # (N,) int64
+        self.batch_size = batch_size
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.images) // self.batch_size
+
+    def epoch(self):
+        """Yield (images float in [-1, 1] (B, C, H, W), labels (B,)) for one shuffled epoch."""
+        order = torch.randperm(len(self.images), device=self.device)
+        for step in range(len(self)):
+            index = order[step * self.batch_size:(step + 1) * self.batch_size]
+            yield self.images[index].float().div_(127.5).sub_(1.0), self.labels[index]

@@ -1,0 +1,30 @@
+"""One small hierarchy of errors. Library code raises these; only the CLI turns
+them into a one-line message and exit code 2."""
+
+
+class GanPackError(Exception):
+    """A mistake in what the user asked for or gave us (bad file, bad flag)."""
+
+
+class ConfigError(GanPackError):
+    """Settings that cannot work together; the message lists every problem."""
+
+
+class DataError(GanPackError):
+    """A dataset that is missing, truncated or not what it claims to be."""
+
+
+class CheckpointError(GanPackError):
+    """A run folder or checkpoint that cannot be loaded or resumed."""
+
+
+class ModelError(GanPackError):
+    """An ONNX file that is not a gan_pack model, or is used the wrong way."""
+
+
+class ParityError(GanPackError):
+    """An exported model that does not match PyTorch within its bound."""
+
+
+class DeviceError(GanPackError):
+    """A device or execution provider that was asked for but is absent."""

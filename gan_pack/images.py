@@ -1,0 +1,70 @@
+"""Arrays in [-1, 1] to uint8 images, grids, PNG and NPY files. numpy + pillow only."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from gan_pack.files import write_bytes_atomic
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) float in [-1, 1] -> (N, H, W, C) uint8 in [0, 255]."""
+    scaled = np.clip((np.asarray(images, dtype=np.float32) + 1.0) * 127.5 + 0.5, 0, 255)
+    return scaled.astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) -> np.ndarray:
+    """Tile (N, C, H, W) images in [-1, 1] into one (H', W', C) uint8 grid, `nrow` images a row."""
+    tiles = to_uint8(images)                                   # (N, H, W, C)
+    n, h, w, c = tiles.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    grid = np.zeros((rows * (h + padding) + padding, nrow * (w + padding) + padding, c), np.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        grid[y:y + h, x:x + w] = tiles[i]
+    return grid
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """(H, W, C) uint8 with C in {1, 3} -> PNG file bytes."""
+    from PIL import Image
+
+    pixels = image[:, :, 0] if image.shape[2] == 1 else image
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    write_bytes_atomic(path, png_bytes(image))
+
+
+def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int | None = None) -> None:
+    save_png(path, make_grid(images, nrow))
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def save_each(folder: str | os.PathLike, images: np.ndarray, start: int, fmt: str = "png") -> list[Path]:
+    """Write images start, start+1, ... as one file each (000000.png, ...) in folder."""
+    folder = Path(folder)
+    paths = []
+    for offset, image in enumerate(images):
+        path = folder / f"{start + offset:06d}.{fmt}"
+        if fmt == "npy":
+            save_npy(path, image)
+        else:
+            save_png(path, to_uint8(image[None])[0])
+        paths.append(path)
+    return paths

@@ -1,0 +1,235 @@
+"""OnnxGenerator: load an exported generator, check it, and sample it. numpy + onnxruntime only."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence, Union
+
+import numpy as np
+
+from gan_pack.errors import DeviceError, ModelError
+
+DEVICES = ("cpu", "cuda", "auto")
+DEFAULT_BATCH_SIZE = 1024
+REQUIRED_METADATA = ("model", "noise_dim", "num_classes", "image_shape")
+Labels = Union[None, int, Sequence[int], np.ndarray, str]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The typed metadata of an exported generator."""
+
+    model: str
+    arch: str
+    noise_dim: int
+    num_classes: int
+    class_names: list[str]
+    image_shape: tuple[int, int, int]
+    dataset: str
+    epochs: int
+    weights: str
+    precision: str
+    opset: int
+    version: str
+    parity: dict | None
+    raw: dict[str, str] = field(repr=False, default_factory=dict)
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str], path: Path) -> "ModelInfo":
+        if meta.get("gan_pack.kind") == "classifier":
+            raise ModelError(f"{path} is a gan_pack classifier, not a generator; give a generator "
+                             f"exported with `ganpack export`")
+        missing = [k for k in REQUIRED_METADATA if k not in meta]
+        if missing:
+            raise ModelError(f"{path} is not a gan_pack generator: metadata lacks "
+                             f"{', '.join(missing)}; export it with `ganpack export`")
+        try:
+            return cls(model=meta["model"], arch=meta.get("arch", "?"),
+                       noise_dim=int(meta["noise_dim"]), num_classes=int(meta["num_classes"]),
+                       class_names=json.loads(meta.get("class_names", "[]")),
+                       image_shape=tuple(json.loads(meta["image_shape"])),
+                       dataset=meta.get("dataset", "?"), epochs=int(meta.get("epochs", 0)),
+                       weights=meta.get("weights", "?"), precision=meta.get("precision", "fp32"),
+                       opset=int(meta.get("opset", 0)), version=meta.get("gan_pack.version", "?"),
+                       parity=json.loads(meta["parity"]) if "parity" in meta else None, raw=dict(meta))
+        except (ValueError, TypeError) as e:
+            raise ModelError(f"{path} has malformed gan_pack metadata ({e}); re-export it") from e
+
+
+def _providers_for(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise DeviceError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    available = ort.get_available_providers()
+    has_cuda = "CUDAExecutionProvider" in available
+    if device == "cuda" and not has_cuda:
+        raise DeviceError("--device cuda needs onnxruntime's CUDAExecutionProvider, which this "
+                          "onnxruntime lacks; pip install onnxruntime-gpu (or use --device cpu)")
+    if device == "cpu" or (device == "auto" and not has_cuda):
+        return ["CPUExecutionProvider"]
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def create_session(path: Path, device: str, threads: int | None):
+    """An InferenceSession on the asked device; fails if CUDA was asked for and silently dropped."""
+    import onnxruntime as ort
+
+    providers = _providers_for(device)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as e:  # onnxruntime raises its own (C++) exception types
+        raise ModelError(f"{path} is not a loadable ONNX model ({str(e).splitlines()[0][:200]})") from e
+    active = session.get_providers()
+    if "CUDAExecutionProvider" in providers and "CUDAExecutionProvider" not in active:
+        if device == "cuda":
+            raise DeviceError("the CUDA provider could not start (no GPU or CUDA libraries?); "
+                              "install onnxruntime-gpu with a matching CUDA, or use --device cpu")
+        print("gan_pack: CUDA unavailable, sampling on CPU", file=sys.stderr)
+    return session
+
+
+def _check_signature(session, path: Path, info: ModelInfo) -> None:
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    expected = ["noise"] + (["labels"] if info.conditional else [])
+    missing = [n for n in expected if n not in inputs] + [n for n in ["images"] if n not in outputs]
+    extra = [n for n in inputs if n not in expected]
+    if missing or extra:
+        raise ModelError(f"{path} does not follow the gan_pack contract: "
+                         + (f"missing {', '.join(missing)}" if missing else "")
+                         + ("; " if missing and extra else "")
+                         + (f"unexpected inputs {', '.join(extra)}" if extra else ""))
+    for value in list(inputs.values()) + list(outputs.values()):
+        if not value.shape or not isinstance(value.shape[0], str):
+            raise ModelError(f"{path}: {value.name!r} has a fixed batch axis {value.shape}; "
+                             f"re-export it with `ganpack export`")
+    if inputs["noise"].shape[1] != info.noise_dim:
+        raise ModelError(f"{path}: noise input has {inputs['noise'].shape[1]} columns but the "
+                         f"metadata says noise_dim {info.noise_dim}")
+
+
+class OnnxGenerator:
+    """An exported gan_pack generator, ready to sample.
+
+    >>> g = OnnxGenerator("exported/mnist-cgan.onnx")
+    >>> images = g.sample(16, labels=3, seed=0)      # (16, 1, 28, 28) float32 in [-1, 1]
+    """
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"{self.path} does not exist; give the path of an exported .onnx model")
+        if batch_size < 1:
+            raise ModelError(f"batch_size must be at least 1, not {batch_size}")
+        self.batch_size = batch_size
+        self.session = create_session(self.path, device, threads)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.info = ModelInfo.from_metadata(meta, self.path)
+        _check_signature(self.session, self.path, self.info)
+        self.providers = self.session.get_providers()
+
+    def generate(self, noise: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """Images (B, C, H, W) float32 in [-1, 1] for the caller's own noise (B, noise_dim)."""
+        noise = np.ascontiguousarray(noise, dtype=np.float32)
+        if noise.ndim != 2 or noise.shape[1] != self.info.noise_dim:
+            raise ModelError(f"noise must have shape (batch, {self.info.noise_dim}), not {noise.shape}")
+        feeds = {"noise": noise}
+        if self.info.conditional:
+            if labels is None:
+                raise ModelError("this model is conditional: give labels (one per noise row)")
+            labels = self._check_labels(np.asarray(labels))
+            if labels.shape != (len(noise),):
+                raise ModelError(f"labels must have shape ({len(noise)},), not {labels.shape}")
+            feeds["labels"] = labels
+        elif labels is not None:
+            raise ModelError("this model is unconditional (num_classes 0): drop the labels")
+        return self.session.run(["images"], feeds)[0]
+
+    def resolve_labels(self, n: int, labels: Labels) -> np.ndarray | None:
+        """n labels from: None (cGAN: each class in turn), "cycle", one int, or a sequence of n."""
+        k = self.info.num_classes
+        if not self.info.conditional:
+            if labels is not None:
+                raise ModelError("this model is unconditional (num_classes 0): labels cannot be used")
+            return None
+        if labels is None or (isinstance(labels, str) and labels == "cycle"):
+            return np.arange(n, dtype=np.int64) % k
+        if isinstance(labels, str):
+            raise ModelError(f"labels must be an int, a sequence of ints or 'cycle', not {labels!r}")
+        array = np.asarray(labels)
+        if array.ndim == 0:
+            array = np.full(n, int(array), dtype=np.int64)
+        if array.shape != (n,):
+            raise ModelError(f"got {len(array)} labels for {n} images; give one label or exactly {n}")
+        return self._check_labels(array)
+
+    def _check_labels(self, labels: np.ndarray) -> np.ndarray:
+        if labels.size and not np.issubdtype(labels.dtype, np.integer):
+            raise ModelError(f"labels must be integers, not {labels.dtype}")
+        k = self.info.num_classes
+        bad = labels[(labels < 0) | (labels >= k)] if labels.size else labels
+        if bad.size:
+            raise ModelError(f"label {int(bad[0])} is out of range: this model has classes 0..{k - 1}")
+        return labels.astype(np.int64)
+
+    def iter_batches(self, n: int, labels: Labels = None, seed: int | None = None,
+                     batch_size: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (start index, images) batch by batch, so memory stays bounded for any n.
+
+        The noise stream is the same whatever the batch size, so the first k images are too.
+        """
+        if n < 1:
+            raise ModelError(f"n must be at least 1, not {n}")
+        batch_size = batch_size or self.batch_size
+        if batch_size < 1:
+            raise ModelError(f"batch_size must be at least 1, not {batch_size}")
+        all_labels = self.resolve_labels(n, labels)
+        rng = np.random.default_rng(seed)
+        for start in range(0, n, batch_size):
+            count = min(batch_size, n - start)
+            noise = rng.standard_normal((count, self.info.noise_dim), dtype=np.float32)
+            chunk = None if all_labels is None else all_labels[start:start + count]
+            yield start, self.generate(noise, chunk)
+
+    def sample(self, n: int, labels: Labels = None, seed: int | None = None,
+               batch_size: int | None = None) -> np.ndarray:
+        """n images (n, C, H, W) float32 in [-1, 1]; standard-normal noise from default_rng(seed)."""
+        out = np.empty((n, *self.info.image_shape), dtype=np.float32) if n > 0 else None
+        for start, images in self.iter_batches(n, labels, seed, batch_size):
+            out[start:start + len(images)] = images
+        return out
+
+    def noise(self, n: int, seed: int | None = None) -> np.ndarray:
+        """The noise `sample(n, seed=seed)` uses, for callers that want to reuse or edit it."""
+        return np.random.default_rng(seed).standard_normal((n, self.info.noise_dim), dtype=np.float32)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+    """Spherical interpolation from a to b (each (noise_dim,)) in `steps` points, ends included."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    cos = np.dot(a64, b64) / (np.linalg.norm(a64) * np.linalg.norm(b64))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    if omega < 1e-6:
+        return ((1 - t) * a64 + t * b64).astype(np.float32)
+    return ((np.sin((1 - t) * omega) * a64 + np.sin(t * omega) * b64) / np.sin(omega)).astype(np.float32)
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return ort.get_available_providers()

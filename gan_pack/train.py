@@ -1,0 +1,293 @@
+"""The training loop (D step, then G step), checkpoints and resume."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan_pack.config import DatasetInfo, TrainConfig, dump_json
+from gan_pack.data import DeviceBatches, load_dataset
+from gan_pack.errors import CheckpointError, DeviceError
+from gan_pack.files import atomic_path, write_text_atomic
+from gan_pack.images import save_grid
+from gan_pack.models import EMA, build_discriminator, build_generator, recalibrate_batchnorm
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
+# Settings that may change when a run is resumed (where it runs, not what it trains).
+RESUME_FREE = ("device", "data_dir", "out", "log_every")
+GRID_COLUMNS = 10
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda was asked for but torch sees no CUDA GPU; "
+                          "use --device cpu (or auto)")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+@dataclass
+class Trainer:
+    """Everything a run holds in memory: models, optimizers, data, counters."""
+
+    config: TrainConfig
+    info: DatasetInfo
+    device: torch.device
+    generator: nn.Module
+    discriminator: nn.Module
+    ema: EMA | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    batches: DeviceBatches | None = None
+    epoch: int = 0
+    step: int = 0
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        return self.ema.model if self.ema is not None else self.generator
+
+
+def build_trainer(config: TrainConfig, info: DatasetInfo, device: torch.device) -> Trainer:
+    """Models and optimizers for a config; seeds torch so a CPU run is reproducible."""
+    torch.manual_seed(config.seed)
+    generator = build_generator(config, info.num_classes, info.image_shape).to(device)
+    discriminator = build_discriminator(config, info.num_classes, info.image_shape).to(device)
+    betas = (config.beta1, config.beta2)
+    fused = device.type == "cuda"
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas, fused=fused)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=betas, fused=fused)
+    ema = EMA(generator, config.ema_decay) if config.ema else None
+    return Trainer(config, info, device, generator, discriminator, ema, opt_g, opt_d)
+
+
+def discriminator_loss(loss: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    if loss == "hinge":
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+    ones, zeros = torch.ones_like(real_logits), torch.zeros_like(fake_logits)
+    if loss == "bce-prob":  # the tutorial: Sigmoid in D, then BCELoss on probabilities
+        return F.binary_cross_entropy(torch.sigmoid(real_logits), ones) + \
+            F.binary_cross_entropy(torch.sigmoid(fake_logits), zeros)
+    return F.binary_cross_entropy_with_logits(real_logits, ones) + \
+        F.binary_cross_entropy_with_logits(fake_logits, zeros)
+
+
+def generator_loss(loss: str, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating: G wants D to call its fakes real."""
+    if loss == "hinge":
+        return -fake_logits.mean()
+    ones = torch.ones_like(fake_logits)
+    if loss == "bce-prob":
+        return F.binary_cross_entropy(torch.sigmoid(fake_logits), ones)
+    return F.binary_cross_entropy_with_logits(fake_logits, ones)
+
+
+def train_step(t: Trainer, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """One D step on real and (detached) fake, then one G step. Returns the stats, on device."""
+    cfg, batch = t.config, real.shape[0]
+    noise = torch.randn(batch, cfg.noise_dim, device=t.device)                # (B, noise_dim)
+    fake_labels = (torch.randint(0, t.info.num_classes, (batch,), device=t.device)
+                   if t.info.num_classes else None)
+    real_labels = labels if t.info.num_classes else None
+    fake = t.generator(noise, fake_labels)                                     # (B, C, H, W)
+
+    real_logits = t.discriminator(real, real_labels)
+    fake_logits = t.discriminator(fake.detach(), fake_labels)
+    d_loss = discriminator_loss(cfg.loss, real_logits, fake_logits)
+    t.opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    t.opt_d.step()
+
+    g_loss = generator_loss(cfg.loss, t.discriminator(fake, fake_labels))
+    t.opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    t.opt_g.step()
+    if t.ema is not None:
+        t.ema.update(t.generator)
+    t.step += 1
+    return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(),
+                        torch.sigmoid(fake_logits.detach()).mean()])
+
+
+def fixed_inputs(t: Trainer) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The same noise every epoch, so the grids show how one set of samples evolves."""
+    rng = torch.Generator().manual_seed(t.config.seed + 1)
+    k = t.info.num_classes
+    count = k * GRID_COLUMNS if k else 64
+    noise = torch.randn(count, t.config.noise_dim, generator=rng).to(t.device)
+    labels = torch.arange(k).repeat_interleave(GRID_COLUMNS).to(t.device) if k else None
+    return noise, labels
+
+
+def finish_epoch_models(t: Trainer) -> None:
+    """Recompute the EMA generator's BatchNorm statistics for its averaged weights."""
+    if t.ema is not None:
+        recalibrate_batchnorm(t.ema.model, t.config.noise_dim, t.info.num_classes, t.device,
+                              seed=t.config.seed + t.epoch)
+
+
+@torch.no_grad()
+def save_samples(t: Trainer, run_dir: Path) -> Path:
+    noise, labels = fixed_inputs(t)
+    model = t.sampling_generator
+    was_training = model.training
+    model.eval()
+    images = model(noise, labels).float().cpu().numpy()
+    model.train(was_training)
+    path = run_dir / "samples" / f"epoch_{t.epoch:03d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(path, images, nrow=GRID_COLUMNS if t.info.num_classes else 8)
+    return path
+
+
+def rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def checkpoint_dict(t: Trainer) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "config": t.config.to_dict(),
+        "dataset": t.info.to_dict(),
+        "generator": t.generator.state_dict(),
+        "generator_ema": t.ema.model.state_dict() if t.ema is not None else None,
+        "discriminator": t.discriminator.state_dict(),
+        "opt_g": t.opt_g.state_dict(),
+        "opt_d": t.opt_d.state_dict(),
+        "epoch": t.epoch,
+        "step": t.step,
+        "rng": rng_state(t.device),
+    }
+
+
+def save_checkpoint(t: Trainer, run_dir: Path) -> Path:
+    path = run_dir / CHECKPOINT_NAME
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint_dict(t), tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint file or the one in a run folder, safely (weights_only=True)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist: give a run folder (holding "
+                              f"{CHECKPOINT_NAME}) or a checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path} is not a gan_pack checkpoint ({type(e).__name__}); "
+                              f"give a run folder or the {CHECKPOINT_NAME} inside one") from e
+    if not isinstance(ckpt, dict) or "format" not in ckpt or "config" not in ckpt:
+        raise CheckpointError(f"{path} is not a gan_pack checkpoint; give a run folder or "
+                              f"the {CHECKPOINT_NAME} inside one")
+    if ckpt["format"] > CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {ckpt['format']}, newer than this "
+                              f"gan_pack reads ({CHECKPOINT_FORMAT}); upgrade gan_pack")
+    return ckpt
+
+
+def restore(t: Trainer, ckpt: dict) -> None:
+    t.generator.load_state_dict(ckpt["generator"])
+    t.discriminator.load_state_dict(ckpt["discriminator"])
+    if t.ema is not None:
+        t.ema.model.load_state_dict(ckpt["generator_ema"])
+        t.ema.updates = int(ckpt["step"])
+    t.opt_g.load_state_dict(ckpt["opt_g"])
+    t.opt_d.load_state_dict(ckpt["opt_d"])
+    t.epoch, t.step = int(ckpt["epoch"]), int(ckpt["step"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if t.device.type == "cuda" and "cuda" in ckpt["rng"]:
+        torch.cuda.set_rng_state(ckpt["rng"]["cuda"], t.device)
+
+
+def log_metrics(run_dir: Path, record: dict) -> None:
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def run_epoch(t: Trainer, run_dir: Path, progress=None) -> dict:
+    """Train one epoch; host syncs only every log_every steps. Returns the last logged record."""
+    cfg, record = t.config, {}
+    sums, count = torch.zeros(4, device=t.device), 0
+    t.generator.train()
+    t.discriminator.train()
+    started = time.perf_counter()
+    for real, labels in t.batches.epoch():
+        sums += train_step(t, real, labels)
+        count += 1
+        if count == cfg.log_every or t.step % len(t.batches) == 0:
+            record = _log_record(t, sums / count, count, time.perf_counter() - started)
+            log_metrics(run_dir, record)
+            if progress is not None:
+                progress(record, count)
+            sums.zero_()
+            count, started = 0, time.perf_counter()
+    t.epoch += 1
+    return record
+
+
+def _log_record(t: Trainer, means: torch.Tensor, steps: int, seconds: float) -> dict:
+    d_loss, g_loss, d_real, d_fake = means.tolist()
+    return {"epoch": t.epoch + 1, "step": t.step, "d_loss": round(d_loss, 5),
+            "g_loss": round(g_loss, 5), "d_x": round(d_real, 5), "d_g_z": round(d_fake, 5),
+            "images_per_s": round(steps * t.config.batch_size / max(seconds, 1e-9), 1),
+            "time": round(time.time(), 3)}
+
+
+def prepare_run(config: TrainConfig, resume: bool) -> tuple[Trainer, Path]:
+    """Build (or restore) a Trainer and its run folder; raise before writing anything on bad input."""
+    run_dir = Path(config.out)
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(run_dir)
+    elif (run_dir / CHECKPOINT_NAME).exists():
+        raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it "
+                              f"or choose another --out")
+    device = resolve_device(config.device)
+    images, labels, info = load_dataset(config)
+    t = build_trainer(config, info, device)
+    t.batches = DeviceBatches(images, labels, config.batch_size, device)
+    if ckpt is not None:
+        check_resume_config(ckpt["config"], config)
+        restore(t, ckpt)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.json", dump_json({**config.to_dict(), "dataset_info": info.to_dict()}))
+    return t, run_dir
+
+
+def check_resume_config(saved: dict, config: TrainConfig) -> None:
+    given = config.to_dict()
+    differ = [f"{k}: run has {saved.get(k)!r}, flags give {given[k]!r}"
+              for k in given if k not in RESUME_FREE and saved.get(k) != given[k]]
+    if differ:
+        raise CheckpointError("--resume with settings that differ from the run's ("
+                              + "; ".join(differ) + "); drop those flags or start a new --out")
+
+
+def train(config: TrainConfig, resume: bool = False, on_epoch=None, progress_factory=None) -> Trainer:
+    """Train to config.epochs total epochs, writing the run folder as it goes."""
+    t, run_dir = prepare_run(config, resume)
+    while t.epoch < config.epochs:
+        progress = progress_factory(t) if progress_factory else None
+        run_epoch(t, run_dir, progress.update if progress else None)
+        finish_epoch_models(t)
+        save_samples(t, run_dir)
+        save_checkpoint(t, run_dir)
+        if progress:
+            progress.close()
+        if on_epoch:
+            on_epoch(t)
+    return t
