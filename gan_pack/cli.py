@@ -69,16 +69,22 @@ def train(
     epochs: Annotated[int, typer.Option(help="Total epochs (a resumed run continues up to this).")] = 10,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate, both networks.")] = 2e-4,
+    lr_d: Annotated[Optional[float], typer.Option(help="Discriminator learning rate (default: --lr).")] = None,
     beta1: Annotated[float, typer.Option(help="Adam beta1.")] = 0.5,
     beta2: Annotated[float, typer.Option(help="Adam beta2.")] = 0.999,
     noise_dim: Annotated[int, typer.Option(help="Dimension of the standard-normal noise.")] = 100,
     width: Annotated[int, typer.Option(help="dcgan base channel count.")] = 64,
+    spectral_norm: Annotated[bool, typer.Option(help="Spectral normalisation in D.")] = False,
+    late_label: Annotated[bool, typer.Option(help="dcgan cGAN: feed the label to D's last layer too.")] = False,
     ema: Annotated[bool, typer.Option(help="Keep an EMA of G's weights for samples and export.")] = True,
     ema_decay: Annotated[float, typer.Option(help="EMA decay per step.")] = 0.999,
     loss: Annotated[str, typer.Option(help="bce (on logits), bce-prob (the tutorial's), or hinge.")] = "bce",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same CPU run.")] = 0,
     log_every: Annotated[int, typer.Option(help="Steps between lines of metrics.jsonl.")] = 100,
+    eval_every: Annotated[int, typer.Option(help="Evaluate the EMA generator every K epochs (0: never).")] = 0,
+    classifier: Annotated[Optional[str], typer.Option(help="Exported classifier for --eval-every.")] = None,
+    eval_n: Annotated[int, typer.Option(help="Images per in-training evaluation.")] = 5000,
     out: Annotated[str, typer.Option("--out", "-o", help="Run folder to write.")] = "runs/run",
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
 ) -> None:
@@ -110,20 +116,13 @@ def _run_training(config, resume: bool) -> None:
     typer.echo(f"training {config.model} ({config.arch}) on {config.dataset} -> {config.out}", err=True)
 
     def on_epoch(t):
-        rec = _last_record(Path(config.out))
+        rec = t.last_record or {}
         typer.echo(f"epoch {t.epoch}/{config.epochs}  step {t.step}  d_loss {rec.get('d_loss')}  "
                    f"g_loss {rec.get('g_loss')}  D(x) {rec.get('d_x')}  D(G(z)) {rec.get('d_g_z')}  "
                    f"{rec.get('images_per_s')} images/s", err=True)
 
     t = train_run(config, resume=resume, on_epoch=on_epoch, progress_factory=ProgressBar)
     typer.echo(f"done: {t.epoch} epochs, {t.step} steps; samples in {config.out}/samples/", err=True)
-
-
-def _last_record(run_dir: Path) -> dict:
-    import json
-
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return json.loads(lines[-1]) if lines else {}
 
 
 class ProgressBar:

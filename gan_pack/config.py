@@ -33,16 +33,22 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     lr: float = 2e-4
+    lr_d: float | None = None       # discriminator learning rate (None: same as lr)
     beta1: float = 0.5
     beta2: float = 0.999
     noise_dim: int = 100
     width: int = 64                 # dcgan base channel count
+    spectral_norm: bool = False     # spectral normalisation on D's layers
+    late_label: bool = False        # dcgan cGAN: the label also enters D's last layer
     ema: bool = True
     ema_decay: float = 0.999
     device: str = "auto"
     seed: int = 0
     log_every: int = 100
     loss: str = "bce"               # bce (on logits) | bce-prob (tutorial) | hinge
+    eval_every: int = 0             # epochs between in-training evaluations (0: never)
+    classifier: str | None = None   # exported classifier used by the in-training evaluation
+    eval_n: int = 5000
     out: str = "runs/run"
 
     def __post_init__(self) -> None:
@@ -68,8 +74,8 @@ class TrainConfig:
             p.append(f"--batch-size must be at least 1, not {self.batch_size}")
         if self.noise_dim < 1:
             p.append(f"--noise-dim must be at least 1, not {self.noise_dim}")
-        if self.lr <= 0:
-            p.append(f"--lr must be positive, not {self.lr}")
+        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
+            p.append("--lr and --lr-d must be positive")
         if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
             p.append("--beta1/--beta2 must be in [0, 1)")
         if not 0.0 < self.ema_decay < 1.0:
@@ -78,6 +84,12 @@ class TrainConfig:
             p.append(f"--channels must be 1 or 3, not {self.channels}")
         if self.log_every < 1:
             p.append(f"--log-every must be at least 1, not {self.log_every}")
+        if self.eval_every < 0 or (self.eval_every and not self.classifier):
+            p.append("--eval-every needs --classifier (an exported classifier) and a positive value")
+        if self.eval_every and self.data_dir is None:
+            p.append("--eval-every needs --data-dir (the real test set to compare with)")
+        if self.eval_n < 2:
+            p.append(f"--eval-n must be at least 2, not {self.eval_n}")
         if self.width < 8:
             p.append(f"--width must be at least 8, not {self.width}")
         if self.arch == "dcgan" and self.image_size not in DCGAN_SIZES:

@@ -28,12 +28,16 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
     The matrix square root is scipy.linalg.sqrtm; its tiny imaginary part is dropped.
     """
+    import warnings
+
     from scipy import linalg
 
     a, b = a.astype(np.float64), b.astype(np.float64)
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(cov_a @ cov_b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # near-singular products are handled below
+        covmean = linalg.sqrtm(cov_a @ cov_b)
     if not np.isfinite(covmean).all():
         offset = np.eye(len(cov_a)) * 1e-6
         covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))

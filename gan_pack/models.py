@@ -103,9 +103,11 @@ class DCGANGenerator(Conditioned):
 
 
 class DCGANDiscriminator(Conditioned):
-    """Strided convolutions with LeakyReLU; the label enters as constant planes beside the image."""
+    """Strided convolutions with LeakyReLU; the label enters as constant planes beside the image
+    (and, with late_label, once more beside the features that the last layer reads)."""
 
-    def __init__(self, num_classes: int, image_shape: tuple[int, int, int], width: int = 64):
+    def __init__(self, num_classes: int, image_shape: tuple[int, int, int], width: int = 64,
+                 late_label: bool = False):
         super().__init__(num_classes)
         channels, size = image_shape[0], image_shape[1]
         feats = _dcgan_channels(width, size)[::-1]            # e.g. 28px: [64, 128, 256]
@@ -114,7 +116,9 @@ class DCGANDiscriminator(Conditioned):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, True)]
             c_in = c_out
         base = size // 2 ** (len(feats) - 1)
-        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * base * base, 1))
+        self.late_label = late_label and num_classes > 0
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = nn.Linear(c_in * base * base + (num_classes if self.late_label else 0), 1)
         dcgan_init(self)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -122,7 +126,10 @@ class DCGANDiscriminator(Conditioned):
         if embedding is not None:
             planes = embedding[:, :, None, None].expand(-1, -1, images.shape[2], images.shape[3])
             images = torch.cat([images, planes], dim=1)        # (B, C + num_classes, H, W)
-        return self.net(images).squeeze(1)                     # (B,) logits
+        features = self.features(images)                       # (B, F)
+        if self.late_label:
+            features = torch.cat([features, embedding], dim=1)
+        return self.head(features).squeeze(1)                  # (B,) logits
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -147,10 +154,23 @@ def build_generator(config: TrainConfig, num_classes: int, image_shape) -> nn.Mo
 
 def build_discriminator(config: TrainConfig, num_classes: int, image_shape) -> nn.Module:
     if config.arch == "mlp":
-        return MLPDiscriminator(num_classes, image_shape)
-    if config.arch == "dcgan":
-        return DCGANDiscriminator(num_classes, image_shape, config.width)
-    raise ConfigError(f"unknown arch {config.arch!r}")
+        model = MLPDiscriminator(num_classes, image_shape)
+    elif config.arch == "dcgan":
+        model = DCGANDiscriminator(num_classes, image_shape, config.width, config.late_label)
+    else:
+        raise ConfigError(f"unknown arch {config.arch!r}")
+    if config.spectral_norm:
+        add_spectral_norm(model)
+    return model
+
+
+def add_spectral_norm(model: nn.Module) -> None:
+    """Spectral normalisation on every convolution and linear layer (not the label embedding)."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, (nn.Conv2d, nn.Linear)):
+            setattr(model, name, nn.utils.parametrizations.spectral_norm(child))
+        else:
+            add_spectral_norm(child)
 
 
 class EMA:

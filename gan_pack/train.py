@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,7 +22,7 @@ from gan_pack.models import EMA, build_discriminator, build_generator, recalibra
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
 # Settings that may change when a run is resumed (where it runs, not what it trains).
-RESUME_FREE = ("device", "data_dir", "out", "log_every")
+RESUME_FREE = ("device", "data_dir", "out", "log_every", "eval_every", "classifier", "eval_n")
 GRID_COLUMNS = 10
 
 
@@ -49,6 +50,7 @@ class Trainer:
     batches: DeviceBatches | None = None
     epoch: int = 0
     step: int = 0
+    last_record: dict | None = None
 
     @property
     def sampling_generator(self) -> nn.Module:
@@ -63,7 +65,8 @@ def build_trainer(config: TrainConfig, info: DatasetInfo, device: torch.device) 
     betas = (config.beta1, config.beta2)
     fused = device.type == "cuda"
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas, fused=fused)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=betas, fused=fused)
+    lr_d = config.lr_d if config.lr_d is not None else config.lr
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=betas, fused=fused)
     ema = EMA(generator, config.ema_decay) if config.ema else None
     return Trainer(config, info, device, generator, discriminator, ema, opt_g, opt_d)
 
@@ -277,15 +280,68 @@ def check_resume_config(saved: dict, config: TrainConfig) -> None:
                               + "; ".join(differ) + "); drop those flags or start a new --out")
 
 
+class InTrainingEvaluation:
+    """Every eval_every epochs: sample the EMA generator, measure FCD etc. with the classifier,
+    log an `eval` line to metrics.jsonl, and keep checkpoint-best.pt (lowest FCD)."""
+
+    def __init__(self, config: TrainConfig):
+        from gan_pack.evaluate import OnnxClassifier, RealReference
+
+        self.config = config
+        self.classifier = OnnxClassifier(config.classifier)
+        self.real = RealReference.load(self.classifier, config.data_dir, config.eval_n, config.seed)
+        self.best = float("inf")
+
+    @torch.no_grad()
+    def __call__(self, t: Trainer, run_dir: Path) -> dict:
+        from gan_pack.evaluate import frechet_distance, quality_metrics
+
+        images, labels = generate_numpy(t, self.config.eval_n)
+        m = quality_metrics(images, labels, self.classifier, self.real)
+        floor = frechet_distance(self.real.train_features, self.real.test_features)
+        record = {"epoch": t.epoch, "step": t.step, "eval": True, "n": self.config.eval_n,
+                  "fcd": round(m["fcd"], 4), "fcd_ratio": round(m["fcd"] / floor, 3),
+                  "recall": round(m["recall"], 4), "precision": round(m["precision"], 4),
+                  "class_kl": round(m["class_kl"], 5),
+                  "conditional_accuracy": round(m.get("conditional_accuracy", float("nan")), 5),
+                  "time": round(time.time(), 3)}
+        log_metrics(run_dir, record)
+        if m["fcd"] < self.best:
+            self.best = m["fcd"]
+            with atomic_path(run_dir / "checkpoint-best.pt") as tmp:
+                torch.save(checkpoint_dict(t), tmp)
+        return record
+
+
+@torch.no_grad()
+def generate_numpy(t: Trainer, n: int, batch: int = 1000):
+    """n images from the eval-mode sampling generator, labels cycling through the classes."""
+    model, k = t.sampling_generator, t.info.num_classes
+    was_training = model.training
+    model.eval()
+    rng = torch.Generator(device=t.device).manual_seed(t.config.seed + 7)
+    labels = torch.arange(n, device=t.device) % k if k else None
+    chunks = []
+    for start in range(0, n, batch):
+        noise = torch.randn(min(batch, n - start), t.config.noise_dim, device=t.device, generator=rng)
+        chunk_labels = labels[start:start + len(noise)] if k else None
+        chunks.append(model(noise, chunk_labels).float().cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(chunks), (labels.cpu().numpy() if k else None)
+
+
 def train(config: TrainConfig, resume: bool = False, on_epoch=None, progress_factory=None) -> Trainer:
     """Train to config.epochs total epochs, writing the run folder as it goes."""
+    evaluation = InTrainingEvaluation(config) if config.eval_every else None
     t, run_dir = prepare_run(config, resume)
     while t.epoch < config.epochs:
         progress = progress_factory(t) if progress_factory else None
-        run_epoch(t, run_dir, progress.update if progress else None)
+        t.last_record = run_epoch(t, run_dir, progress.update if progress else None)
         finish_epoch_models(t)
         save_samples(t, run_dir)
         save_checkpoint(t, run_dir)
+        if evaluation and (t.epoch % config.eval_every == 0 or t.epoch == config.epochs):
+            evaluation(t, run_dir)
         if progress:
             progress.close()
         if on_epoch:

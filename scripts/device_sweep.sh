@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Side-by-side variants on one GPU machine (the device tool): each run logs in-training FCD every
+# 4 epochs and keeps its best checkpoint, which is exported. Usage: OUT=dir bash scripts/device_sweep.sh SECONDS NAME:ARGS...
+set -u
+export PYTHONPATH=. PYTHONUNBUFFERED=1
+LIMIT=$1; shift
+R=/tmp/sweep; mkdir -p $R
+M="--data-dir .data/mnist --classifier exported/mnist-classifier.onnx --eval-every 4 --log-every 500"
+F="--dataset fashion-mnist --data-dir .data/fashion-mnist --classifier exported/fashion-mnist-classifier.onnx --eval-every 4 --log-every 500"
+names=()
+for spec in "$@"; do
+  name=${spec%%:*}; args=${spec#*:}; names+=($name)
+  args=${args//@M/$M}; args=${args//@F/$F}
+  timeout $LIMIT python3 -m gan_pack train --out $R/$name $args > $R/$name.log 2>&1 &
+done
+wait
+for name in "${names[@]}"; do
+  python3 -m gan_pack export $R/$name/checkpoint-best.pt -o $R/$name/$name.onnx > $R/$name/export.log 2>&1 &
+done
+wait
+for name in "${names[@]}"; do
+  echo "== $name"; grep eval $R/$name/metrics.jsonl | python3 -c "
+import json,sys
+for l in sys.stdin:
+    r=json.loads(l); print(r['epoch'], r['fcd'], r['fcd_ratio'], r['recall'], r['precision'], r['class_kl'], r['conditional_accuracy'])"
+  tail -n 1 $R/$name/export.log
+  last=$(ls $R/$name/samples | tail -1)
+  tar czf $OUT/$name.tgz -C $R/$name $name.onnx $name.parity.json metrics.jsonl config.json samples/$last $name.log 2>/dev/null || tar czf $OUT/$name.tgz -C $R/$name metrics.jsonl
+done
