@@ -24,6 +24,6 @@ import json,sys
 for l in sys.stdin:
     r=json.loads(l); print(r['epoch'], r['fcd'], r['fcd_ratio'], r['recall'], r['precision'], r['class_kl'], r['conditional_accuracy'])"
   tail -n 1 $R/$name/export.log
-  last=$(ls $R/$name/samples | tail -1)
-  tar czf $OUT/$name.tgz -C $R/$name $name.onnx $name.parity.json metrics.jsonl config.json samples/$last $name.log 2>/dev/null || tar czf $OUT/$name.tgz -C $R/$name metrics.jsonl
+  cp $R/$name.log $R/$name/train.log; last=$(ls $R/$name/samples | tail -1)
+  tar czf $OUT/$name.tgz -C $R/$name $name.onnx $name.parity.json metrics.jsonl config.json samples/$last train.log 2>/dev/null || tar czf $OUT/$name.tgz -C $R/$name metrics.jsonl
 done
