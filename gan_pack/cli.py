@@ -74,6 +74,7 @@ def train(
     beta2: Annotated[float, typer.Option(help="Adam beta2.")] = 0.999,
     noise_dim: Annotated[int, typer.Option(help="Dimension of the standard-normal noise.")] = 100,
     width: Annotated[int, typer.Option(help="dcgan base channel count.")] = 64,
+    d_width: Annotated[Optional[int], typer.Option(help="dcgan D base channel count (default: --width).")] = None,
     spectral_norm: Annotated[bool, typer.Option(help="Spectral normalisation in D.")] = False,
     late_label: Annotated[bool, typer.Option(help="dcgan cGAN: feed the label to D's last layer too.")] = False,
     ema: Annotated[bool, typer.Option(help="Keep an EMA of G's weights for samples and export.")] = True,

@@ -38,6 +38,7 @@ class TrainConfig:
     beta2: float = 0.999
     noise_dim: int = 100
     width: int = 64                 # dcgan base channel count
+    d_width: int | None = None      # dcgan D base channel count (None: same as width)
     spectral_norm: bool = False     # spectral normalisation on D's layers
     late_label: bool = False        # dcgan cGAN: the label also enters D's last layer
     ema: bool = True
@@ -90,8 +91,8 @@ class TrainConfig:
             p.append("--eval-every needs --data-dir (the real test set to compare with)")
         if self.eval_n < 2:
             p.append(f"--eval-n must be at least 2, not {self.eval_n}")
-        if self.width < 8:
-            p.append(f"--width must be at least 8, not {self.width}")
+        if self.width < 8 or (self.d_width is not None and self.d_width < 8):
+            p.append("--width and --d-width must be at least 8")
         if self.arch == "dcgan" and self.image_size not in DCGAN_SIZES:
             p.append(f"--arch dcgan builds {', '.join(map(str, DCGAN_SIZES))}-pixel images, "
                      f"not {self.image_size}; pick one of those --image-size values")

@@ -156,7 +156,8 @@ def build_discriminator(config: TrainConfig, num_classes: int, image_shape) -> n
     if config.arch == "mlp":
         model = MLPDiscriminator(num_classes, image_shape)
     elif config.arch == "dcgan":
-        model = DCGANDiscriminator(num_classes, image_shape, config.width, config.late_label)
+        model = DCGANDiscriminator(num_classes, image_shape, config.d_width or config.width,
+                                   config.late_label)
     else:
         raise ConfigError(f"unknown arch {config.arch!r}")
     if config.spectral_norm:
