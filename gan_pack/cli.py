@@ -297,7 +297,10 @@ def interpolate(
 
 @app.command()
 def info(model: Annotated[Path, typer.Argument(help="An exported generator (.onnx).")]) -> None:
-    """Print a model's metadata, inputs/outputs, parity report, size and available providers."""
+    """Print a model's metadata, inputs/outputs, parity report, size and available providers.
+
+    Example: ganpack info exported/mnist-cgan.onnx
+    """
     from gan_pack.runtime import OnnxGenerator, available_providers
 
     generator = OnnxGenerator(model)

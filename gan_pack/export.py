@@ -100,7 +100,8 @@ class ExportedGenerator(nn.Module):
     def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.half:
             noise = noise.half()
-        return self.generator(noise, labels).float()
+        # onnxruntime's fast Tanh can overshoot +-1 by an ulp; the contract promises [-1, 1]
+        return self.generator(noise, labels).float().clamp(-1.0, 1.0)
 
 
 def load_generator(source: str | Path, weights: str = "ema") -> tuple[nn.Module, dict]:

@@ -157,7 +157,9 @@ class OnnxGenerator:
             feeds["labels"] = labels
         elif labels is not None:
             raise ModelError("this model is unconditional (num_classes 0): drop the labels")
-        return self.session.run(["images"], feeds)[0]
+        images = self.session.run(["images"], feeds)[0]
+        # models exported before the graph clamped its output can overshoot +-1 by an ulp
+        return np.clip(images, -1.0, 1.0, out=images)
 
     def resolve_labels(self, n: int, labels: Labels) -> np.ndarray | None:
         """n labels from: None (cGAN: each class in turn), "cycle", one int, or a sequence of n."""

@@ -1,0 +1,55 @@
+# gan_pack: `make sample` (torch-free, the shipped model) and `make test` are the two setup commands.
+PYTHON ?= python3
+VENV := .venv
+RUNTIME_VENV := .venv-runtime
+DATA ?= ../shared/data
+RUN ?= runs/demo
+
+.PHONY: setup runtime sample test test-runtime train export evaluate info benchmark clean
+
+setup: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[train,dev]'
+	touch $@
+
+# The runtime alone: numpy, onnxruntime, typer, pillow, scipy. No torch.
+runtime: $(RUNTIME_VENV)/.installed
+$(RUNTIME_VENV)/.installed: pyproject.toml
+	test -d $(RUNTIME_VENV) || $(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install -q --upgrade pip
+	$(RUNTIME_VENV)/bin/pip install -q -e . pytest
+	touch $@
+
+sample: runtime
+	$(RUNTIME_VENV)/bin/ganpack sample exported/mnist-cgan.onnx --per-class 10 --seed 0 -o samples.png
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+# The runtime's tests in the torch-free venv (CI runs this after `make test`).
+test-runtime: runtime
+	@! $(RUNTIME_VENV)/bin/python -c "import torch" 2>/dev/null || (echo "torch is in $(RUNTIME_VENV)"; exit 1)
+	$(RUNTIME_VENV)/bin/python -m pytest -q tests/test_runtime.py tests/test_cli.py tests/test_images.py \
+		tests/test_evaluate.py tests/test_shipped.py tests/test_idx.py tests/test_config.py
+	$(RUNTIME_VENV)/bin/ganpack sample exported/mnist-gan.onnx -n 16 -o /tmp/ganpack-ci-sample.png
+
+train: setup
+	$(VENV)/bin/ganpack train --model cgan --epochs 3 --data-dir $(DATA)/mnist --out $(RUN)
+
+export: setup
+	$(VENV)/bin/ganpack export $(RUN) -o exported/demo.onnx
+
+evaluate: runtime
+	$(RUNTIME_VENV)/bin/ganpack evaluate exported/mnist-cgan.onnx --classifier exported/mnist-classifier.onnx \
+		--data-dir $(DATA)/mnist
+
+info: runtime
+	$(RUNTIME_VENV)/bin/ganpack info exported/mnist-cgan.onnx
+
+benchmark: setup
+	$(VENV)/bin/python benchmarks/sampling.py
+
+clean:
+	rm -rf $(VENV) $(RUNTIME_VENV) .pytest_cache samples.png

@@ -1,0 +1,140 @@
+"""Sampling speed and cold start, measured side by side in one run (not a test).
+
+For the classic MLP cGAN: onnxruntime CPU (default session, and tuned) against PyTorch eager CPU
+on the same weights and noise, at batch 1, 64 and 1024; then the cold start of a whole
+`ganpack sample` process against a process that only imports torch.
+
+Usage: .venv/bin/python benchmarks/sampling.py [--seconds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCHES = (1, 64, 1024)
+
+
+def build_mlp_cgan(folder: Path):
+    """A classic MLP cGAN with calibrated BatchNorm, saved as a checkpoint and exported."""
+    import torch
+
+    from gan_pack.config import DatasetInfo, TrainConfig
+    from gan_pack.export import ExportOptions, export_generator, load_generator
+    from gan_pack.models import recalibrate_batchnorm
+    from gan_pack.train import build_trainer, save_checkpoint
+
+    config = TrainConfig(model="cgan", arch="mlp", out=str(folder), device="cpu")
+    info = DatasetInfo("mnist", (1, 28, 28), 10, [str(i) for i in range(10)])
+    t = build_trainer(config, info, torch.device("cpu"))
+    recalibrate_batchnorm(t.ema.model, 100, 10, torch.device("cpu"))
+    save_checkpoint(t, folder)
+    export_generator(folder, folder / "mlp.onnx", ExportOptions(batch_sizes=(1, 7)))
+    return load_generator(folder)[0], folder / "mlp.onnx"
+
+
+def rate(fn, batch: int, seconds: float) -> float:
+    """Images per second of fn() producing `batch` images, after a warm-up."""
+    for _ in range(3):
+        fn()
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        fn()
+        calls += 1
+    return calls * batch / (time.perf_counter() - started)
+
+
+def sessions(path: Path):
+    import onnxruntime as ort
+
+    default = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = os.cpu_count()
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    tuned = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return {"onnxruntime default": default, "onnxruntime tuned": tuned}
+
+
+def throughput_table(generator, path: Path, seconds: float) -> list[str]:
+    import torch
+
+    torch.set_num_threads(os.cpu_count())
+    rows = [f"{'batch':>6} {'torch eager':>14} {'ort default':>14} {'ort tuned':>14} {'tuned/torch':>12}"]
+    runs = sessions(path)
+    for batch in BATCHES:
+        noise = np.random.default_rng(0).standard_normal((batch, 100), dtype=np.float32)
+        labels = np.arange(batch, dtype=np.int64) % 10
+        tn, tl = torch.from_numpy(noise), torch.from_numpy(labels)
+        with torch.inference_mode():
+            torch_rate = rate(lambda: generator(tn, tl), batch, seconds)
+        ort_rates = [rate(lambda s=s: s.run(["images"], {"noise": noise, "labels": labels}), batch, seconds)
+                     for s in runs.values()]
+        rows.append(f"{batch:>6} {torch_rate:>14,.0f} {ort_rates[0]:>14,.0f} {ort_rates[1]:>14,.0f} "
+                    f"{ort_rates[1] / torch_rate:>11.2f}x")
+    return rows
+
+
+def measure_process(argv: list[str], repeats: int = 5) -> tuple[float, float]:
+    """Median wall seconds and peak RSS (MiB) of a whole process, each run in a fresh wrapper."""
+    probe = ("import resource, subprocess, sys, time\n"
+             "t = time.perf_counter(); r = subprocess.run(sys.argv[1:], capture_output=True)\n"
+             "assert r.returncode == 0, r.stderr\n"
+             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    walls, peaks = [], []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=True)
+        wall, rss_kib = out.stdout.split()
+        walls.append(float(wall))
+        peaks.append(float(rss_kib) / 1024)
+    return float(np.median(walls)), max(peaks)
+
+
+def cold_start_table(model: Path) -> list[str]:
+    runtime_python = ROOT / ".venv-runtime" / "bin" / "python"
+    python = str(runtime_python) if runtime_python.exists() else sys.executable
+    out = Path(tempfile.mkdtemp()) / "x.png"
+    sample = [python, "-m", "gan_pack", "sample", str(model), "-n", "64", "-o", str(out)]
+    torch_only = [sys.executable, "-c", "import torch"]
+    rows = [f"{'process':<44} {'wall s':>8} {'peak MiB':>9}"]
+    for name, argv in ((f"ganpack sample -n 64 ({Path(python).parent.parent.name})", sample),
+                       ("python -c 'import torch'", torch_only)):
+        wall, peak = measure_process(argv)
+        rows.append(f"{name:<44} {wall:>8.3f} {peak:>9.1f}")
+    shutil.rmtree(out.parent)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    args = parser.parse_args()
+    import onnxruntime
+    import torch
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}")
+    folder = Path(tempfile.mkdtemp())
+    try:
+        generator, path = build_mlp_cgan(folder)
+        print("\nMLP cGAN images/s on CPU (same weights, same noise)")
+        print("\n".join(throughput_table(generator, path, args.seconds)))
+        print("\ncold start (shipped exported/mnist-cgan-mlp.onnx)")
+        print("\n".join(cold_start_table(ROOT / "exported" / "mnist-cgan-mlp.onnx")))
+    finally:
+        shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Shared fixtures: tiny IDX data sets written by the tests, tiny trained runs and their exports.
+
+Nothing here needs ../shared: tests that want the real MNIST look for GANPACK_DATA_DIR.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gan_pack.idx import write_idx
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPORTED = ROOT / "exported"
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def synthetic_digits(n: int, seed: int = 0, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """n uint8 images (n, size, size): a bright bar whose position encodes the label, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    images = rng.integers(0, 40, size=(n, size, size)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        row = 2 + label * (size - 4) // 10
+        images[i, row:row + 2, 4:size - 4] = 255
+    return images, labels.astype(np.uint8)
+
+
+def write_tiny_idx(folder: Path, n_train: int = 64, n_test: int = 40, gz: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for split, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        images, labels = synthetic_digits(n, seed)
+        write_idx(folder / f"{split}-images-idx3-ubyte{suffix}", images)
+        write_idx(folder / f"{split}-labels-idx1-ubyte{suffix}", labels)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_idx(tmp_path_factory) -> Path:
+    return write_tiny_idx(tmp_path_factory.mktemp("tiny_mnist"))
+
+
+def tiny_config(out: Path, data_dir: Path, **overrides):
+    from gan_pack.config import TrainConfig
+
+    settings = dict(model="cgan", arch="mlp", epochs=1, batch_size=16, data_dir=str(data_dir),
+                    out=str(out), device="cpu", log_every=2, width=8, seed=0)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory, tiny_idx) -> dict[tuple[str, str], Path]:
+    """One tiny trained run per (model, arch): gan/cgan x mlp/dcgan."""
+    if not HAS_TORCH:
+        pytest.skip("needs the [train] extra (torch)")
+    from gan_pack.train import train
+
+    runs = {}
+    root = tmp_path_factory.mktemp("runs")
+    for model in ("gan", "cgan"):
+        for arch in ("mlp", "dcgan"):
+            out = root / f"{model}-{arch}"
+            train(tiny_config(out, tiny_idx, model=model, arch=arch))
+            runs[(model, arch)] = out
+    return runs
+
+
+@pytest.fixture(scope="session")
+def exported_models(tmp_path_factory, trained_runs) -> dict[tuple[str, str], Path]:
+    from gan_pack.export import ExportOptions, export_generator
+
+    root = tmp_path_factory.mktemp("exported")
+    models = {}
+    for key, run in trained_runs.items():
+        path = root / f"{key[0]}-{key[1]}.onnx"
+        export_generator(run, path, ExportOptions(batch_sizes=(1, 7, 300)))
+        models[key] = path
+    return models
+
+
+def shipped(name: str) -> Path:
+    path = EXPORTED / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this checkout")
+    return path
+
+
+def real_data_dir(dataset: str = "mnist") -> Path:
+    """The real data set from GANPACK_DATA_DIR (a folder holding mnist/ and fashion-mnist/, or the
+    data set's own folder); skip with the reason when it is absent."""
+    base = os.environ.get("GANPACK_DATA_DIR")
+    if not base:
+        pytest.skip("set GANPACK_DATA_DIR to the folder of the real IDX files to run this test")
+    for candidate in (Path(base) / dataset, Path(base)):
+        if (candidate / "t10k-labels-idx1-ubyte.gz").exists() or (candidate / "t10k-labels-idx1-ubyte").exists():
+            return candidate
+    pytest.skip(f"GANPACK_DATA_DIR={base} holds no {dataset} IDX files")
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run the real console entry point in-process; returns (exit code, stdout, stderr)."""
+    from gan_pack.cli import main
+    import sys
+
+    argv = sys.argv
+    sys.argv = ["ganpack", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        sys.argv = argv
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -1,0 +1,34 @@
+import pytest
+
+from gan_pack.config import DatasetInfo, TrainConfig
+from gan_pack.errors import ConfigError
+
+
+def test_defaults_are_the_tutorial_recipe():
+    c = TrainConfig()
+    assert (c.lr, c.beta1, c.beta2, c.noise_dim, c.batch_size, c.arch, c.ema) == (2e-4, 0.5, 0.999, 100, 64, "mlp", True)
+
+
+def test_every_problem_in_one_error():
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(epochs=0, batch_size=-1, arch="dcgan", image_size=30, model="vae")
+    message = str(e.value)
+    for word in ("--epochs", "--batch-size", "--image-size", "--model"):
+        assert word in message
+
+
+def test_round_trip_and_unknown_keys():
+    c = TrainConfig(model="cgan", arch="dcgan", image_size=32)
+    assert TrainConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ConfigError, match="newer"):
+        TrainConfig.from_dict({**c.to_dict(), "quantum": True})
+
+
+def test_eval_every_needs_classifier():
+    with pytest.raises(ConfigError, match="--classifier"):
+        TrainConfig(eval_every=2, data_dir="x")
+
+
+def test_dataset_info_round_trip():
+    info = DatasetInfo("mnist", (1, 28, 28), 10, [str(i) for i in range(10)], 60000)
+    assert DatasetInfo.from_dict(info.to_dict()) == info

@@ -1,0 +1,170 @@
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli, tiny_config
+from gan_pack.evaluate import (class_histogram, classifier_score, frechet_distance, kl_divergence,
+                               prdc, softmax)
+
+
+def test_identical_sets():
+    x = np.random.default_rng(0).standard_normal((2000, 8))
+    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-6)
+    m = prdc(x, x, k=5)
+    assert m["precision"] == 1.0 and m["recall"] == 1.0 and m["coverage"] == 1.0
+    assert m["density"] == pytest.approx(6 / 5)                 # each point also sits in its own ball
+
+
+def test_same_distribution_independent_samples():
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((3000, 4)), rng.standard_normal((3000, 4))
+    assert frechet_distance(a, b) < 0.02
+    m = prdc(a, b, k=5)
+    assert m["precision"] > 0.9 and m["recall"] > 0.9 and m["coverage"] > 0.9
+    assert m["density"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_shifted_gaussians_frechet_is_squared_mean_distance():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((20000, 4))
+    b = rng.standard_normal((20000, 4)) + np.array([3.0, 0, 0, 0])
+    assert frechet_distance(a, b) == pytest.approx(9.0, rel=0.03)
+
+
+def test_scaled_gaussian_frechet():
+    """N(0, I) vs N(0, 4I) in d dims: d * (1 + 4 - 2 * 2) = d."""
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((20000, 3)), 2.0 * rng.standard_normal((20000, 3))
+    assert frechet_distance(a, b) == pytest.approx(3.0, rel=0.05)
+
+
+def test_disjoint_sets_have_no_precision_or_recall():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((500, 4))
+    b = rng.standard_normal((500, 4)) + 100.0
+    m = prdc(a, b, k=5)
+    assert m == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+
+
+def test_subset_has_precision_but_low_recall():
+    rng = np.random.default_rng(4)
+    real = rng.standard_normal((2000, 2))
+    fake = real[real[:, 0] > 1.0] + 1e-3                       # one tail of the real data only
+    m = prdc(real, fake, k=5)
+    assert m["precision"] > 0.95 and m["recall"] < 0.4
+
+
+def test_classifier_score_and_kl():
+    confident = np.eye(10)[np.arange(1000) % 10]
+    assert classifier_score(confident * 0.999 + 0.0001) == pytest.approx(10.0, rel=0.02)
+    assert classifier_score(np.full((100, 10), 0.1)) == pytest.approx(1.0)
+    uniform = np.full(10, 0.1)
+    assert kl_divergence(uniform, uniform) == pytest.approx(0.0)
+    missing = class_histogram(np.arange(900) % 9, 10)          # no class 9
+    assert kl_divergence(uniform, missing) > 1.0
+    assert softmax(np.array([[0.0, 0.0]])).tolist() == [[0.5, 0.5]]
+
+
+# ---------------------------------------------------------------- end to end with a tiny classifier
+
+torch_needed = pytest.mark.torch
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tmp_path_factory, tiny_idx):
+    pytest.importorskip("torch")
+    from gan_pack.classifier import ClassifierConfig, export_classifier, train_classifier
+
+    config = ClassifierConfig(data_dir=str(tiny_idx), epochs=1, batch_size=16, device="cpu")
+    model, acc = train_classifier(config, log=lambda line: None)
+    path = tmp_path_factory.mktemp("cls") / "classifier.onnx"
+    export_classifier(model, path, config, acc)
+    return path
+
+
+@torch_needed
+def test_classifier_onnx_contract(tiny_classifier):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tiny_classifier), providers=["CPUExecutionProvider"])
+    logits, features = session.run(None, {"images": np.zeros((3, 1, 28, 28), np.float32)})
+    assert logits.shape == (3, 10) and features.shape == (3, 128)
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["gan_pack.kind"] == "classifier" and 0.0 <= float(meta["test_accuracy"]) <= 1.0
+    assert session.get_inputs()[0].shape[0] == "batch"
+
+
+@torch_needed
+def test_evaluate_end_to_end(tiny_classifier, exported_models, tiny_idx, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    code, stdout, err = run_cli(["evaluate", exported_models[("cgan", "mlp")], "--classifier", tiny_classifier,
+                                 "--data-dir", tiny_idx, "-n", "30", "--json", out], capsys)
+    assert code == 0, err
+    assert "unreliable" in err                                 # 30 <= 128 features
+    result = json.loads(out.read_text())
+    for key in ("fcd", "fcd_floor_train_vs_test", "conditional_accuracy", "per_class_accuracy", "class_kl",
+                "classifier_score", "classifier_score_real_test", "precision", "recall", "density",
+                "coverage", "model_sha256", "classifier_sha256", "n", "seed"):
+        assert key in result, key
+    assert len(result["per_class_accuracy"]) == 10 and result["n"] == 30
+    assert "FCD" in stdout and "recall" in stdout
+
+
+@torch_needed
+def test_evaluate_gan_has_no_conditional_accuracy(tiny_classifier, exported_models, tiny_idx, capsys):
+    code, stdout, err = run_cli(["evaluate", exported_models[("gan", "dcgan")], "--classifier", tiny_classifier,
+                                 "--data-dir", tiny_idx, "-n", "40"], capsys)
+    assert code == 0, err
+    assert "conditional accuracy" not in stdout and "class KL" in stdout
+
+
+@torch_needed
+def test_rgb_32px_generator_with_mnist_classifier(tiny_classifier, tmp_path, capsys):
+    from PIL import Image
+
+    from gan_pack.export import ExportOptions, export_generator
+    from gan_pack.train import train
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "imgs").mkdir()
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
+    train(tiny_config(tmp_path / "run", tmp_path / "imgs", model="gan", dataset="folder", arch="dcgan",
+                      image_size=32, channels=3, batch_size=4))
+    export_generator(tmp_path / "run", tmp_path / "rgb.onnx", ExportOptions(batch_sizes=(1, 7)))
+    code, _, err = run_cli(["evaluate", tmp_path / "rgb.onnx", "--classifier", tiny_classifier,
+                            "--data-dir", tmp_path, "-n", "10"], capsys)
+    assert code == 2 and "(3, 32, 32)" in err and "Traceback" not in err
+
+
+@torch_needed
+def test_classifier_with_other_class_count(tiny_classifier, exported_models, tiny_idx, tmp_path, capsys):
+    import onnx
+
+    model = onnx.load(str(tiny_classifier))
+    for prop in model.metadata_props:
+        if prop.key == "num_classes":
+            prop.value = "3"
+    onnx.save(model, str(tmp_path / "three.onnx"))
+    code, _, err = run_cli(["evaluate", exported_models[("cgan", "mlp")], "--classifier", tmp_path / "three.onnx",
+                            "--data-dir", tiny_idx, "-n", "10"], capsys)
+    assert code == 2 and "10 classes" in err
+
+
+def test_generator_given_as_classifier(capsys, tmp_path):
+    from conftest import shipped
+
+    code, _, err = run_cli(["evaluate", shipped("mnist-cgan.onnx"), "--classifier", shipped("mnist-cgan.onnx"),
+                            "--data-dir", tmp_path, "-n", "10"], capsys)
+    assert code == 2 and "not a gan_pack classifier" in err
+
+
+def test_shipped_model_on_real_mnist(capsys):
+    """With the real data (GANPACK_DATA_DIR), a quick check that the shipped cGAN is good."""
+    from conftest import real_data_dir, shipped
+    from gan_pack.evaluate import evaluate_generator
+
+    data = real_data_dir("mnist")
+    result = evaluate_generator(shipped("mnist-cgan.onnx"), shipped("mnist-classifier.onnx"), data, n=1000)
+    assert result["conditional_accuracy"] > 0.95 and result["recall"] > 0.5
