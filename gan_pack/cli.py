@@ -114,7 +114,10 @@ def _merge_resume_settings(ctx: typer.Context, settings: dict) -> dict:
 def _run_training(config, resume: bool) -> None:
     from gan_pack.train import train as train_run
 
-    typer.echo(f"training {config.model} ({config.arch}) on {config.dataset} -> {config.out}", err=True)
+    def on_start(t):
+        where = f"from epoch {t.epoch} " if resume else ""
+        typer.echo(f"training {config.model} ({config.arch}) on {config.dataset} ({t.info.size} images, "
+                   f"{t.device}) {where}-> {config.out}", err=True)
 
     def on_epoch(t):
         rec = t.last_record or {}
@@ -122,7 +125,7 @@ def _run_training(config, resume: bool) -> None:
                    f"g_loss {rec.get('g_loss')}  D(x) {rec.get('d_x')}  D(G(z)) {rec.get('d_g_z')}  "
                    f"{rec.get('images_per_s')} images/s", err=True)
 
-    t = train_run(config, resume=resume, on_epoch=on_epoch, progress_factory=ProgressBar)
+    t = train_run(config, resume=resume, on_epoch=on_epoch, progress_factory=ProgressBar, on_start=on_start)
     typer.echo(f"done: {t.epoch} epochs, {t.step} steps; samples in {config.out}/samples/", err=True)
 
 

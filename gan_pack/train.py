@@ -330,10 +330,15 @@ def generate_numpy(t: Trainer, n: int, batch: int = 1000):
     return np.concatenate(chunks), (labels.cpu().numpy() if k else None)
 
 
-def train(config: TrainConfig, resume: bool = False, on_epoch=None, progress_factory=None) -> Trainer:
-    """Train to config.epochs total epochs, writing the run folder as it goes."""
+def train(config: TrainConfig, resume: bool = False, on_epoch=None, progress_factory=None,
+          on_start=None) -> Trainer:
+    """Train to config.epochs total epochs, writing the run folder as it goes.
+
+    Every check on the user's input happens before the run folder is touched."""
     evaluation = InTrainingEvaluation(config) if config.eval_every else None
     t, run_dir = prepare_run(config, resume)
+    if on_start:
+        on_start(t)
     while t.epoch < config.epochs:
         progress = progress_factory(t) if progress_factory else None
         t.last_record = run_epoch(t, run_dir, progress.update if progress else None)

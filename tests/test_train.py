@@ -102,8 +102,8 @@ def test_folder_dataset_rgb_dcgan(tmp_path):
 
 def assert_clean_failure(code, err, run_dir, *words):
     assert code == 2
-    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
     assert "Traceback" not in err
     for word in words:
         assert word in lines[0], (word, lines[0])
