@@ -86,6 +86,7 @@ def train(
     eval_every: Annotated[int, typer.Option(help="Evaluate the EMA generator every K epochs (0: never).")] = 0,
     classifier: Annotated[Optional[str], typer.Option(help="Exported classifier for --eval-every.")] = None,
     eval_n: Annotated[int, typer.Option(help="Images per in-training evaluation.")] = 5000,
+    tensorboard: Annotated[bool, typer.Option(help="Also log to TensorBoard (tensorboard --logdir runs/).")] = False,
     out: Annotated[str, typer.Option("--out", "-o", help="Run folder to write.")] = "runs/run",
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
 ) -> None:
@@ -381,3 +382,42 @@ def train_classifier(
     model, acc = fit(config, log=lambda line: typer.echo(line, err=True))
     export_classifier(model, output, config, acc)
     typer.echo(f"wrote {output} ({output.stat().st_size / 1e3:.0f} KB), test accuracy {100 * acc:.2f}%")
+
+
+# ---------------------------------------------------------------- report and runs
+
+def _warn(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (the --out of `ganpack train`).")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HTML file (default RUN/report.html).")] = None,
+    png: Annotated[Optional[Path], typer.Option(help="Also write a one-image summary PNG here.")] = None,
+) -> None:
+    """One self-contained HTML page of a run: settings, curves, grids, parity and metadata.
+
+    Example: ganpack report runs/demo -o report.html --png summary.png
+    """
+    from gan_pack.report import write_report, write_summary_png
+
+    if output is not None:
+        _check_writable(output)
+    path = write_report(run_dir, output, warn=_warn)
+    typer.echo(f"wrote {path}")
+    if png is not None:
+        _check_writable(png)
+        typer.echo(f"wrote {write_summary_png(run_dir, png)}")
+
+
+@app.command()
+def runs(folder: Annotated[Path, typer.Argument(help="The folder that holds your runs.")] = Path("runs")) -> None:
+    """A table of the runs in a folder, newest first.
+
+    Example: ganpack runs runs/
+    """
+    from gan_pack.report import format_runs, list_runs
+
+    rows = list_runs(folder)
+    typer.echo(format_runs(rows) if rows else f"no runs in {folder}")

@@ -50,6 +50,7 @@ class TrainConfig:
     eval_every: int = 0             # epochs between in-training evaluations (0: never)
     classifier: str | None = None   # exported classifier used by the in-training evaluation
     eval_n: int = 5000
+    tensorboard: bool = False       # also log to TensorBoard event files in the run folder
     out: str = "runs/run"
 
     def __post_init__(self) -> None:

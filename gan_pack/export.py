@@ -277,7 +277,22 @@ def export_generator(source: str | Path, output: str | Path,
         set_metadata(model, {**metadata, "parity": json.dumps(report.to_dict())})
         onnx.save(model, str(tmp))
     write_text_atomic(parity_path(output), json.dumps(report.to_dict(), indent=2) + "\n")
+    record_export(source, output, options)
     return report
+
+
+def record_export(source: str | Path, output: Path, options: ExportOptions) -> None:
+    """Note the export in the run folder (exports.jsonl), so `ganpack report` can show it."""
+    import time
+
+    source = Path(source)
+    run_dir = source if source.is_dir() else source.parent
+    if not (run_dir / "config.json").is_file():
+        return
+    entry = {"path": str(output.resolve()), "precision": options.precision, "weights": options.weights,
+             "time": round(time.time(), 3)}
+    with open(run_dir / "exports.jsonl", "a") as f:
+        f.write(json.dumps(entry) + "\n")
 
 
 def parity_path(output: str | Path) -> Path:

@@ -14,7 +14,7 @@ from torch import nn
 
 from gan_pack.config import DatasetInfo, TrainConfig, dump_json
 from gan_pack.data import DeviceBatches, load_dataset
-from gan_pack.errors import CheckpointError, DeviceError
+from gan_pack.errors import CheckpointError, ConfigError, DeviceError
 from gan_pack.files import atomic_path, write_text_atomic
 from gan_pack.images import save_grid
 from gan_pack.models import EMA, build_discriminator, build_generator, recalibrate_batchnorm
@@ -22,7 +22,7 @@ from gan_pack.models import EMA, build_discriminator, build_generator, recalibra
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
 # Settings that may change when a run is resumed (where it runs, not what it trains).
-RESUME_FREE = ("device", "data_dir", "out", "log_every", "eval_every", "classifier", "eval_n")
+RESUME_FREE = ("device", "data_dir", "out", "log_every", "eval_every", "classifier", "eval_n", "tensorboard")
 GRID_COLUMNS = 10
 
 
@@ -51,6 +51,7 @@ class Trainer:
     epoch: int = 0
     step: int = 0
     last_record: dict | None = None
+    tensorboard: "TensorBoardLogger | None" = None
 
     @property
     def sampling_generator(self) -> nn.Module:
@@ -234,6 +235,8 @@ def run_epoch(t: Trainer, run_dir: Path, progress=None) -> dict:
         if count == cfg.log_every or t.step % len(t.batches) == 0:
             record = _log_record(t, sums / count, count, time.perf_counter() - started)
             log_metrics(run_dir, record)
+            if t.tensorboard is not None:
+                t.tensorboard.scalars(record, t)
             if progress is not None:
                 progress(record, count)
             sums.zero_()
@@ -280,6 +283,49 @@ def check_resume_config(saved: dict, config: TrainConfig) -> None:
                               + "; ".join(differ) + "); drop those flags or start a new --out")
 
 
+def tensorboard_writer_class():
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard "
+                          "(it comes with the [train] extra)") from e
+    return SummaryWriter
+
+
+class TensorBoardLogger:
+    """Scalars every log interval, evaluation figures, and the fixed-noise grid every epoch."""
+
+    SCALARS = {"d_loss": "loss/d", "g_loss": "loss/g", "d_x": "D/real D(x)", "d_g_z": "D/fake D(G(z))",
+               "images_per_s": "speed/images_per_s"}
+    EVAL = {"fcd": "eval/fcd", "fcd_ratio": "eval/fcd_ratio_to_floor", "recall": "eval/recall",
+            "precision": "eval/precision", "class_kl": "eval/class_kl",
+            "conditional_accuracy": "eval/conditional_accuracy"}
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def scalars(self, record: dict, t: Trainer) -> None:
+        for key, tag in self.SCALARS.items():
+            self.writer.add_scalar(tag, record[key], record["step"])
+        self.writer.add_scalar("lr/generator", t.opt_g.param_groups[0]["lr"], record["step"])
+        self.writer.add_scalar("lr/discriminator", t.opt_d.param_groups[0]["lr"], record["step"])
+
+    def evaluation(self, record: dict) -> None:
+        for key, tag in self.EVAL.items():
+            if np.isfinite(record.get(key, float("nan"))):
+                self.writer.add_scalar(tag, record[key], record["step"])
+
+    def grid(self, path: Path, epoch: int) -> None:
+        from PIL import Image
+
+        image = np.asarray(Image.open(path).convert("RGB"))             # (H, W, 3) uint8
+        self.writer.add_image("samples", image, epoch, dataformats="HWC")
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 class InTrainingEvaluation:
     """Every eval_every epochs: sample the EMA generator, measure FCD etc. with the classifier,
     log an `eval` line to metrics.jsonl, and keep checkpoint-best.pt (lowest FCD)."""
@@ -306,6 +352,8 @@ class InTrainingEvaluation:
                   "conditional_accuracy": round(m.get("conditional_accuracy", float("nan")), 5),
                   "time": round(time.time(), 3)}
         log_metrics(run_dir, record)
+        if t.tensorboard is not None:
+            t.tensorboard.evaluation(record)
         if m["fcd"] < self.best:
             self.best = m["fcd"]
             with atomic_path(run_dir / "checkpoint-best.pt") as tmp:
@@ -336,14 +384,19 @@ def train(config: TrainConfig, resume: bool = False, on_epoch=None, progress_fac
 
     Every check on the user's input happens before the run folder is touched."""
     evaluation = InTrainingEvaluation(config) if config.eval_every else None
+    writer_class = tensorboard_writer_class() if config.tensorboard else None
     t, run_dir = prepare_run(config, resume)
+    if writer_class is not None:
+        t.tensorboard = TensorBoardLogger(writer_class(log_dir=str(run_dir)))
     if on_start:
         on_start(t)
     while t.epoch < config.epochs:
         progress = progress_factory(t) if progress_factory else None
         t.last_record = run_epoch(t, run_dir, progress.update if progress else None)
         finish_epoch_models(t)
-        save_samples(t, run_dir)
+        grid = save_samples(t, run_dir)
+        if t.tensorboard is not None:
+            t.tensorboard.grid(grid, t.epoch)
         save_checkpoint(t, run_dir)
         if evaluation and (t.epoch % config.eval_every == 0 or t.epoch == config.epochs):
             evaluation(t, run_dir)
@@ -351,4 +404,6 @@ def train(config: TrainConfig, resume: bool = False, on_epoch=None, progress_fac
             progress.close()
         if on_epoch:
             on_epoch(t)
+    if t.tensorboard is not None:
+        t.tensorboard.close()
     return t

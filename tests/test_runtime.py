@@ -159,18 +159,24 @@ def test_slerp_ends_and_norm():
     assert walk.shape == (5, 100)
 
 
-def test_runtime_and_sample_never_import_torch(tmp_path):
-    model = shipped("mnist-cgan.onnx")
+def test_sample_and_evaluate_never_import_torch(tmp_path):
+    from conftest import write_tiny_idx
+
+    model, classifier = shipped("mnist-cgan.onnx"), shipped("mnist-classifier.onnx")
+    data = write_tiny_idx(tmp_path / "data")
+    commands = [["sample", str(model), "--per-class", "2", "-o", str(tmp_path / "g.png")],
+                ["evaluate", str(model), "--classifier", str(classifier), "--data-dir", str(data), "-n", "20"]]
     code = (
         "import sys\n"
         "from gan_pack.cli import main\n"
-        f"sys.argv = ['ganpack', 'sample', {str(model)!r}, '--per-class', '2', '-o', {str(tmp_path / 'g.png')!r}]\n"
-        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-        "import gan_pack.runtime, gan_pack.images, gan_pack.evaluate\n"
+        f"for argv in {commands!r}:\n"
+        "    sys.argv = ['ganpack', *argv]\n"
+        "    try:\n        main()\n    except SystemExit as e:\n        assert not e.code, e.code\n"
+        "import gan_pack.runtime, gan_pack.images, gan_pack.evaluate, gan_pack.report\n"
         "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]\n"
         "assert not bad, bad\n"
         "print('torch-free')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
-    assert "torch-free" in result.stdout and (tmp_path / "g.png").is_file()
+    assert "torch-free" in result.stdout and "FCD" in result.stdout and (tmp_path / "g.png").is_file()

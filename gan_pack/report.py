@@ -1,0 +1,293 @@
+"""One self-contained HTML page (or one PNG) per run, and a table of runs. No torch.
+
+Plots are plain inline SVG: no plotting library to install, nothing fetched at view time, and the
+numbers stay in the page (each curve's points are in its data-x / data-y attributes).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gan_pack.errors import GanPackError
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd")
+
+
+class ReportError(GanPackError):
+    """A folder that is not a run."""
+
+
+@dataclass
+class RunData:
+    path: Path
+    config: dict
+    train: list[dict] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+    grids: list[Path] = field(default_factory=list)
+    exports: list[dict] = field(default_factory=list)
+    skipped_lines: int = 0
+
+
+def load_run(run_dir: str | Path, warn=None) -> RunData:
+    """Read a run folder: config, metrics (a truncated line is skipped, with one warning), grids."""
+    path = Path(run_dir)
+    if not (path / "config.json").is_file():
+        raise ReportError(f"{path} is not a run folder (no config.json); give the --out folder of "
+                          f"`ganpack train`")
+    run = RunData(path, json.loads((path / "config.json").read_text()))
+    metrics = path / "metrics.jsonl"
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                run.skipped_lines += 1
+                continue
+            (run.evals if record.get("eval") else run.train).append(record)
+    if run.skipped_lines and warn:
+        warn(f"warning: skipped {run.skipped_lines} unreadable line(s) of {metrics} "
+             f"(a run killed mid-write?)")
+    run.grids = sorted((path / "samples").glob("epoch_*.png"))
+    run.exports = _read_exports(path)
+    return run
+
+
+def _read_exports(path: Path) -> list[dict]:
+    exports = path / "exports.jsonl"
+    if not exports.is_file():
+        return []
+    found = []
+    for line in exports.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if Path(entry.get("path", "")).is_file():
+            found.append(entry)
+    return found
+
+
+# ---------------------------------------------------------------- SVG charts
+
+def svg_chart(title: str, series: dict[str, tuple[list, list]], xlabel: str = "step",
+              width: int = 560, height: int = 260) -> str:
+    """A line chart; every series keeps its raw points in data-x / data-y."""
+    pad_l, pad_r, pad_t, pad_b = 56, 12, 28, 36
+    xs = [x for sx, _ in series.values() for x in sx]
+    ys = [y for _, sy in series.values() for y in sy if y is not None and np.isfinite(y)]
+    if not xs or not ys:
+        return f"<p><em>{html.escape(title)}: no data yet.</em></p>"
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
+
+    def px(x, y):
+        return (pad_l + (x - x0) / (x1 - x0) * (width - pad_l - pad_r),
+                height - pad_b - (y - y0) / (y1 - y0) * (height - pad_t - pad_b))
+
+    parts = [f'<svg width="{width}" height="{height}" '
+             f'class="chart" data-title="{html.escape(title)}">',
+             f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13">{html.escape(title)}</text>',
+             f'<line x1="{pad_l}" y1="{height - pad_b}" x2="{width - pad_r}" y2="{height - pad_b}" stroke="#888"/>',
+             f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{height - pad_b}" stroke="#888"/>']
+    for value in np.linspace(y0, y1, 5):
+        _, y = px(x0, value)
+        parts.append(f'<text x="{pad_l - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="10">{value:.3g}</text>')
+    for value in np.linspace(x0, x1, 5):
+        x, _ = px(value, y0)
+        parts.append(f'<text x="{x:.1f}" y="{height - pad_b + 14}" text-anchor="middle" font-size="10">{value:.0f}</text>')
+    parts.append(f'<text x="{width / 2}" y="{height - 4}" text-anchor="middle" font-size="11">{xlabel}</text>')
+    for i, (name, (sx, sy)) in enumerate(series.items()):
+        color = COLORS[i % len(COLORS)]
+        points = " ".join(f"{a:.1f},{b:.1f}" for a, b in (px(x, y) for x, y in zip(sx, sy)))
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{points}" '
+                     f'data-series="{html.escape(name)}" data-x="{",".join(map(str, sx))}" '
+                     f'data-y="{",".join(map(str, sy))}"/>')
+        parts.append(f'<text x="{pad_l + 8 + 110 * i}" y="{pad_t + 10}" font-size="11" fill="{color}">'
+                     f'{html.escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def curve(records: list[dict], key: str, x: str = "step") -> tuple[list, list]:
+    pairs = [(r[x], r[key]) for r in records
+             if isinstance(r.get(key), (int, float)) and np.isfinite(r[key])]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+# ---------------------------------------------------------------- the page
+
+def _img_tag(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+
+
+def _table(rows: list[tuple], header: tuple | None = None) -> str:
+    head = "<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def chosen_grids(grids: list[Path]) -> list[Path]:
+    """The first, middle and last epoch's grids (fewer if there are fewer)."""
+    if len(grids) <= 3:
+        return grids
+    return [grids[0], grids[len(grids) // 2], grids[-1]]
+
+
+def _curves_section(run: RunData) -> str:
+    if not run.train:
+        return "<p><strong>No metrics yet</strong>: the run has not logged a training step.</p>"
+    parts = [svg_chart("losses", {"d_loss": curve(run.train, "d_loss"), "g_loss": curve(run.train, "g_loss")}),
+             svg_chart("discriminator outputs", {"D(x)": curve(run.train, "d_x"), "D(G(z))": curve(run.train, "d_g_z")}),
+             svg_chart("images/s", {"images/s": curve(run.train, "images_per_s")})]
+    if run.evals:
+        parts.append(svg_chart("FCD (in-training evaluation)", {"FCD": curve(run.evals, "fcd", "epoch")}, "epoch"))
+        accuracy = curve(run.evals, "conditional_accuracy", "epoch")
+        if accuracy[0]:
+            parts.append(svg_chart("conditional accuracy", {"accuracy": accuracy}, "epoch"))
+    return "\n".join(parts)
+
+
+def _export_section(run: RunData) -> str:
+    if not run.exports:
+        return "<p>Not exported yet (<code>ganpack export RUN -o NAME.onnx</code>).</p>"
+    from gan_pack.runtime import OnnxGenerator
+
+    parts = []
+    for entry in run.exports:
+        g = OnnxGenerator(entry["path"])
+        parity = g.info.parity or {"batches": []}
+        rows = [(b["batch"], f"{b['max_abs']:.2e}", f"{b['max_rel']:.2e}", f"{b['bound']:.1e}",
+                 "yes" if b["ok"] else "NO") for b in parity["batches"]]
+        meta = [(k, v) for k, v in sorted(g.info.raw.items()) if k not in ("parity", "train_config")]
+        parts.append(f"<h3>{html.escape(entry['path'])}</h3>"
+                     + _table(rows, ("batch", "max abs", "max rel", "bound", "ok"))
+                     + "<h4>ONNX metadata</h4>" + _table(meta, ("key", "value")))
+    return "\n".join(parts)
+
+
+STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px}
+figure{display:inline-block;margin:0 1em 1em 0}img{image-rendering:pixelated;width:300px}
+svg.chart{margin:0 1em 1em 0;border:1px solid #eee}"""
+
+
+def render_html(run: RunData) -> str:
+    """The whole report as one HTML string: images inlined, no script, no external address."""
+    settings = [(k, v) for k, v in sorted(run.config.items()) if k != "dataset_info"]
+    facts = run.config.get("dataset_info", {})
+    grids = "".join(_img_tag(p, p.stem.replace("_", " ")) for p in chosen_grids(run.grids)) or "<p>No sample grids yet.</p>"
+    last = run.train[-1] if run.train else {}
+    summary = (f"{run.config.get('model')} / {run.config.get('arch')} on {run.config.get('dataset')}: "
+               f"epoch {last.get('epoch', 0)}, step {last.get('step', 0)}")
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>gan_pack run {html.escape(run.path.name)}</title>
+<style>{STYLE}</style></head><body>
+<h1>Run {html.escape(run.path.name)}</h1><p>{html.escape(summary)}</p>
+<h2>Curves</h2>{_curves_section(run)}
+<h2>Samples (fixed noise)</h2>{grids}
+<h2>Export</h2>{_export_section(run)}
+<h2>Settings</h2>{_table(settings, ("setting", "value"))}
+<h2>Data</h2>{_table(sorted(facts.items()), ("fact", "value"))}
+</body></html>
+"""
+
+
+def write_report(run_dir: str | Path, output: str | Path | None = None, warn=None) -> Path:
+    from gan_pack.files import write_text_atomic
+
+    run = load_run(run_dir, warn)
+    output = Path(output) if output else run.path / "report.html"
+    write_text_atomic(output, render_html(run))
+    return output
+
+
+# ---------------------------------------------------------------- one summary PNG
+
+def _plot_png(series: dict[str, tuple[list, list]], size=(420, 300), title=""):
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((8, 4), title, fill="black")
+    ys = [y for _, sy in series.values() for y in sy]
+    xs = [x for sx, _ in series.values() for x in sx]
+    if not xs:
+        draw.text((8, 40), "no metrics yet", fill="black")
+        return image
+    x0, x1 = min(xs), max(max(xs), min(xs) + 1)
+    y0, y1 = min(ys), max(max(ys), min(ys) + 1e-9)
+    box = (40, 24, size[0] - 8, size[1] - 20)
+    draw.rectangle(box, outline="#999")
+    draw.text((2, box[1]), f"{y1:.3g}", fill="black")
+    draw.text((2, box[3] - 10), f"{y0:.3g}", fill="black")
+    for i, (name, (sx, sy)) in enumerate(series.items()):
+        color = COLORS[i % len(COLORS)]
+        points = [(box[0] + (x - x0) / (x1 - x0) * (box[2] - box[0]),
+                   box[3] - (y - y0) / (y1 - y0) * (box[3] - box[1])) for x, y in zip(sx, sy)]
+        if len(points) > 1:
+            draw.line(points, fill=color, width=2)
+        draw.text((box[0] + 6 + 90 * i, box[1] + 4), name, fill=color)
+    return image
+
+
+def write_summary_png(run_dir: str | Path, output: str | Path, warn=None) -> Path:
+    """Losses, D outputs and the last grid side by side in one PNG."""
+    from PIL import Image
+
+    from gan_pack.files import atomic_path
+
+    run = load_run(run_dir, warn)
+    panels = [_plot_png({"d_loss": curve(run.train, "d_loss"), "g_loss": curve(run.train, "g_loss")}, title="losses"),
+              _plot_png({"D(x)": curve(run.train, "d_x"), "D(G(z))": curve(run.train, "d_g_z")}, title="D outputs")]
+    if run.grids:
+        grid = Image.open(run.grids[-1]).convert("RGB")
+        panels.append(grid.resize((300, int(300 * grid.height / grid.width)), Image.Resampling.NEAREST))
+    canvas = Image.new("RGB", (sum(p.width for p in panels), max(p.height for p in panels)), "white")
+    x = 0
+    for panel in panels:
+        canvas.paste(panel, (x, 0))
+        x += panel.width
+    output = Path(output)
+    with atomic_path(output) as tmp:
+        canvas.save(tmp, format="PNG")
+    return output
+
+
+# ---------------------------------------------------------------- the table of runs
+
+def list_runs(root: str | Path) -> list[dict]:
+    """Every run folder directly under root, newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ReportError(f"{root} is not a folder; give the folder that holds your runs (e.g. runs/)")
+    rows = []
+    for folder in (p for p in root.iterdir() if (p / "config.json").is_file()):
+        run = load_run(folder)
+        last = run.train[-1] if run.train else {}
+        fcds = [e["fcd"] for e in run.evals if isinstance(e.get("fcd"), (int, float))]
+        stamp = max(f.stat().st_mtime for f in folder.iterdir())
+        rows.append({"name": folder.name, "model": run.config.get("model"), "arch": run.config.get("arch"),
+                     "dataset": run.config.get("dataset"), "epochs": f"{len(run.grids)}/{run.config.get('epochs')}",
+                     "d_loss": last.get("d_loss"), "g_loss": last.get("g_loss"),
+                     "best_fcd": min(fcds) if fcds else None, "exported": bool(run.exports), "modified": stamp})
+    return sorted(rows, key=lambda r: r["modified"], reverse=True)
+
+
+def format_runs(rows: list[dict]) -> str:
+    header = f"{'name':<24} {'model':<5} {'arch':<6} {'dataset':<14} {'epochs':>7} {'d_loss':>7} {'g_loss':>7} {'best FCD':>9} exported"
+    lines = [header]
+    for r in rows:
+        fmt = lambda v, spec: format(v, spec) if isinstance(v, (int, float)) else "-"  # noqa: E731
+        lines.append(f"{r['name'][:24]:<24} {r['model']:<5} {r['arch']:<6} {r['dataset']:<14} {r['epochs']:>7} "
+                     f"{fmt(r['d_loss'], '7.3f'):>7} {fmt(r['g_loss'], '7.3f'):>7} {fmt(r['best_fcd'], '9.3f'):>9} "
+                     f"{'yes' if r['exported'] else 'no'}")
+    return "\n".join(lines)
