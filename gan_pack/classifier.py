@@ -133,27 +133,16 @@ def _classifier_epoch(model, opt, schedule, images, labels, config) -> None:
 def export_classifier(model: nn.Module, output: str | Path, config: ClassifierConfig,
                       test_accuracy: float) -> None:
     """images (B, 1, 28, 28) in [-1, 1] -> logits (B, K), features (B, 128); batch is dynamic."""
-    import contextlib
-    import io
-    import warnings
-
     import onnx
 
-    from gan_pack.export import check_output_path, set_metadata
+    from gan_pack.export import check_output_path, dynamo_export, rename_batch_axis, set_metadata
 
     output = check_output_path(output)
     model = model.cpu().eval()
-    batch = torch.export.Dim("batch", min=1, max=1 << 20)
     with atomic_path(output) as tmp:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (torch.zeros(4, 1, 28, 28),), str(tmp), dynamo=True,
-                              input_names=["images"], output_names=["logits", "features"],
-                              dynamic_shapes={"images": {0: batch}}, opset_version=18,
-                              external_data=False, verbose=False)
+        dynamo_export(model, (torch.zeros(4, 1, 28, 28),), tmp, ["images"], ["logits", "features"], 18)
         onnx_model = onnx.load(str(tmp))
-        for value in list(onnx_model.graph.input) + list(onnx_model.graph.output):
-            value.type.tensor_type.shape.dim[0].dim_param = "batch"
+        rename_batch_axis(onnx_model)
         names = DATASET_CLASS_NAMES[config.dataset]
         set_metadata(onnx_model, {
             "gan_pack.version": gan_pack.__version__, "gan_pack.kind": "classifier",

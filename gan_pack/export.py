@@ -127,18 +127,25 @@ def example_inputs(noise_dim: int, num_classes: int, batch: int, seed: int = 0):
     return noise, labels
 
 
-def to_onnx(module: ExportedGenerator, path: Path, noise_dim: int, num_classes: int, opset: int) -> None:
-    """Export with the dynamo exporter, the batch a named symbolic axis, weights inside the file."""
-    noise, labels = example_inputs(noise_dim, num_classes, EXPORT_EXAMPLE_BATCH)
+def dynamo_export(module: nn.Module, args: tuple, path: Path, input_names: list[str],
+                  output_names: list[str], opset: int) -> None:
+    """torch.onnx.export (dynamo) with the first axis of every input a `batch` Dim; one file."""
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    args, names, shapes = (noise,), ["noise"], {"noise": {0: batch}}
-    if num_classes:
-        args, names, shapes = (noise, labels), ["noise", "labels"], {"noise": {0: batch}, "labels": {0: batch}}
+    shapes = {name: {0: batch} for name in input_names}
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, str(path), dynamo=True, input_names=names,
-                          output_names=["images"], dynamic_shapes=shapes, opset_version=opset,
+        torch.onnx.export(module, args, str(path), dynamo=True, input_names=input_names,
+                          output_names=output_names, dynamic_shapes=shapes, opset_version=opset,
                           external_data=False, verbose=False)
+
+
+def to_onnx(module: ExportedGenerator, path: Path, noise_dim: int, num_classes: int, opset: int) -> None:
+    """The generator with the contract's names: noise [+ labels] -> images."""
+    noise, labels = example_inputs(noise_dim, num_classes, EXPORT_EXAMPLE_BATCH)
+    if num_classes:
+        dynamo_export(module, (noise, labels), path, ["noise", "labels"], ["images"], opset)
+    else:
+        dynamo_export(module, (noise,), path, ["noise"], ["images"], opset)
 
 
 def rename_batch_axis(model) -> None:
