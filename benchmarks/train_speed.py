@@ -16,7 +16,6 @@ import time
 
 import numpy as np
 import torch
-from torch import nn
 
 from gan_pack.config import DatasetInfo, TrainConfig
 from gan_pack.data import DeviceBatches

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
-import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -269,7 +269,7 @@ def export_generator(source: str | Path, output: str | Path,
     info = ckpt["dataset"]
     noise_dim, num_classes = int(ckpt["config"]["noise_dim"]), int(info["num_classes"])
     with atomic_path(output) as tmp:
-        module = ExportedGenerator(_copy(generator), half=options.precision == "fp16").eval()
+        module = ExportedGenerator(copy.deepcopy(generator), half=options.precision == "fp16").eval()
         to_onnx(module, tmp, noise_dim, num_classes, options.opset)
         model = onnx.load(str(tmp))
         rename_batch_axis(model)
@@ -305,9 +305,3 @@ def record_export(source: str | Path, output: Path, options: ExportOptions) -> N
 def parity_path(output: str | Path) -> Path:
     output = Path(output)
     return output.with_name(output.stem + ".parity.json")
-
-
-def _copy(generator: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(generator)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -75,7 +75,7 @@ def test_runs_table_newest_first(tmp_path, capsys):
     import time
 
     old = fake_run(tmp_path / "old", RECORDS)
-    new = fake_run(tmp_path / "new", RECORDS[:1] + [{"epoch": 1, "step": 2, "eval": True, "fcd": 1.25}])
+    fake_run(tmp_path / "new", RECORDS[:1] + [{"epoch": 1, "step": 2, "eval": True, "fcd": 1.25}])
     past = time.time() - 1000
     for f in old.rglob("*"):
         os.utime(f, (past, past))
@@ -90,7 +90,7 @@ def test_runs_table_newest_first(tmp_path, capsys):
 @pytest.mark.torch
 def test_real_run_report_and_tensorboard(tmp_path, tiny_idx, capsys):
     pytest.importorskip("torch")
-    tb = pytest.importorskip("tensorboard")
+    pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from gan_pack.export import ExportOptions, export_generator
