@@ -85,6 +85,33 @@ def throughput_table(generator, path: Path, seconds: float) -> list[str]:
     return rows
 
 
+def variants_table(folder: Path, fp32: Path, seconds: float) -> list[str]:
+    """fp32, fp16 and int8 (static, dynamic) files of the same generator: images/s and size."""
+    import onnxruntime as ort
+
+    from gan_pack.export import ExportOptions, export_generator
+    from gan_pack.quantize import quantize_generator
+
+    paths = {"fp32": fp32, "fp16": folder / "mlp16.onnx", "int8 static": folder / "mlp.int8.onnx",
+             "int8 dynamic": folder / "mlp.int8d.onnx"}
+    export_generator(folder, paths["fp16"], ExportOptions(precision="fp16", batch_sizes=(1, 7)))
+    quantize_generator(fp32, paths["int8 static"], "static")
+    quantize_generator(fp32, paths["int8 dynamic"], "dynamic")
+    rows = [f"{'variant':<13} {'MB':>6} " + " ".join(f"{'batch ' + str(b):>11}" for b in BATCHES) + f" {'vs fp32 @1024':>14}"]
+    base = None
+    for name, path in paths.items():
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        rates = []
+        for batch in BATCHES:
+            feeds = {"noise": np.random.default_rng(0).standard_normal((batch, 100), dtype=np.float32),
+                     "labels": np.arange(batch, dtype=np.int64) % 10}
+            rates.append(rate(lambda: session.run(["images"], feeds), batch, seconds))
+        base = base or rates[-1]
+        rows.append(f"{name:<13} {path.stat().st_size / 1e6:>6.2f} " + " ".join(f"{r:>11,.0f}" for r in rates)
+                    + f" {rates[-1] / base:>13.2f}x")
+    return rows
+
+
 def measure_process(argv: list[str], repeats: int = 5) -> tuple[float, float]:
     """Median wall seconds and peak RSS (MiB) of a whole process, each run in a fresh wrapper."""
     probe = ("import resource, subprocess, sys, time\n"
@@ -129,6 +156,8 @@ def main() -> None:
         generator, path = build_mlp_cgan(folder)
         print("\nMLP cGAN images/s on CPU (same weights, same noise)")
         print("\n".join(throughput_table(generator, path, args.seconds)))
+        print("\nvariants of the same generator, onnxruntime CPU images/s")
+        print("\n".join(variants_table(folder, path, args.seconds)))
         print("\ncold start (shipped exported/mnist-cgan-mlp.onnx)")
         print("\n".join(cold_start_table(ROOT / "exported" / "mnist-cgan-mlp.onnx")))
     finally:

@@ -299,18 +299,24 @@ def interpolate(
     typer.echo(f"wrote {output} ({len(rows)} row(s) of {steps} steps, seed {seed})")
 
 
+def _versus_line(batches: list[dict]) -> str:
+    return ", ".join(f"batch {b['batch']} max abs {b['max_abs']:.3f} (mean {b['mean_abs']:.4f})" for b in batches)
+
+
 @app.command()
 def info(model: Annotated[Path, typer.Argument(help="An exported generator (.onnx).")]) -> None:
     """Print a model's metadata, inputs/outputs, parity report, size and available providers.
 
     Example: ganpack info exported/mnist-cgan.onnx
     """
+    import json
+
     from gan_pack.runtime import OnnxGenerator, available_providers
 
     generator = OnnxGenerator(model)
     meta = generator.info.raw
     typer.echo(f"{model}  ({model.stat().st_size / 1e6:.2f} MB)")
-    for key in sorted(k for k in meta if k not in ("parity", "train_config")):
+    for key in sorted(k for k in meta if k not in ("parity", "train_config", "parity_vs_fp32")):
         typer.echo(f"  {key:<20} {meta[key]}")
     typer.echo("inputs:")
     for i in generator.session.get_inputs():
@@ -323,6 +329,9 @@ def info(model: Annotated[Path, typer.Argument(help="An exported generator (.onn
         typer.echo(f"parity ({parity['precision']} vs {parity['reference']}): "
                    + ", ".join(f"batch {b['batch']} max abs {b['max_abs']:.1e}" for b in parity["batches"])
                    + f"; {'ok' if parity['ok'] else 'FAILED'}")
+    if "parity_vs_fp32" in meta:
+        versus = json.loads(meta["parity_vs_fp32"])
+        typer.echo(f"{generator.info.precision} vs the fp32 model: {_versus_line(versus['batches'])}")
     typer.echo(f"providers available: {', '.join(available_providers())}")
 
 
@@ -421,3 +430,23 @@ def runs(folder: Annotated[Path, typer.Argument(help="The folder that holds your
 
     rows = list_runs(folder)
     typer.echo(format_runs(rows) if rows else f"no runs in {folder}")
+
+
+@app.command()
+def quantize(
+    model: Annotated[Path, typer.Argument(help="An exported fp32 generator (.onnx).")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Default: NAME.int8.onnx beside it.")] = None,
+    mode: Annotated[str, typer.Option(help="static (calibrated, QDQ) or dynamic.")] = "static",
+    calibration_n: Annotated[int, typer.Option(help="Noise samples for static calibration.")] = 512,
+    seed: Annotated[int, typer.Option(help="Calibration noise seed.")] = 0,
+) -> None:
+    """Make an int8 variant of an exported generator (onnxruntime quantization; needs onnx).
+
+    Example: ganpack quantize exported/mnist-cgan-mlp.onnx -o mnist-cgan-mlp.int8.onnx
+    """
+    from gan_pack.quantize import quantize_generator
+
+    result = quantize_generator(model, output, mode, calibration_n, seed)
+    path = Path(result["output"])
+    typer.echo(f"parity vs fp32: {_versus_line(result['batches'])}")
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, was {model.stat().st_size / 1e6:.2f} MB)")
