@@ -5,7 +5,7 @@ RUNTIME_VENV := .venv-runtime
 DATA ?= ../shared/data
 RUN ?= runs/demo
 
-.PHONY: setup runtime sample test test-runtime train export evaluate info benchmark clean
+.PHONY: setup runtime sample test test-runtime test-examples train export evaluate info benchmark clean
 
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -35,6 +35,12 @@ test-runtime: runtime
 		tests/test_evaluate.py tests/test_shipped.py tests/test_idx.py tests/test_config.py tests/test_report.py \
 		tests/test_quantize.py
 	$(RUNTIME_VENV)/bin/ganpack sample exported/mnist-gan.onnx -n 16 -o /tmp/ganpack-ci-sample.png
+
+# The Node.js and browser examples against Python's output (npm ci; Chromium from Debian).
+test-examples: setup
+	@command -v npm >/dev/null || { echo "SKIP examples: npm is not installed (apt-get install nodejs npm)"; exit 0; }; \
+	cd examples/node && npm ci --no-audit --no-fund && cd ../web && npm ci --no-audit --no-fund
+	$(VENV)/bin/python -m pytest -q -rs tests/test_examples.py
 
 train: setup
 	$(VENV)/bin/ganpack train --model cgan --epochs 3 --data-dir $(DATA)/mnist --out $(RUN)

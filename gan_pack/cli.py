@@ -160,7 +160,7 @@ def export(
     weights: Annotated[str, typer.Option(help="ema (default) or raw generator weights.")] = "ema",
     opset: Annotated[int, typer.Option(help="ONNX opset (18..23).")] = 18,
     atol: Annotated[Optional[float], typer.Option(help="Parity bound (default 1e-4 fp32, 2e-2 fp16).")] = None,
-    precision: Annotated[str, typer.Option(help="fp32, or fp16 (half weights and compute, float32 I/O).")] = "fp32",
+    precision: Annotated[str, typer.Option(help="fp32, fp16 (half weights and compute, float32 I/O) or int8 (static quantization of the fp32 export).")] = "fp32",
     allow_mismatch: Annotated[bool, typer.Option(help="Write the model even if parity fails (loudly).")] = False,
 ) -> None:
     """Export a trained generator to one self-contained .onnx file and prove it matches PyTorch.
@@ -169,6 +169,10 @@ def export(
     """
     from gan_pack.export import ExportOptions, export_generator, parity_path, parity_table
 
+    if precision == "int8":
+        _export_int8(source, output, ExportOptions(weights=weights, opset=opset, atol=atol,
+                                                   allow_mismatch=allow_mismatch))
+        return
     options = ExportOptions(weights=weights, opset=opset, atol=atol, precision=precision,
                             allow_mismatch=allow_mismatch)
     report = export_generator(source, output, options)
@@ -178,6 +182,28 @@ def export(
                    f"--allow-mismatch", err=True)
     size = output.stat().st_size / 1e6
     typer.echo(f"wrote {output} ({size:.2f} MB) and {parity_path(output)}")
+
+
+def _export_int8(source: Path, output: Path, options) -> None:
+    """The fp32 export (checked against PyTorch), then its static int8 quantization."""
+    import json
+    import tempfile
+
+    from gan_pack.export import check_output_path, export_generator, parity_path, parity_table, record_export
+    from gan_pack.files import write_text_atomic
+    from gan_pack.quantize import quantize_generator
+
+    output = check_output_path(output)
+    with tempfile.TemporaryDirectory() as scratch:
+        fp32 = Path(scratch) / "fp32.onnx"
+        report = export_generator(source, fp32, options, record=False)
+        typer.echo(parity_table(report))
+        result = quantize_generator(fp32, output, "static")
+    write_text_atomic(parity_path(output), json.dumps({"fp32_vs_pytorch": report.to_dict(),
+                                                       "int8_vs_fp32": result}, indent=2) + "\n")
+    record_export(source, output, "int8-static", options.weights)
+    typer.echo(f"int8 vs fp32: {_versus_line(result['batches'])}")
+    typer.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB) and {parity_path(output)}")
 
 
 # ---------------------------------------------------------------- sample

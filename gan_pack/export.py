@@ -45,7 +45,7 @@ class ExportOptions:
         if self.opset not in OPSETS:
             problems.append(f"--opset {self.opset} is not supported; use {OPSETS[0]}..{OPSETS[-1]}")
         if self.precision not in DEFAULT_ATOL:
-            problems.append(f"--precision must be fp32 or fp16, not {self.precision!r}")
+            problems.append(f"--precision must be fp32, fp16 or int8, not {self.precision!r}")
         if self.atol is not None and self.atol <= 0:
             problems.append(f"--atol must be positive, not {self.atol}")
         if problems:
@@ -259,7 +259,7 @@ def check_output_path(output: str | Path) -> Path:
 
 
 def export_generator(source: str | Path, output: str | Path,
-                     options: ExportOptions | None = None) -> ParityReport:
+                     options: ExportOptions | None = None, record: bool = True) -> ParityReport:
     """Export, validate and write `output` (+ NAME.parity.json). Nothing is left there on failure."""
     import onnx
 
@@ -284,11 +284,12 @@ def export_generator(source: str | Path, output: str | Path,
         set_metadata(model, {**metadata, "parity": json.dumps(report.to_dict())})
         onnx.save(model, str(tmp))
     write_text_atomic(parity_path(output), json.dumps(report.to_dict(), indent=2) + "\n")
-    record_export(source, output, options)
+    if record:
+        record_export(source, output, options.precision, options.weights)
     return report
 
 
-def record_export(source: str | Path, output: Path, options: ExportOptions) -> None:
+def record_export(source: str | Path, output: Path, precision: str, weights: str) -> None:
     """Note the export in the run folder (exports.jsonl), so `ganpack report` can show it."""
     import time
 
@@ -296,7 +297,7 @@ def record_export(source: str | Path, output: Path, options: ExportOptions) -> N
     run_dir = source if source.is_dir() else source.parent
     if not (run_dir / "config.json").is_file():
         return
-    entry = {"path": str(output.resolve()), "precision": options.precision, "weights": options.weights,
+    entry = {"path": str(output.resolve()), "precision": precision, "weights": weights,
              "time": round(time.time(), 3)}
     with open(run_dir / "exports.jsonl", "a") as f:
         f.write(json.dumps(entry) + "\n")

@@ -165,3 +165,18 @@ def test_non_onnx_output_name(trained_runs, tmp_path, capsys):
     code, _, err = run_cli(["export", trained_runs[("gan", "mlp")], "-o", tmp_path / "x.pt"], capsys)
     assert_one_line_error(code, err, ".onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_int8_export_through_cli(trained_runs, tmp_path, capsys):
+    from gan_pack.runtime import OnnxGenerator
+
+    run = trained_runs[("cgan", "mlp")]
+    output = tmp_path / "m8.onnx"
+    code, out, err = run_cli(["export", run, "-o", output, "--precision", "int8"], capsys)
+    assert code == 0, err
+    assert OnnxGenerator(output).info.precision == "int8-static"
+    parity = json.loads(parity_path(output).read_text())
+    assert parity["fp32_vs_pytorch"]["ok"] and parity["int8_vs_fp32"]["batches"][0]["batch"] == 1
+    assert "int8 vs fp32" in out and sorted(p.name for p in tmp_path.iterdir()) == ["m8.onnx", "m8.parity.json"]
+    recorded = [json.loads(line) for line in (run / "exports.jsonl").read_text().splitlines()]
+    assert recorded[-1]["path"] == str(output.resolve()) and recorded[-1]["precision"] == "int8-static"
