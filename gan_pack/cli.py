@@ -160,7 +160,7 @@ def export(
     weights: Annotated[str, typer.Option(help="ema (default) or raw generator weights.")] = "ema",
     opset: Annotated[int, typer.Option(help="ONNX opset (18..23).")] = 18,
     atol: Annotated[Optional[float], typer.Option(help="Parity bound (default 1e-4 fp32, 2e-2 fp16).")] = None,
-    precision: Annotated[str, typer.Option(help="fp32, fp16 (half weights and compute, float32 I/O) or int8 (static quantization of the fp32 export).")] = "fp32",
+    precision: Annotated[str, typer.Option(help="fp32, fp16 (half weights and compute, float32 I/O) or int8 (quantization of the fp32 export).")] = "fp32",
     allow_mismatch: Annotated[bool, typer.Option(help="Write the model even if parity fails (loudly).")] = False,
 ) -> None:
     """Export a trained generator to one self-contained .onnx file and prove it matches PyTorch.
@@ -185,7 +185,7 @@ def export(
 
 
 def _export_int8(source: Path, output: Path, options) -> None:
-    """The fp32 export (checked against PyTorch), then its static int8 quantization."""
+    """The fp32 export (checked against PyTorch), then its int8 quantization (mode auto)."""
     import json
     import tempfile
 
@@ -198,10 +198,10 @@ def _export_int8(source: Path, output: Path, options) -> None:
         fp32 = Path(scratch) / "fp32.onnx"
         report = export_generator(source, fp32, options, record=False)
         typer.echo(parity_table(report))
-        result = quantize_generator(fp32, output, "static")
+        result = quantize_generator(fp32, output, "auto")
     write_text_atomic(parity_path(output), json.dumps({"fp32_vs_pytorch": report.to_dict(),
                                                        "int8_vs_fp32": result}, indent=2) + "\n")
-    record_export(source, output, "int8-static", options.weights)
+    record_export(source, output, f"int8-{result['mode']}", options.weights)
     typer.echo(f"int8 vs fp32: {_versus_line(result['batches'])}")
     typer.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB) and {parity_path(output)}")
 
@@ -462,7 +462,7 @@ def runs(folder: Annotated[Path, typer.Argument(help="The folder that holds your
 def quantize(
     model: Annotated[Path, typer.Argument(help="An exported fp32 generator (.onnx).")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Default: NAME.int8.onnx beside it.")] = None,
-    mode: Annotated[str, typer.Option(help="static (calibrated, QDQ) or dynamic.")] = "static",
+    mode: Annotated[str, typer.Option(help="auto (dynamic for MLPs, static for convolutional generators), static (calibrated, QDQ) or dynamic.")] = "auto",
     calibration_n: Annotated[int, typer.Option(help="Noise samples for static calibration.")] = 512,
     seed: Annotated[int, typer.Option(help="Calibration noise seed.")] = 0,
 ) -> None:

@@ -17,12 +17,22 @@ import numpy as np
 from gan_pack.errors import ConfigError, ModelError
 from gan_pack.files import atomic_path
 
-MODES = ("static", "dynamic")
+MODES = ("auto", "static", "dynamic")
+CONVOLUTIONS = {"Conv", "ConvTranspose"}
 PARITY_BATCHES = (1, 7, 64)
 
 
-def default_output(model: Path, mode: str) -> Path:
-    return model.with_name(f"{model.stem}.int8{'' if mode == 'static' else '-dynamic'}.onnx")
+def default_output(model: Path) -> Path:
+    return model.with_name(f"{model.stem}.int8.onnx")
+
+
+def choose_mode(model: Path) -> str:
+    """auto: dynamic for all-matrix-product generators (fastest and lossless on the MLP here),
+    static for convolutional ones (dynamic leaves transposed convolutions in float, and slower)."""
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(model), load_external_data=False).graph.node}
+    return "static" if ops & CONVOLUTIONS else "dynamic"
 
 
 def _calibration_reader(info, n: int, batch: int, seed: int):
@@ -77,7 +87,7 @@ def parity_against(reference, candidate, seed: int = 0) -> dict:
     return {"reference": "fp32 onnxruntime", "batches": batches}
 
 
-def quantize_generator(model: str | Path, output: str | Path | None = None, mode: str = "static",
+def quantize_generator(model: str | Path, output: str | Path | None = None, mode: str = "auto",
                        calibration_n: int = 512, seed: int = 0) -> dict:
     """Write an int8 variant of an exported fp32 generator; returns its parity against the fp32 one."""
     try:
@@ -87,14 +97,15 @@ def quantize_generator(model: str | Path, output: str | Path | None = None, mode
     from gan_pack.runtime import OnnxGenerator
 
     if mode not in MODES:
-        raise ConfigError(f"--mode must be static or dynamic, not {mode!r}")
+        raise ConfigError(f"--mode must be auto, static or dynamic, not {mode!r}")
     if calibration_n < 1:
         raise ConfigError(f"--calibration-n must be at least 1, not {calibration_n}")
     model = Path(model)
     reference = OnnxGenerator(model)
     if reference.info.precision != "fp32":
         raise ModelError(f"{model} is {reference.info.precision}; quantize the fp32 export")
-    output = Path(output) if output else default_output(model, mode)
+    output = Path(output) if output else default_output(model)
+    mode = choose_mode(model) if mode == "auto" else mode
     if output.suffix != ".onnx":
         raise ConfigError(f"output {output} must end in .onnx")
     output.parent.mkdir(parents=True, exist_ok=True)

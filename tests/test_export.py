@@ -174,9 +174,9 @@ def test_int8_export_through_cli(trained_runs, tmp_path, capsys):
     output = tmp_path / "m8.onnx"
     code, out, err = run_cli(["export", run, "-o", output, "--precision", "int8"], capsys)
     assert code == 0, err
-    assert OnnxGenerator(output).info.precision == "int8-static"
+    assert OnnxGenerator(output).info.precision == "int8-dynamic"          # auto: an MLP
     parity = json.loads(parity_path(output).read_text())
     assert parity["fp32_vs_pytorch"]["ok"] and parity["int8_vs_fp32"]["batches"][0]["batch"] == 1
     assert "int8 vs fp32" in out and sorted(p.name for p in tmp_path.iterdir()) == ["m8.onnx", "m8.parity.json"]
     recorded = [json.loads(line) for line in (run / "exports.jsonl").read_text().splitlines()]
-    assert recorded[-1]["path"] == str(output.resolve()) and recorded[-1]["precision"] == "int8-static"
+    assert recorded[-1]["path"] == str(output.resolve()) and recorded[-1]["precision"] == "int8-dynamic"

@@ -32,6 +32,13 @@ def test_parity_vs_fp32_is_recorded(int8_model, capsys):
     assert code == 0 and "int8-static vs the fp32 model: batch 1 max abs" in out
 
 
+def test_auto_mode_picks_by_graph(tmp_path):
+    from gan_pack.quantize import choose_mode
+
+    assert choose_mode(shipped("mnist-cgan-mlp.onnx")) == "dynamic"
+    assert choose_mode(shipped("mnist-cgan.onnx")) == "static"
+
+
 def test_dynamic_mode(tmp_path, capsys):
     code, out, err = run_cli(["quantize", shipped("mnist-cgan-mlp.onnx"), "--mode", "dynamic",
                               "-o", tmp_path / "d.onnx"], capsys)
