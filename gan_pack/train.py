@@ -174,8 +174,8 @@ def checkpoint_dict(t: Trainer) -> dict:
     }
 
 
-def save_checkpoint(t: Trainer, run_dir: Path) -> Path:
-    path = run_dir / CHECKPOINT_NAME
+def save_checkpoint(t: Trainer, run_dir: Path, name: str = CHECKPOINT_NAME) -> Path:
+    path = run_dir / name
     with atomic_path(path) as tmp:
         torch.save(checkpoint_dict(t), tmp)
     return path
@@ -331,22 +331,22 @@ class InTrainingEvaluation:
     log an `eval` line to metrics.jsonl, and keep checkpoint-best.pt (lowest FCD)."""
 
     def __init__(self, config: TrainConfig):
-        from gan_pack.evaluate import OnnxClassifier, RealReference
+        from gan_pack.evaluate import OnnxClassifier, RealReference, reference_metrics
 
         self.config = config
         self.classifier = OnnxClassifier(config.classifier)
         self.real = RealReference.load(self.classifier, config.data_dir, config.eval_n, config.seed)
+        self.floor = reference_metrics(self.real)["fcd_floor_train_vs_test"]   # fixed for the run
         self.best = float("inf")
 
     @torch.no_grad()
     def __call__(self, t: Trainer, run_dir: Path) -> dict:
-        from gan_pack.evaluate import frechet_distance, quality_metrics
+        from gan_pack.evaluate import quality_metrics
 
         images, labels = generate_numpy(t, self.config.eval_n)
         m = quality_metrics(images, labels, self.classifier, self.real)
-        floor = frechet_distance(self.real.train_features, self.real.test_features)
         record = {"epoch": t.epoch, "step": t.step, "eval": True, "n": self.config.eval_n,
-                  "fcd": round(m["fcd"], 4), "fcd_ratio": round(m["fcd"] / floor, 3),
+                  "fcd": round(m["fcd"], 4), "fcd_ratio": round(m["fcd"] / self.floor, 3),
                   "recall": round(m["recall"], 4), "precision": round(m["precision"], 4),
                   "class_kl": round(m["class_kl"], 5),
                   "conditional_accuracy": round(m.get("conditional_accuracy", float("nan")), 5),
@@ -356,8 +356,7 @@ class InTrainingEvaluation:
             t.tensorboard.evaluation(record)
         if m["fcd"] < self.best:
             self.best = m["fcd"]
-            with atomic_path(run_dir / "checkpoint-best.pt") as tmp:
-                torch.save(checkpoint_dict(t), tmp)
+            save_checkpoint(t, run_dir, "checkpoint-best.pt")
         return record
 
 

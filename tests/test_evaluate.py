@@ -168,3 +168,21 @@ def test_shipped_model_on_real_mnist(capsys):
     data = real_data_dir("mnist")
     result = evaluate_generator(shipped("mnist-cgan.onnx"), shipped("mnist-classifier.onnx"), data, n=1000)
     assert result["conditional_accuracy"] > 0.95 and result["recall"] > 0.5
+
+
+@torch_needed
+def test_in_training_evaluation_logs_and_keeps_best(tiny_classifier, tiny_idx, tmp_path):
+    from conftest import tiny_config
+    from gan_pack.evaluate import OnnxClassifier, RealReference, frechet_distance
+    from gan_pack.train import load_checkpoint, train
+
+    run = tmp_path / "run"
+    train(tiny_config(run, tiny_idx, epochs=2, eval_every=1, classifier=str(tiny_classifier), eval_n=40))
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert [e["epoch"] for e in evals] == [1, 2]
+    real = RealReference.load(OnnxClassifier(tiny_classifier), tiny_idx, 40, 0)
+    floor = frechet_distance(real.train_features, real.test_features)
+    for e in evals:
+        assert e["fcd_ratio"] == pytest.approx(e["fcd"] / floor, rel=1e-2)
+    best = min(evals, key=lambda e: e["fcd"])
+    assert load_checkpoint(run / "checkpoint-best.pt")["step"] == best["step"]
