@@ -435,15 +435,15 @@ def report(
 
     Example: ganpack report runs/demo -o report.html --png summary.png
     """
-    from gan_pack.report import write_report, write_summary_png
+    from gan_pack.report import load_run, write_report, write_summary_png
 
     if output is not None:
         _check_writable(output)
-    path = write_report(run_dir, output, warn=_warn)
-    typer.echo(f"wrote {path}")
+    run = load_run(run_dir, warn=_warn)
+    typer.echo(f"wrote {write_report(run, output)}")
     if png is not None:
         _check_writable(png)
-        typer.echo(f"wrote {write_summary_png(run_dir, png)}")
+        typer.echo(f"wrote {write_summary_png(run, png)}")
 
 
 @app.command()

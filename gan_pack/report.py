@@ -199,10 +199,9 @@ def render_html(run: RunData) -> str:
 """
 
 
-def write_report(run_dir: str | Path, output: str | Path | None = None, warn=None) -> Path:
+def write_report(run: RunData, output: str | Path | None = None) -> Path:
     from gan_pack.files import write_text_atomic
 
-    run = load_run(run_dir, warn)
     output = Path(output) if output else run.path / "report.html"
     write_text_atomic(output, render_html(run))
     return output
@@ -237,13 +236,12 @@ def _plot_png(series: dict[str, tuple[list, list]], size=(420, 300), title=""):
     return image
 
 
-def write_summary_png(run_dir: str | Path, output: str | Path, warn=None) -> Path:
+def write_summary_png(run: RunData, output: str | Path) -> Path:
     """Losses, D outputs and the last grid side by side in one PNG."""
     from PIL import Image
 
     from gan_pack.files import atomic_path
 
-    run = load_run(run_dir, warn)
     panels = [_plot_png({"d_loss": curve(run.train, "d_loss"), "g_loss": curve(run.train, "g_loss")}, title="losses"),
               _plot_png({"D(x)": curve(run.train, "d_x"), "D(G(z))": curve(run.train, "d_g_z")}, title="D outputs")]
     if run.grids:
