@@ -3,10 +3,11 @@
 //   node sample.js --model ../../exported/mnist-cgan.onnx --label 3 --count 8 --seed 0 --out digits.pgm
 //   node sample.js --model M.onnx --noise noise.json --labels 3,3 --out x.pgm   (noise: [[100 floats], ...])
 //
-// The noise here is standard normal from a small seeded generator (mulberry32 + Box-Muller), not
+// The noise here is standard normal from a small seeded generator (../shared/samples.mjs), not
 // numpy's: pass --noise to reproduce Python's images exactly.
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
+import { gaussianNoise, greyStrip } from '../shared/samples.mjs';
 
 function parseArgs(argv) {
   const args = { count: 1, seed: 0, label: 0, out: 'sample.pgm', 'noise-dim': 100 };
@@ -15,36 +16,9 @@ function parseArgs(argv) {
   return args;
 }
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function gaussianNoise(count, dim, seed) {
-  const uniform = mulberry32(seed);
-  const noise = new Float32Array(count * dim);
-  for (let i = 0; i < noise.length; i++) {
-    const u = Math.max(uniform(), 1e-12);
-    noise[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * uniform());
-  }
-  return noise;
-}
-
 function toPgm(images, count, height, width) {
-  // (count, 1, H, W) in [-1, 1] -> one strip (H, count * W), the same mapping as gan_pack.images
-  const pixels = Buffer.alloc(height * width * count);
-  for (let n = 0; n < count; n++)
-    for (let y = 0; y < height; y++)
-      for (let x = 0; x < width; x++) {
-        const v = images[(n * height + y) * width + x];
-        pixels[y * width * count + n * width + x] = Math.min(255, Math.max(0, Math.floor((v + 1) * 127.5 + 0.5)));
-      }
-  return Buffer.concat([Buffer.from(`P5\n${width * count} ${height}\n255\n`), pixels]);
+  const header = Buffer.from(`P5\n${width * count} ${height}\n255\n`);
+  return Buffer.concat([header, Buffer.from(greyStrip(images, count, height, width))]);
 }
 
 const args = parseArgs(process.argv.slice(2));

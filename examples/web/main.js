@@ -1,32 +1,15 @@
 // Samples exported/mnist-cgan.onnx with onnxruntime-web and draws the images on a canvas, 1 canvas
-// pixel per image pixel (the CSS scales it up). Noise: standard normal from mulberry32 + Box-Muller
+// pixel per image pixel (the CSS scales it up). Noise: standard normal from ../shared/samples.mjs
 // seeded by the seed box, or, with ?noise=FILE.json ([[100 floats], ...]) and ?labels=0,3,5, exactly
 // the noise a caller gives (the tests use that to compare with Python). When done, window.ganpack
 // holds {pixels, width, height} read back from the canvas.
+import { gaussianNoise, greyStrip } from '../shared/samples.mjs';
+
+// ort is the global that ort.wasm.min.js (a classic script, loaded first) defines.
 ort.env.wasm.wasmPaths = new URL('node_modules/onnxruntime-web/dist/', location.href).href;
 ort.env.wasm.numThreads = 1;
 const MODEL = '../../exported/mnist-cgan.onnx';
 const NOISE_DIM = 100;
-
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function gaussianNoise(count, seed) {
-  const uniform = mulberry32(seed);
-  const noise = new Float32Array(count * NOISE_DIM);
-  for (let i = 0; i < noise.length; i++) {
-    const u = Math.max(uniform(), 1e-12);
-    noise[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * uniform());
-  }
-  return noise;
-}
 
 function draw(images, count, height, width) {
   const canvas = document.getElementById('view');
@@ -34,14 +17,7 @@ function draw(images, count, height, width) {
   canvas.height = height;
   const ctx = canvas.getContext('2d');
   const frame = ctx.createImageData(width * count, height);
-  for (let n = 0; n < count; n++)
-    for (let y = 0; y < height; y++)
-      for (let x = 0; x < width; x++) {
-        const v = images[(n * height + y) * width + x];
-        const gray = Math.min(255, Math.max(0, Math.floor((v + 1) * 127.5 + 0.5)));  // as gan_pack.images
-        const at = 4 * (y * width * count + n * width + x);
-        frame.data.set([gray, gray, gray, 255], at);
-      }
+  greyStrip(images, count, height, width).forEach((grey, i) => frame.data.set([grey, grey, grey, 255], 4 * i));
   ctx.putImageData(frame, 0, 0);
   canvas.style.width = `${Math.min(56 * count, 1120)}px`;
   const back = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
@@ -58,7 +34,7 @@ async function inputs(params) {
   const count = Number(document.getElementById('count').value);
   const digit = Number(document.getElementById('digit').value);
   const seed = Number(document.getElementById('seed').value);
-  return { noise: gaussianNoise(count, seed), labels: Array(count).fill(digit), count };
+  return { noise: gaussianNoise(count, NOISE_DIM, seed), labels: Array(count).fill(digit), count };
 }
 
 async function sample(session, params) {
