@@ -96,7 +96,7 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 
 def train_classifier(config: ClassifierConfig, log=print) -> tuple[nn.Module, float]:
     """Train on the training split; returns the model (eval mode) and its test accuracy."""
-    from gan_pack.train import resolve_device
+    from gan_pack.distributed import resolve_device
 
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)

@@ -87,6 +87,10 @@ def train(
     classifier: Annotated[Optional[str], typer.Option(help="Exported classifier for --eval-every.")] = None,
     eval_n: Annotated[int, typer.Option(help="Images per in-training evaluation.")] = 5000,
     tensorboard: Annotated[bool, typer.Option(help="Also log to TensorBoard (tensorboard --logdir runs/).")] = False,
+    fast: Annotated[bool, typer.Option(help="Data on the device, fused Adam, and on one GPU the whole "
+                                             "step as a CUDA graph; --no-fast: DataLoader, eager steps. "
+                                             "Same math.")] = True,
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast for the forward passes (GPUs with bf16).")] = False,
     out: Annotated[str, typer.Option("--out", "-o", help="Run folder to write.")] = "runs/run",
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
 ) -> None:

@@ -51,6 +51,8 @@ class TrainConfig:
     classifier: str | None = None   # exported classifier used by the in-training evaluation
     eval_n: int = 5000
     tensorboard: bool = False       # also log to TensorBoard event files in the run folder
+    fast: bool = True               # device-resident data, fused Adam, CUDA graph (same math as --no-fast)
+    bf16: bool = False              # bf16 autocast for the forward passes
     out: str = "runs/run"
 
     def __post_init__(self) -> None:

@@ -96,29 +96,90 @@ def _fit_images(images: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     return images
 
 
-class DeviceBatches:
-    """The whole data set on the device; each epoch a fresh permutation, sliced into batches.
+def epoch_order(size: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled order of epoch `epoch`: a function of (seed, epoch) alone, so every process of
+    a distributed run, every data path and a resumed run all see the same batches."""
+    rng = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(size, generator=rng)                 # (N,) int64, on the CPU
 
-    The last incomplete batch is dropped, so every step sees `batch_size` images
-    (BatchNorm needs more than one, and fixed shapes are cheaper on a GPU).
+
+class Batches:
+    """Shared by both data paths: the epoch's global batches, this process's share of each.
+
+    `batch_size` is the global batch: with `world_size` processes each gets batch_size / world_size
+    images of every step, so N GPUs train the same recipe as one.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                 device: torch.device):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1):
         if len(images) < batch_size:
             raise DataError(f"the data set has {len(images)} images, fewer than one batch of "
                             f"{batch_size}; lower --batch-size")
-        self.images = images.to(device)          # (N, C, H, W) uint8
-        self.labels = labels.to(device)          # (N,) int64
-        self.batch_size = batch_size
-        self.device = device
+        if batch_size % world_size:
+            raise DataError(f"--batch-size {batch_size} does not split evenly over {world_size} "
+                            f"processes; use a multiple of {world_size}")
+        self.size, self.batch_size, self.seed = len(images), batch_size, seed
+        self.local = batch_size // world_size
+        self.rank = rank
 
     def __len__(self) -> int:
-        return len(self.images) // self.batch_size
+        return self.size // self.batch_size
 
-    def epoch(self):
-        """Yield (images float in [-1, 1] (B, C, H, W), labels (B,)) for one shuffled epoch."""
-        order = torch.randperm(len(self.images), device=self.device)
+    def local_slices(self):
+        """This process's share of each global batch, as slices of the epoch's order. The partial
+        batch is dropped (BatchNorm needs more than one image; a CUDA graph replays fixed shapes)."""
         for step in range(len(self)):
-            index = order[step * self.batch_size:(step + 1) * self.batch_size]
-            yield self.images[index].float().div_(127.5).sub_(1.0), self.labels[index]
+            start = step * self.batch_size + self.rank * self.local
+            yield slice(start, start + self.local)
+
+
+class DeviceBatches(Batches):
+    """The fast path: the whole data set on the device as uint8; each batch a gather and a scale."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                 device: torch.device, seed: int = 0, rank: int = 0, world_size: int = 1):
+        super().__init__(images, labels, batch_size, seed, rank, world_size)
+        self.images = images.to(device)          # (N, C, H, W) uint8
+        self.labels = labels.to(device)          # (N,) int64
+        self.device = device
+
+    def gather(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images float in [-1, 1] (B, C, H, W), labels (B,)) for a (B,) index on the device."""
+        return self.images[index].float().div_(127.5).sub_(1.0), self.labels[index]
+
+    def epoch(self, epoch: int = 0):
+        """Yield (index, images, labels) for one epoch; the order goes to the device once."""
+        order = epoch_order(self.size, self.seed, epoch).to(self.device)
+        for part in self.local_slices():
+            index = order[part]                                # (B_local,)
+            yield (index, *self.gather(index))
+
+
+class LoaderBatches(Batches):
+    """The plain path: a DataLoader collating image by image from host memory, as the tutorials
+    do. Used with --no-fast, and for data sets too large for the GPU."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                 device: torch.device, seed: int = 0, rank: int = 0, world_size: int = 1):
+        super().__init__(images, labels, batch_size, seed, rank, world_size)
+        self.dataset = torch.utils.data.TensorDataset(images, labels)
+        self.device = device
+
+    def epoch(self, epoch: int = 0):
+        order = epoch_order(self.size, self.seed, epoch)
+        sampler = torch.cat([order[part] for part in self.local_slices()]).tolist()
+        # Its own generator: a DataLoader otherwise draws a seed from the global RNG (the noise's).
+        loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.local, sampler=sampler,
+                                             pin_memory=self.device.type == "cuda",
+                                             generator=torch.Generator().manual_seed(epoch))
+        for images, labels in loader:
+            images = images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+            yield None, images, labels.to(self.device, non_blocking=True)
+
+
+def make_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, device: torch.device,
+                 fast: bool, seed: int = 0, rank: int = 0, world_size: int = 1) -> Batches:
+    """DeviceBatches when --fast and the data set takes under a quarter of the free GPU memory."""
+    fits = device.type != "cuda" or images.numel() < torch.cuda.mem_get_info(device)[0] // 4
+    cls = DeviceBatches if fast and fits else LoaderBatches
+    return cls(images, labels, batch_size, device, seed, rank, world_size)

@@ -186,13 +186,32 @@ class EMA:
         self.decay = decay
         self.updates = 0
         self.model = copy.deepcopy(generator).eval().requires_grad_(False)
+        device = next(generator.parameters()).device
+        # The step's weight lives on the device, so a recorded CUDA graph reads this step's value.
+        self.weight = torch.zeros((), device=device)
 
-    @torch.no_grad()
     def update(self, generator: nn.Module) -> None:
+        self.advance()
+        self.apply(generator)
+
+    def advance(self) -> None:
+        """Set this step's weight (host side; no sync: a fill launched on the device)."""
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         self.updates += 1
-        ema_params = list(self.model.parameters())
-        torch._foreach_lerp_(ema_params, list(generator.parameters()), 1.0 - decay)
+        self.weight_value = 1.0 - decay
+        self.weight.fill_(self.weight_value)
+
+    @torch.no_grad()
+    def apply(self, generator: nn.Module) -> None:
+        """ema += weight * (params - ema). On CUDA it reads the weight from the device, so a
+        recorded CUDA graph uses each step's value; on the CPU one lerp pass is cheaper."""
+        ema_params, params = list(self.model.parameters()), list(generator.parameters())
+        if self.weight.device.type == "cpu":
+            torch._foreach_lerp_(ema_params, params, self.weight_value)
+            return
+        step = torch._foreach_sub(params, ema_params)
+        torch._foreach_mul_(step, self.weight)
+        torch._foreach_add_(ema_params, step)
 
 
 @torch.no_grad()

@@ -9,30 +9,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gan_pack.config import DatasetInfo, TrainConfig, dump_json
-from gan_pack.data import DeviceBatches, load_dataset
-from gan_pack.errors import CheckpointError, ConfigError, DeviceError
+from gan_pack.data import Batches, load_dataset, make_batches
+from gan_pack.distributed import World, barrier, join, leave, mean_over_processes, resolve_device, wrap
+from gan_pack.errors import CheckpointError, ConfigError
 from gan_pack.files import atomic_path, write_text_atomic
 from gan_pack.images import save_grid
 from gan_pack.models import EMA, build_discriminator, build_generator, recalibrate_batchnorm
+from gan_pack.step import make_step
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
 # Settings that may change when a run is resumed (where it runs, not what it trains).
-RESUME_FREE = ("device", "data_dir", "out", "log_every", "eval_every", "classifier", "eval_n", "tensorboard")
+RESUME_FREE = ("device", "data_dir", "out", "epochs", "log_every", "eval_every", "classifier", "eval_n", "tensorboard",
+               "fast")
 GRID_COLUMNS = 10
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda was asked for but torch sees no CUDA GPU; "
-                          "use --device cpu (or auto)")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 @dataclass
@@ -47,77 +40,45 @@ class Trainer:
     ema: EMA | None
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    batches: DeviceBatches | None = None
+    world: World = World()
+    g_train: nn.Module | None = None      # what the step calls: the DDP wrapper when distributed
+    d_train: nn.Module | None = None
+    batches: Batches | None = None
+    run_step: object = None              # EagerStep or GraphedStep (gan_pack.step)
     epoch: int = 0
     step: int = 0
     last_record: dict | None = None
     tensorboard: "TensorBoardLogger | None" = None
 
     @property
+    def world_size(self) -> int:
+        return self.world.size
+
+    @property
     def sampling_generator(self) -> nn.Module:
         return self.ema.model if self.ema is not None else self.generator
 
 
-def build_trainer(config: TrainConfig, info: DatasetInfo, device: torch.device) -> Trainer:
-    """Models and optimizers for a config; seeds torch so a CPU run is reproducible."""
+def build_trainer(config: TrainConfig, info: DatasetInfo, device: torch.device,
+                  world: World = World()) -> Trainer:
+    """Models and optimizers for a config; seeds torch so a CPU run is reproducible.
+
+    --fast uses fused Adam (capturable on one GPU, for the CUDA graph); --no-fast the default
+    (foreach) Adam. The math is the same."""
     torch.manual_seed(config.seed)
     generator = build_generator(config, info.num_classes, info.image_shape).to(device)
     discriminator = build_discriminator(config, info.num_classes, info.image_shape).to(device)
     betas = (config.beta1, config.beta2)
-    fused = device.type == "cuda"
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas, fused=fused)
+    fused = {"fused": True, "capturable": device.type == "cuda" and world.size == 1} if config.fast else {}
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas, **fused)
     lr_d = config.lr_d if config.lr_d is not None else config.lr
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=betas, fused=fused)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=betas, **fused)
     ema = EMA(generator, config.ema_decay) if config.ema else None
-    return Trainer(config, info, device, generator, discriminator, ema, opt_g, opt_d)
-
-
-def discriminator_loss(loss: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    if loss == "hinge":
-        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
-    ones, zeros = torch.ones_like(real_logits), torch.zeros_like(fake_logits)
-    if loss == "bce-prob":  # the tutorial: Sigmoid in D, then BCELoss on probabilities
-        return F.binary_cross_entropy(torch.sigmoid(real_logits), ones) + \
-            F.binary_cross_entropy(torch.sigmoid(fake_logits), zeros)
-    return F.binary_cross_entropy_with_logits(real_logits, ones) + \
-        F.binary_cross_entropy_with_logits(fake_logits, zeros)
-
-
-def generator_loss(loss: str, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Non-saturating: G wants D to call its fakes real."""
-    if loss == "hinge":
-        return -fake_logits.mean()
-    ones = torch.ones_like(fake_logits)
-    if loss == "bce-prob":
-        return F.binary_cross_entropy(torch.sigmoid(fake_logits), ones)
-    return F.binary_cross_entropy_with_logits(fake_logits, ones)
-
-
-def train_step(t: Trainer, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """One D step on real and (detached) fake, then one G step. Returns the stats, on device."""
-    cfg, batch = t.config, real.shape[0]
-    noise = torch.randn(batch, cfg.noise_dim, device=t.device)                # (B, noise_dim)
-    fake_labels = (torch.randint(0, t.info.num_classes, (batch,), device=t.device)
-                   if t.info.num_classes else None)
-    real_labels = labels if t.info.num_classes else None
-    fake = t.generator(noise, fake_labels)                                     # (B, C, H, W)
-
-    real_logits = t.discriminator(real, real_labels)
-    fake_logits = t.discriminator(fake.detach(), fake_labels)
-    d_loss = discriminator_loss(cfg.loss, real_logits, fake_logits)
-    t.opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    t.opt_d.step()
-
-    g_loss = generator_loss(cfg.loss, t.discriminator(fake, fake_labels))
-    t.opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
-    t.opt_g.step()
-    if t.ema is not None:
-        t.ema.update(t.generator)
-    t.step += 1
-    return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(),
-                        torch.sigmoid(fake_logits.detach()).mean()])
+    t = Trainer(config, info, device, generator, discriminator, ema, opt_g, opt_d, world,
+                wrap(generator, device, world), wrap(discriminator, device, world))
+    if world.rank:
+        torch.manual_seed(config.seed + 7919 * world.rank)     # each process its own noise
+    return t
 
 
 def fixed_inputs(t: Trainer) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -215,6 +176,8 @@ def restore(t: Trainer, ckpt: dict) -> None:
     torch.set_rng_state(ckpt["rng"]["torch"])
     if t.device.type == "cuda" and "cuda" in ckpt["rng"]:
         torch.cuda.set_rng_state(ckpt["rng"]["cuda"], t.device)
+    if t.world.rank:                 # the saved state is rank 0's; the others draw their own noise
+        torch.manual_seed(t.config.seed + 7919 * t.world.rank + t.step)
 
 
 def log_metrics(run_dir: Path, record: dict) -> None:
@@ -229,16 +192,19 @@ def run_epoch(t: Trainer, run_dir: Path, progress=None) -> dict:
     t.generator.train()
     t.discriminator.train()
     started = time.perf_counter()
-    for real, labels in t.batches.epoch():
-        sums += train_step(t, real, labels)
+    for index, real, labels in t.batches.epoch(t.epoch):
+        sums += t.run_step(t, index, real, labels)
+        t.step += 1
         count += 1
         if count == cfg.log_every or t.step % len(t.batches) == 0:
-            record = _log_record(t, sums / count, count, time.perf_counter() - started)
-            log_metrics(run_dir, record)
-            if t.tensorboard is not None:
-                t.tensorboard.scalars(record, t)
-            if progress is not None:
-                progress(record, count)
+            means = mean_over_processes(sums / count, t.world)
+            record = _log_record(t, means, count, time.perf_counter() - started)
+            if t.world.main:
+                log_metrics(run_dir, record)
+                if t.tensorboard is not None:
+                    t.tensorboard.scalars(record, t)
+                if progress is not None:
+                    progress(record, count)
             sums.zero_()
             count, started = 0, time.perf_counter()
     t.epoch += 1
@@ -253,7 +219,7 @@ def _log_record(t: Trainer, means: torch.Tensor, steps: int, seconds: float) -> 
             "time": round(time.time(), 3)}
 
 
-def prepare_run(config: TrainConfig, resume: bool) -> tuple[Trainer, Path]:
+def prepare_run(config: TrainConfig, resume: bool, world: World = World()) -> tuple[Trainer, Path]:
     """Build (or restore) a Trainer and its run folder; raise before writing anything on bad input."""
     run_dir = Path(config.out)
     ckpt = None
@@ -262,22 +228,28 @@ def prepare_run(config: TrainConfig, resume: bool) -> tuple[Trainer, Path]:
     elif (run_dir / CHECKPOINT_NAME).exists():
         raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it "
                               f"or choose another --out")
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, world)
     images, labels, info = load_dataset(config)
-    t = build_trainer(config, info, device)
-    t.batches = DeviceBatches(images, labels, config.batch_size, device)
+    batches = make_batches(images, labels, config.batch_size, device, config.fast, config.seed,
+                           world.rank, world.size)
+    join(world, device)
+    t = build_trainer(config, info, device, world)
+    t.batches = batches
     if ckpt is not None:
         check_resume_config(ckpt["config"], config)
         restore(t, ckpt)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.json", dump_json({**config.to_dict(), "dataset_info": info.to_dict()}))
+    t.run_step = make_step(t)
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / "config.json",
+                          dump_json({**config.to_dict(), "dataset_info": info.to_dict()}))
     return t, run_dir
 
 
 def check_resume_config(saved: dict, config: TrainConfig) -> None:
-    given = config.to_dict()
-    differ = [f"{k}: run has {saved.get(k)!r}, flags give {given[k]!r}"
-              for k in given if k not in RESUME_FREE and saved.get(k) != given[k]]
+    given, default = config.to_dict(), TrainConfig().to_dict()   # a setting newer than the run: its default
+    differ = [f"{k}: run has {saved.get(k, default[k])!r}, flags give {given[k]!r}"
+              for k in given if k not in RESUME_FREE and saved.get(k, default[k]) != given[k]]
     if differ:
         raise CheckpointError("--resume with settings that differ from the run's ("
                               + "; ".join(differ) + "); drop those flags or start a new --out")
@@ -381,28 +353,40 @@ def train(config: TrainConfig, resume: bool = False, on_epoch=None, progress_fac
           on_start=None) -> Trainer:
     """Train to config.epochs total epochs, writing the run folder as it goes.
 
-    Every check on the user's input happens before the run folder is touched."""
-    evaluation = InTrainingEvaluation(config) if config.eval_every else None
-    writer_class = tensorboard_writer_class() if config.tensorboard else None
-    t, run_dir = prepare_run(config, resume)
+    Under torchrun every process trains and rank 0 alone writes (grids, checkpoints, logs,
+    evaluations). Every check on the user's input happens before the run folder is touched."""
+    world = World.from_env()
+    evaluation = InTrainingEvaluation(config) if config.eval_every and world.main else None
+    writer_class = tensorboard_writer_class() if config.tensorboard and world.main else None
+    t, run_dir = prepare_run(config, resume, world)
+    try:
+        _train_epochs(t, run_dir, evaluation, writer_class, on_epoch, progress_factory, on_start)
+    finally:
+        leave(world)
+    return t
+
+
+def _train_epochs(t, run_dir, evaluation, writer_class, on_epoch, progress_factory, on_start) -> None:
+    config, main = t.config, t.world.main
     if writer_class is not None:
         t.tensorboard = TensorBoardLogger(writer_class(log_dir=str(run_dir)))
-    if on_start:
+    if on_start and main:
         on_start(t)
     while t.epoch < config.epochs:
-        progress = progress_factory(t) if progress_factory else None
+        progress = progress_factory(t) if progress_factory and main else None
         t.last_record = run_epoch(t, run_dir, progress.update if progress else None)
         finish_epoch_models(t)
-        grid = save_samples(t, run_dir)
-        if t.tensorboard is not None:
-            t.tensorboard.grid(grid, t.epoch)
-        save_checkpoint(t, run_dir)
-        if evaluation and (t.epoch % config.eval_every == 0 or t.epoch == config.epochs):
-            evaluation(t, run_dir)
+        if main:
+            grid = save_samples(t, run_dir)
+            if t.tensorboard is not None:
+                t.tensorboard.grid(grid, t.epoch)
+            save_checkpoint(t, run_dir)
+            if evaluation and (t.epoch % config.eval_every == 0 or t.epoch == config.epochs):
+                evaluation(t, run_dir)
         if progress:
             progress.close()
-        if on_epoch:
+        if on_epoch and main:
             on_epoch(t)
+        barrier(t.world)
     if t.tensorboard is not None:
         t.tensorboard.close()
-    return t

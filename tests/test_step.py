@@ -1,0 +1,73 @@
+import math
+
+import pytest
+
+from conftest import tiny_config
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
+
+from gan_pack.data import DeviceBatches, LoaderBatches  # noqa: E402
+from gan_pack.step import EagerStep, make_step  # noqa: E402
+from gan_pack.train import train  # noqa: E402
+
+
+def max_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    sa, sb = a.state_dict(), b.state_dict()
+    return max(float((sa[k].double() - sb[k].double()).abs().max()) for k in sa)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_fast_and_plain_paths_train_the_same_weights(tmp_path, tiny_idx, arch):
+    """--fast (data on the device, fused Adam) and --no-fast (DataLoader, foreach Adam) are one
+    recipe: two epochs from the same seed end at the same weights, to float32 rounding."""
+    fast, plain = (train(tiny_config(tmp_path / str(f), tiny_idx, arch=arch, fast=f, epochs=2))
+                   for f in (True, False))
+    assert isinstance(fast.batches, DeviceBatches) and isinstance(plain.batches, LoaderBatches)
+    assert fast.opt_g.defaults["fused"] and not plain.opt_g.defaults["fused"]
+    for name in ("generator", "discriminator"):
+        assert max_difference(getattr(fast, name), getattr(plain, name)) < 1e-5, name
+    assert max_difference(fast.ema.model, plain.ema.model) < 1e-5
+    other_seed = train(tiny_config(tmp_path / "seed1", tiny_idx, arch=arch, epochs=2, seed=1))
+    assert max_difference(fast.generator, other_seed.generator) > 1e-3    # the check can fail
+
+
+def test_cpu_runs_eager_steps_and_leaves_d_trainable(tmp_path, tiny_idx):
+    t = train(tiny_config(tmp_path / "run", tiny_idx))
+    assert isinstance(t.run_step, EagerStep) and isinstance(make_step(t), EagerStep)
+    assert all(p.requires_grad for p in t.discriminator.parameters())
+    assert t.ema.updates == t.step == 4
+
+
+def test_bf16_autocast_trains_close_to_fp32(tmp_path, tiny_idx):
+    fp32 = train(tiny_config(tmp_path / "fp32", tiny_idx))
+    bf16 = train(tiny_config(tmp_path / "bf16", tiny_idx, bf16=True))
+    difference = max_difference(fp32.generator, bf16.generator)
+    assert 0 < difference < 0.05
+    assert all(math.isfinite(float(p.detach().sum())) for p in bf16.generator.parameters())
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+
+
+@needs_cuda
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_cuda_graph_replays_the_eager_step(tmp_path, tiny_idx, arch, monkeypatch):
+    """On a GPU, --fast records the step as a CUDA graph after 3 eager steps; replaying it must
+    give the weights that running the same step eagerly gives (and --no-fast, to rounding)."""
+    from gan_pack.step import GraphedStep
+
+    def run(name, **settings):
+        return train(tiny_config(tmp_path / name, tiny_idx, arch=arch, device="cuda", epochs=3, **settings))
+
+    graphed = run("graph")
+    assert isinstance(graphed.run_step, GraphedStep) and graphed.run_step.graph is not None
+    assert graphed.opt_g.defaults["capturable"]
+    plain = run("plain", fast=False)
+    monkeypatch.setattr("gan_pack.train.make_step", lambda t: EagerStep())
+    eager = run("eager")
+    assert isinstance(eager.run_step, EagerStep)
+    for name in ("generator", "discriminator"):
+        assert max_difference(getattr(graphed, name), getattr(eager, name)) < 1e-5, name
+        assert max_difference(getattr(graphed, name), getattr(plain, name)) < 1e-4, name
+    assert max_difference(graphed.ema.model, eager.ema.model) < 1e-5
