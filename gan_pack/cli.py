@@ -131,7 +131,8 @@ def _run_training(config, resume: bool) -> None:
                    f"{rec.get('images_per_s')} images/s", err=True)
 
     t = train_run(config, resume=resume, on_epoch=on_epoch, progress_factory=ProgressBar, on_start=on_start)
-    typer.echo(f"done: {t.epoch} epochs, {t.step} steps; samples in {config.out}/samples/", err=True)
+    if t.world.main:
+        typer.echo(f"done: {t.epoch} epochs, {t.step} steps; samples in {config.out}/samples/", err=True)
 
 
 class ProgressBar:

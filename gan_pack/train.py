@@ -170,14 +170,30 @@ def restore(t: Trainer, ckpt: dict) -> None:
     if t.ema is not None:
         t.ema.model.load_state_dict(ckpt["generator_ema"])
         t.ema.updates = int(ckpt["step"])
-    t.opt_g.load_state_dict(ckpt["opt_g"])
-    t.opt_d.load_state_dict(ckpt["opt_d"])
+    for optimizer, key in ((t.opt_g, "opt_g"), (t.opt_d, "opt_d")):
+        flags = {k: optimizer.param_groups[0][k] for k in ("fused", "capturable", "foreach")}
+        optimizer.load_state_dict(ckpt[key])
+        keep_optimizer_flags(optimizer, flags)
     t.epoch, t.step = int(ckpt["epoch"]), int(ckpt["step"])
     torch.set_rng_state(ckpt["rng"]["torch"])
     if t.device.type == "cuda" and "cuda" in ckpt["rng"]:
         torch.cuda.set_rng_state(ckpt["rng"]["cuda"], t.device)
     if t.world.rank:                 # the saved state is rank 0's; the others draw their own noise
         torch.manual_seed(t.config.seed + 7919 * t.world.rank + t.step)
+
+
+def keep_optimizer_flags(optimizer: torch.optim.Optimizer, flags: dict) -> None:
+    """A checkpoint's optimizer state carries the implementation flags of the run that saved it
+    (fused, capturable): keep this run's instead, so a checkpoint from 2 GPUs (no CUDA graph)
+    resumes on one (graph), or a --fast one with --no-fast. Adam's step counters must sit on the
+    device for fused/capturable and on the CPU otherwise."""
+    on_device = bool(flags["fused"] or flags["capturable"])
+    for group in optimizer.param_groups:
+        group.update(flags)
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            if "step" in state:
+                state["step"] = state["step"].to(param.device if on_device else "cpu", torch.float32)
 
 
 def log_metrics(run_dir: Path, record: dict) -> None:
@@ -197,7 +213,8 @@ def run_epoch(t: Trainer, run_dir: Path, progress=None) -> dict:
         t.step += 1
         count += 1
         if count == cfg.log_every or t.step % len(t.batches) == 0:
-            means = mean_over_processes(sums / count, t.world)
+            # tolist() waits for the device, so the interval's time includes its (async) work.
+            means = mean_over_processes(sums / count, t.world).tolist()
             record = _log_record(t, means, count, time.perf_counter() - started)
             if t.world.main:
                 log_metrics(run_dir, record)
@@ -211,8 +228,8 @@ def run_epoch(t: Trainer, run_dir: Path, progress=None) -> dict:
     return record
 
 
-def _log_record(t: Trainer, means: torch.Tensor, steps: int, seconds: float) -> dict:
-    d_loss, g_loss, d_real, d_fake = means.tolist()
+def _log_record(t: Trainer, means: list[float], steps: int, seconds: float) -> dict:
+    d_loss, g_loss, d_real, d_fake = means
     return {"epoch": t.epoch + 1, "step": t.step, "d_loss": round(d_loss, 5),
             "g_loss": round(g_loss, 5), "d_x": round(d_real, 5), "d_g_z": round(d_fake, 5),
             "images_per_s": round(steps * t.config.batch_size / max(seconds, 1e-9), 1),

@@ -180,3 +180,29 @@ def test_int8_export_through_cli(trained_runs, tmp_path, capsys):
     assert "int8 vs fp32" in out and sorted(p.name for p in tmp_path.iterdir()) == ["m8.onnx", "m8.parity.json"]
     recorded = [json.loads(line) for line in (run / "exports.jsonl").read_text().splitlines()]
     assert recorded[-1]["path"] == str(output.resolve()) and recorded[-1]["precision"] == "int8-dynamic"
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_no_batchnorm_left_in_the_graph(exported_models, arch):
+    """BatchNorm is folded into the layers around it (onnxruntime's CUDA kernel for 2-D BatchNorm
+    is slow); the parity test above shows the folded graph still matches PyTorch."""
+    model = onnx.load(str(exported_models[("cgan", arch)]))
+    assert "BatchNormalization" not in {n.op_type for n in model.graph.node}
+    assert "Gemm" in {n.op_type for n in model.graph.node}
+
+
+def test_folding_keeps_the_outputs_and_drops_the_statistics(tmp_path, trained_runs):
+    from gan_pack.export import ExportedGenerator, fold_batchnorm_into_next_gemm, to_onnx
+
+    generator, _ = load_generator(trained_runs[("cgan", "mlp")])
+    path = tmp_path / "raw.onnx"
+    to_onnx(ExportedGenerator(generator, half=False).eval(), path, 100, 10, 18)
+    model = onnx.load(str(path))
+    before = len(model.graph.initializer)
+    assert fold_batchnorm_into_next_gemm(model) == 3                   # one per hidden layer
+    assert len(model.graph.initializer) == before - 12                  # gamma, beta, mean, var each
+    feeds = {"noise": np.random.default_rng(0).standard_normal((64, 100), dtype=np.float32),
+             "labels": np.arange(64) % 10}
+    raw = ort.InferenceSession(str(path)).run(["images"], feeds)[0]
+    folded = ort.InferenceSession(model.SerializeToString()).run(["images"], feeds)[0]
+    assert np.abs(raw - folded).max() < 1e-5 and np.abs(raw).max() > 0.1

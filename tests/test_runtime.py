@@ -180,3 +180,20 @@ def test_sample_and_evaluate_never_import_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "torch-free" in result.stdout and "FCD" in result.stdout and (tmp_path / "g.png").is_file()
+
+
+def test_bound_runs_give_the_plain_runs_images_from_several_threads():
+    """The I/O-binding path that CUDA uses for large batches, exercised here on the CPU provider:
+    same images as session.run, and safe when threads share the generator."""
+    g = OnnxGenerator(shipped("mnist-cgan-mlp.onnx"))
+    assert g.binding_device is None                         # CPU provider: plain runs
+    expected = g.sample(600, seed=3, batch_size=300)
+    g.binding_device = "cpu"
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(g.sample(600, seed=3, batch_size=300)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 3 and all(np.array_equal(r, expected) for r in results)

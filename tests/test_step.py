@@ -57,6 +57,12 @@ def test_cuda_graph_replays_the_eager_step(tmp_path, tiny_idx, arch, monkeypatch
     give the weights that running the same step eagerly gives (and --no-fast, to rounding)."""
     from gan_pack.step import GraphedStep
 
+    # cuDNN's default convolution algorithms add with atomics in any order, and TF32 rounds
+    # differently per algorithm: over a dozen GAN steps either drifts two identical runs apart.
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+
     def run(name, **settings):
         return train(tiny_config(tmp_path / name, tiny_idx, arch=arch, device="cuda", epochs=3, **settings))
 
@@ -68,6 +74,19 @@ def test_cuda_graph_replays_the_eager_step(tmp_path, tiny_idx, arch, monkeypatch
     eager = run("eager")
     assert isinstance(eager.run_step, EagerStep)
     for name in ("generator", "discriminator"):
-        assert max_difference(getattr(graphed, name), getattr(eager, name)) < 1e-5, name
-        assert max_difference(getattr(graphed, name), getattr(plain, name)) < 1e-4, name
+        to_eager = max_difference(getattr(graphed, name), getattr(eager, name))
+        to_plain = max_difference(getattr(graphed, name), getattr(plain, name))
+        assert to_eager < 1e-5 and to_plain < 1e-4, (name, to_eager, to_plain)
     assert max_difference(graphed.ema.model, eager.ema.model) < 1e-5
+
+
+def test_a_fast_run_resumes_on_the_plain_path(tmp_path, tiny_idx):
+    """The optimizer flags (fused, capturable) are this run's, not the checkpoint's."""
+    from gan_pack.train import load_checkpoint
+
+    train(tiny_config(tmp_path / "run", tiny_idx, fast=True))
+    resumed = train(tiny_config(tmp_path / "run", tiny_idx, fast=False, epochs=2), resume=True)
+    assert resumed.step == 8 and not resumed.opt_g.param_groups[0]["fused"]
+    steps = [s["step"] for s in resumed.opt_g.state.values()]
+    assert all(s.device.type == "cpu" and float(s) == 8 for s in steps)
+    assert load_checkpoint(tmp_path / "run")["epoch"] == 2
