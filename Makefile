@@ -5,7 +5,7 @@ RUNTIME_VENV := .venv-runtime
 DATA ?= ../shared/data
 RUN ?= runs/demo
 
-.PHONY: setup runtime sample test test-runtime test-examples train export evaluate info benchmark clean
+.PHONY: setup runtime sample test test-runtime test-examples train export evaluate info benchmark benchmark-train clean
 
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -57,6 +57,12 @@ info: runtime
 
 benchmark: setup
 	$(VENV)/bin/python benchmarks/sampling.py
+
+# Training speed, tutorial loop vs gan_pack (GPU: add DEVICE=cuda CASES=mlp-64,mlp-1024,dcgan-64).
+DEVICE ?= auto
+CASES ?= mlp-64
+benchmark-train: setup
+	$(VENV)/bin/python benchmarks/train_speed.py --data-dir $(DATA)/mnist --device $(DEVICE) --cases $(CASES) --seconds 30
 
 clean:
 	rm -rf $(VENV) $(RUNTIME_VENV) .pytest_cache samples.png
