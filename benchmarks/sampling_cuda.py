@@ -18,23 +18,12 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sampling import build_mlp_cgan  # noqa: E402
-
-
-def rate(fn, batch: int, seconds: float) -> float:
-    for _ in range(5):
-        fn()
-    calls, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        fn()
-        calls += 1
-    return calls * batch / (time.perf_counter() - started)
+from sampling import build_mlp_cgan, rate  # noqa: E402
 
 
 def session(path: Path, options: dict, profile: bool = False):
