@@ -14,6 +14,7 @@ from torch import nn
 
 import gan_pack
 from gan_pack.config import DATASET_CLASS_NAMES
+from gan_pack.data import to_model_range
 from gan_pack.errors import ConfigError
 from gan_pack.files import atomic_path
 from gan_pack.idx import load_idx_split
@@ -83,7 +84,7 @@ def augment(images: torch.Tensor, flip: bool) -> torch.Tensor:
 
 
 def _to_float(images: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(np.array(images)).to(device).float().div_(127.5).sub_(1.0)
+    return to_model_range(torch.from_numpy(np.array(images)).to(device))
 
 
 @torch.no_grad()

@@ -96,6 +96,11 @@ def _fit_images(images: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     return images
 
 
+def to_model_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels 0..255 -> float32 in [-1, 1], the range G's Tanh produces."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
 def epoch_order(size: int, seed: int, epoch: int) -> torch.Tensor:
     """The shuffled order of epoch `epoch`: a function of (seed, epoch) alone, so every process of
     a distributed run, every data path and a resumed run all see the same batches."""
@@ -145,7 +150,7 @@ class DeviceBatches(Batches):
 
     def gather(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(images float in [-1, 1] (B, C, H, W), labels (B,)) for a (B,) index on the device."""
-        return self.images[index].float().div_(127.5).sub_(1.0), self.labels[index]
+        return to_model_range(self.images[index]), self.labels[index]
 
     def epoch(self, epoch: int = 0):
         """Yield (index, images, labels) for one epoch; the order goes to the device once."""
@@ -173,7 +178,7 @@ class LoaderBatches(Batches):
                                              pin_memory=self.device.type == "cuda",
                                              generator=torch.Generator().manual_seed(epoch))
         for images, labels in loader:
-            images = images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+            images = to_model_range(images.to(self.device, non_blocking=True))
             yield None, images, labels.to(self.device, non_blocking=True)
 
 

@@ -130,7 +130,7 @@ def make_step(t):
     """The CUDA graph where it applies (--fast, one CUDA process, data on the GPU), else eager."""
     from gan_pack.data import DeviceBatches
 
-    if (t.config.fast and t.device.type == "cuda" and t.world_size == 1
+    if (t.config.fast and t.device.type == "cuda" and t.world.size == 1
             and isinstance(t.batches, DeviceBatches)):
         return GraphedStep()
     return EagerStep()

@@ -51,10 +51,6 @@ class Trainer:
     tensorboard: "TensorBoardLogger | None" = None
 
     @property
-    def world_size(self) -> int:
-        return self.world.size
-
-    @property
     def sampling_generator(self) -> nn.Module:
         return self.ema.model if self.ema is not None else self.generator
 
