@@ -70,6 +70,9 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate, both networks.")] = 2e-4,
     lr_d: Annotated[Optional[float], typer.Option(help="Discriminator learning rate (default: --lr).")] = None,
+    lr_decay_from: Annotated[Optional[int], typer.Option(
+        help="From this epoch on, both learning rates fall linearly to 1/(n+1) of theirs in the last "
+             "epoch (n = epochs left); may be set when resuming a run (default: constant).")] = None,
     beta1: Annotated[float, typer.Option(help="Adam beta1.")] = 0.5,
     beta2: Annotated[float, typer.Option(help="Adam beta2.")] = 0.999,
     noise_dim: Annotated[int, typer.Option(help="Dimension of the standard-normal noise.")] = 100,

@@ -34,6 +34,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 2e-4
     lr_d: float | None = None       # discriminator learning rate (None: same as lr)
+    lr_decay_from: int | None = None  # from this epoch on, both learning rates fall linearly (None: constant)
     beta1: float = 0.5
     beta2: float = 0.999
     noise_dim: int = 100
@@ -80,6 +81,9 @@ class TrainConfig:
             p.append(f"--noise-dim must be at least 1, not {self.noise_dim}")
         if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
             p.append("--lr and --lr-d must be positive")
+        if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < self.epochs:
+            p.append(f"--lr-decay-from must be an epoch in [0, --epochs), not {self.lr_decay_from}; "
+                     f"the decay runs from it to the last epoch")
         if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
             p.append("--beta1/--beta2 must be in [0, 1)")
         if not 0.0 < self.ema_decay < 1.0:
@@ -102,6 +106,16 @@ class TrainConfig:
         if self.arch == "mlp" and not 4 <= self.image_size <= 128:
             p.append(f"--arch mlp builds 4..128-pixel images, not {self.image_size}")
         return p
+
+    def lr_factor(self, epoch: int) -> float:
+        """The learning rates' multiplier while training epoch `epoch` (0-based): 1 up to
+        lr_decay_from, then falling in equal steps to 1/(n + 1) in the last epoch, n = the epochs
+        after lr_decay_from. Never 0, so no epoch is wasted."""
+        start = self.lr_decay_from
+        if start is None or epoch < start:
+            return 1.0
+        decayed = self.epochs - start
+        return 1.0 - (min(epoch, self.epochs - 1) - start + 1) / (decayed + 1)
 
     @property
     def conditional(self) -> bool:

@@ -23,8 +23,9 @@ from gan_pack.step import make_step
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
 # Settings that may change when a run is resumed (where it runs, not what it trains).
+# lr_decay_from too: a plateaued run is resumed with a decay tail.
 RESUME_FREE = ("device", "data_dir", "out", "epochs", "log_every", "eval_every", "classifier", "eval_n", "tensorboard",
-               "fast")
+               "fast", "lr_decay_from")
 GRID_COLUMNS = 10
 
 
@@ -192,6 +193,21 @@ def keep_optimizer_flags(optimizer: torch.optim.Optimizer, flags: dict) -> None:
                 state["step"] = state["step"].to(param.device if on_device else "cpu", torch.float32)
 
 
+def set_learning_rates(t: Trainer) -> None:
+    """This epoch's learning rates (--lr-decay-from). A recorded CUDA graph holds the rates it was
+    recorded with, so a change drops the graph and the next steps record a new one."""
+    cfg = t.config
+    factor = cfg.lr_factor(t.epoch)
+    base_d = cfg.lr_d if cfg.lr_d is not None else cfg.lr
+    changed = False
+    for optimizer, base in ((t.opt_g, cfg.lr), (t.opt_d, base_d)):
+        for group in optimizer.param_groups:
+            changed |= group["lr"] != base * factor
+            group["lr"] = base * factor
+    if changed and getattr(t.run_step, "graph", None) is not None:
+        t.run_step = make_step(t)
+
+
 def log_metrics(run_dir: Path, record: dict) -> None:
     with open(run_dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
@@ -229,6 +245,7 @@ def _log_record(t: Trainer, means: list[float], steps: int, seconds: float) -> d
     return {"epoch": t.epoch + 1, "step": t.step, "d_loss": round(d_loss, 5),
             "g_loss": round(g_loss, 5), "d_x": round(d_real, 5), "d_g_z": round(d_fake, 5),
             "images_per_s": round(steps * t.config.batch_size / max(seconds, 1e-9), 1),
+            "lr": t.opt_g.param_groups[0]["lr"],
             "time": round(time.time(), 3)}
 
 
@@ -386,6 +403,7 @@ def _train_epochs(t, run_dir, evaluation, writer_class, on_epoch, progress_facto
     if on_start and main:
         on_start(t)
     while t.epoch < config.epochs:
+        set_learning_rates(t)
         progress = progress_factory(t) if progress_factory and main else None
         t.last_record = run_epoch(t, run_dir, progress.update if progress else None)
         finish_epoch_models(t)

@@ -32,3 +32,17 @@ def test_eval_every_needs_classifier():
 def test_dataset_info_round_trip():
     info = DatasetInfo("mnist", (1, 28, 28), 10, [str(i) for i in range(10)], 60000)
     assert DatasetInfo.from_dict(info.to_dict()) == info
+
+
+def test_lr_decay_falls_linearly_from_its_epoch_and_never_reaches_zero():
+    c = TrainConfig(epochs=10, lr_decay_from=6)
+    factors = [c.lr_factor(e) for e in range(10)]
+    assert factors[:6] == [1.0] * 6
+    assert factors[6:] == pytest.approx([0.8, 0.6, 0.4, 0.2])
+    assert TrainConfig(epochs=10).lr_factor(9) == 1.0
+
+
+@pytest.mark.parametrize("start", [10, 12, -1])
+def test_lr_decay_must_start_inside_the_run(start):
+    with pytest.raises(ConfigError, match="--lr-decay-from"):
+        TrainConfig(epochs=10, lr_decay_from=start)

@@ -51,10 +51,12 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA grap
 
 
 @needs_cuda
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
-def test_cuda_graph_replays_the_eager_step(tmp_path, tiny_idx, arch, monkeypatch):
+@pytest.mark.parametrize("arch,extra", [("mlp", {}), ("dcgan", {}),
+                                        ("dcgan", {"lr_decay_from": 1, "batch_size": 8})])
+def test_cuda_graph_replays_the_eager_step(tmp_path, tiny_idx, arch, extra, monkeypatch):
     """On a GPU, --fast records the step as a CUDA graph after 3 eager steps; replaying it must
-    give the weights that running the same step eagerly gives (and --no-fast, to rounding)."""
+    give the weights that running the same step eagerly gives (and --no-fast, to rounding).
+    With --lr-decay-from the graph is recorded again each epoch, with that epoch's rates."""
     from gan_pack.step import GraphedStep
 
     # cuDNN's default convolution algorithms add with atomics in any order, and TF32 rounds
@@ -64,7 +66,8 @@ def test_cuda_graph_replays_the_eager_step(tmp_path, tiny_idx, arch, monkeypatch
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
 
     def run(name, **settings):
-        return train(tiny_config(tmp_path / name, tiny_idx, arch=arch, device="cuda", epochs=3, **settings))
+        return train(tiny_config(tmp_path / name, tiny_idx, arch=arch, device="cuda", epochs=3,
+                                 **extra, **settings))
 
     graphed = run("graph")
     assert isinstance(graphed.run_step, GraphedStep) and graphed.run_step.graph is not None

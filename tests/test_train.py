@@ -74,6 +74,25 @@ def test_resume_continues_from_saved_step(tmp_path, tiny_idx):
     assert steps == [r["step"] for r in read_metrics(tmp_path / "whole")]
 
 
+def test_lr_decay_sets_each_epochs_rates_and_resumes_onto_the_same_weights(tmp_path, tiny_idx):
+    """--lr-decay-from: both optimizers take each epoch's rate (logged), the weights differ from
+    a constant-rate run, and a run cut inside the decay resumes onto the uninterrupted weights."""
+    decayed = dict(epochs=3, lr_decay_from=1, lr_d=4e-4)
+    whole = train(tiny_config(tmp_path / "whole", tiny_idx, **decayed))
+    rates = sorted({(r["epoch"], r["lr"]) for r in read_metrics(tmp_path / "whole")})
+    assert rates == [(1, 2e-4), (2, pytest.approx(2e-4 * 2 / 3)), (3, pytest.approx(2e-4 / 3))]
+    assert whole.opt_d.param_groups[0]["lr"] == pytest.approx(4e-4 / 3)
+    constant = train(tiny_config(tmp_path / "constant", tiny_idx, epochs=3))
+    assert any(not torch.allclose(a, b) for a, b in zip(whole.generator.parameters(),
+                                                         constant.generator.parameters()))
+    config = tiny_config(tmp_path / "cut", tiny_idx, **decayed)
+    with pytest.raises(Interrupted):
+        train(config, on_epoch=lambda t: t.epoch == 2 and stop_after_first_epoch(t))
+    resumed = train(config, resume=True)
+    for key, value in whole.generator.state_dict().items():
+        assert torch.allclose(value, resumed.generator.state_dict()[key], atol=1e-6), key
+
+
 def test_resume_through_cli_takes_saved_settings(tmp_path, tiny_idx, capsys):
     config = tiny_config(tmp_path / "run", tiny_idx, epochs=2)
     with pytest.raises(Interrupted):
