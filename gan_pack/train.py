@@ -341,6 +341,13 @@ class InTrainingEvaluation:
         self.floor = reference_metrics(self.real)["fcd_floor_train_vs_test"]   # fixed for the run
         self.best = float("inf")
 
+    def resume_from(self, run_dir: Path) -> None:
+        """A resumed run keeps the best FCD its earlier evaluations logged, so its first new
+        evaluation replaces checkpoint-best.pt only if it is better."""
+        path = run_dir / "metrics.jsonl"
+        records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        self.best = min((r["fcd"] for r in records if r.get("eval")), default=float("inf"))
+
     @torch.no_grad()
     def __call__(self, t: Trainer, run_dir: Path) -> dict:
         from gan_pack.evaluate import quality_metrics
@@ -348,7 +355,7 @@ class InTrainingEvaluation:
         images, labels = generate_numpy(t, self.config.eval_n)
         m = quality_metrics(images, labels, self.classifier, self.real)
         record = {"epoch": t.epoch, "step": t.step, "eval": True, "n": self.config.eval_n,
-                  "fcd": round(m["fcd"], 4), "fcd_ratio": round(m["fcd"] / self.floor, 3),
+                  "fcd": float(f"{m['fcd']:.6g}"), "fcd_ratio": round(m["fcd"] / self.floor, 3),
                   "recall": round(m["recall"], 4), "precision": round(m["precision"], 4),
                   "class_kl": round(m["class_kl"], 5),
                   "conditional_accuracy": round(m.get("conditional_accuracy", float("nan")), 5),
@@ -389,6 +396,8 @@ def train(config: TrainConfig, resume: bool = False, on_epoch=None, progress_fac
     evaluation = InTrainingEvaluation(config) if config.eval_every and world.main else None
     writer_class = tensorboard_writer_class() if config.tensorboard and world.main else None
     t, run_dir = prepare_run(config, resume, world)
+    if evaluation is not None and resume:
+        evaluation.resume_from(run_dir)
     try:
         _train_epochs(t, run_dir, evaluation, writer_class, on_epoch, progress_factory, on_start)
     finally:

@@ -186,3 +186,14 @@ def test_in_training_evaluation_logs_and_keeps_best(tiny_classifier, tiny_idx, t
         assert e["fcd_ratio"] == pytest.approx(e["fcd"] / floor, rel=1e-2)
     best = min(evals, key=lambda e: e["fcd"])
     assert load_checkpoint(run / "checkpoint-best.pt")["step"] == best["step"]
+
+    # Resumed, the run remembers the best FCD it logged: here a (made-up) perfect earlier
+    # evaluation, so no new one may replace checkpoint-best.pt.
+    before = (run / "checkpoint-best.pt").read_bytes()
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({**best, "fcd": 0.0}) + "\n")
+    resumed = tiny_config(run, tiny_idx, epochs=3, eval_every=1, classifier=str(tiny_classifier), eval_n=40)
+    train(resumed, resume=True)
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert [e["epoch"] for e in evals] == [1, 2, 1, 3]
+    assert (run / "checkpoint-best.pt").read_bytes() == before
