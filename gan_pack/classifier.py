@@ -136,7 +136,8 @@ def export_classifier(model: nn.Module, output: str | Path, config: ClassifierCo
     """images (B, 1, 28, 28) in [-1, 1] -> logits (B, K), features (B, 128); batch is dynamic."""
     import onnx
 
-    from gan_pack.export import check_output_path, dynamo_export, rename_batch_axis, set_metadata
+    from gan_pack.export import check_output_path, dynamo_export, rename_batch_axis
+    from gan_pack.runtime import set_metadata
 
     output = check_output_path(output)
     model = model.cpu().eval()

@@ -19,6 +19,7 @@ from gan_pack.config import DatasetInfo, TrainConfig
 from gan_pack.errors import CheckpointError, ConfigError, ParityError
 from gan_pack.files import atomic_path, write_text_atomic
 from gan_pack.models import build_generator
+from gan_pack.runtime import set_metadata
 from gan_pack.train import load_checkpoint
 
 OPSETS = range(18, 24)            # what the dynamo exporter writes and onnxruntime runs
@@ -179,13 +180,6 @@ def build_metadata(ckpt: dict, options: ExportOptions) -> dict[str, str]:
         "opset": str(options.opset),
         "train_config": json.dumps(config, sort_keys=True),
     }
-
-
-def set_metadata(model, metadata: dict[str, str]) -> None:
-    del model.metadata_props[:]
-    for key, value in metadata.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
 
 
 def _differences(actual: np.ndarray, expected: np.ndarray) -> tuple[float, float]:

@@ -94,7 +94,7 @@ def quantize_generator(model: str | Path, output: str | Path | None = None, mode
         import onnx
     except ImportError as e:
         raise ConfigError("quantize needs the onnx package: pip install onnx (it comes with [train])") from e
-    from gan_pack.runtime import OnnxGenerator
+    from gan_pack.runtime import OnnxGenerator, set_metadata
 
     if mode not in MODES:
         raise ConfigError(f"--mode must be auto, static or dynamic, not {mode!r}")
@@ -117,10 +117,7 @@ def quantize_generator(model: str | Path, output: str | Path | None = None, mode
         meta = {k: v for k, v in reference.info.raw.items() if k != "parity"}
         meta.update({"precision": f"int8-{mode}", "parity_vs_fp32": json.dumps(parity),
                      "quantized_from_sha256": _sha256(model)})
-        del quantized.metadata_props[:]
-        for key, value in meta.items():
-            entry = quantized.metadata_props.add()
-            entry.key, entry.value = key, value
+        set_metadata(quantized, meta)
         onnx.save(quantized, str(tmp))
         OnnxGenerator(tmp)                                   # the contract still holds
     return {"output": str(output), "mode": mode, **parity}

@@ -65,6 +65,14 @@ class ModelInfo:
             raise ModelError(f"{path} has malformed gan_pack metadata ({e}); re-export it") from e
 
 
+def set_metadata(model, metadata: dict[str, str]) -> None:
+    """Replace an onnx ModelProto's metadata with `metadata` (what ModelInfo.from_metadata reads)."""
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def _providers_for(device: str) -> list[str]:
     import onnxruntime as ort
 
