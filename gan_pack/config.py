@@ -107,6 +107,10 @@ class TrainConfig:
             p.append(f"--arch mlp builds 4..128-pixel images, not {self.image_size}")
         return p
 
+    @property
+    def discriminator_lr(self) -> float:
+        return self.lr_d if self.lr_d is not None else self.lr
+
     def lr_factor(self, epoch: int) -> float:
         """The learning rates' multiplier while training epoch `epoch` (0-based): 1 up to
         lr_decay_from, then falling in equal steps to 1/(n + 1) in the last epoch, n = the epochs

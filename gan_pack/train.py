@@ -68,8 +68,7 @@ def build_trainer(config: TrainConfig, info: DatasetInfo, device: torch.device,
     betas = (config.beta1, config.beta2)
     fused = {"fused": True, "capturable": device.type == "cuda" and world.size == 1} if config.fast else {}
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas, **fused)
-    lr_d = config.lr_d if config.lr_d is not None else config.lr
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=betas, **fused)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.discriminator_lr, betas=betas, **fused)
     ema = EMA(generator, config.ema_decay) if config.ema else None
     t = Trainer(config, info, device, generator, discriminator, ema, opt_g, opt_d, world,
                 wrap(generator, device, world), wrap(discriminator, device, world))
@@ -198,9 +197,8 @@ def set_learning_rates(t: Trainer) -> None:
     recorded with, so a change drops the graph and the next steps record a new one."""
     cfg = t.config
     factor = cfg.lr_factor(t.epoch)
-    base_d = cfg.lr_d if cfg.lr_d is not None else cfg.lr
     changed = False
-    for optimizer, base in ((t.opt_g, cfg.lr), (t.opt_d, base_d)):
+    for optimizer, base in ((t.opt_g, cfg.lr), (t.opt_d, cfg.discriminator_lr)):
         for group in optimizer.param_groups:
             changed |= group["lr"] != base * factor
             group["lr"] = base * factor
@@ -343,10 +341,11 @@ class InTrainingEvaluation:
 
     def resume_from(self, run_dir: Path) -> None:
         """A resumed run keeps the best FCD its earlier evaluations logged, so its first new
-        evaluation replaces checkpoint-best.pt only if it is better."""
-        path = run_dir / "metrics.jsonl"
-        records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-        self.best = min((r["fcd"] for r in records if r.get("eval")), default=float("inf"))
+        evaluation replaces checkpoint-best.pt only if it is better. (load_run skips a line cut
+        short by a killed run.)"""
+        from gan_pack.report import load_run
+
+        self.best = min((r["fcd"] for r in load_run(run_dir).evals), default=float("inf"))
 
     @torch.no_grad()
     def __call__(self, t: Trainer, run_dir: Path) -> dict:
