@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import typing
 from pathlib import Path
 
 
@@ -20,8 +21,9 @@ def parse_train_flags(flags: list[str]) -> dict:
     """--model cgan --d-width 128 --no-ema --bf16 -> {"model": "cgan", "d_width": 128, ...}"""
     from gan_pack.config import TrainConfig
 
-    types = {k: type(v) for k, v in TrainConfig().to_dict().items()}
-    types.update(lr_d=float, d_width=int)                      # the settings whose default is None
+    # Each setting's declared type, `X | None` taken as X (a default of None says nothing).
+    types = {name: next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+             for name, hint in typing.get_type_hints(TrainConfig).items()}
     settings, i = {}, 0
     while i < len(flags):
         name = flags[i].lstrip("-").replace("-", "_")
