@@ -80,6 +80,14 @@ def train(
     d_width: Annotated[Optional[int], typer.Option(help="dcgan D base channel count (default: --width).")] = None,
     spectral_norm: Annotated[bool, typer.Option(help="Spectral normalisation in D.")] = False,
     late_label: Annotated[bool, typer.Option(help="dcgan cGAN: feed the label to D's last layer too.")] = False,
+    mbstd: Annotated[int, typer.Option(
+        help="dcgan D: add a minibatch-variation plane over groups of this many images, so D can "
+             "tell a G that draws too few styles (0: off; --batch-size must be a multiple).")] = 0,
+    r1: Annotated[float, typer.Option(
+        help="R1 penalty weight gamma: D's loss gains gamma/2 |grad D(real)|^2 (0: off).")] = 0.0,
+    augment: Annotated[str, typer.Option(
+        help="D sees real and fake images through these differentiable augmentations, comma-"
+             "separated: translation, cutout (default: none).")] = "",
     ema: Annotated[bool, typer.Option(help="Keep an EMA of G's weights for samples and export.")] = True,
     ema_decay: Annotated[float, typer.Option(help="EMA decay per step.")] = 0.999,
     loss: Annotated[str, typer.Option(help="bce (on logits), bce-prob (the tutorial's), or hinge.")] = "bce",

@@ -12,6 +12,7 @@ DATASETS = ("mnist", "fashion-mnist", "folder")
 DEVICES = ("auto", "cpu", "cuda")
 DCGAN_SIZES = (28, 32, 64)
 LOSSES = ("bce", "bce-prob", "hinge")
+AUGMENTS = ("translation", "cutout")
 
 DATASET_CLASS_NAMES = {
     "mnist": [str(d) for d in range(10)],
@@ -42,6 +43,9 @@ class TrainConfig:
     d_width: int | None = None      # dcgan D base channel count (None: same as width)
     spectral_norm: bool = False     # spectral normalisation on D's layers
     late_label: bool = False        # dcgan cGAN: the label also enters D's last layer
+    mbstd: int = 0                  # dcgan D: minibatch-variation plane over groups of this many images (0: off)
+    r1: float = 0.0                 # R1 penalty weight: gamma/2 * |grad of D(real)|^2 (0: off)
+    augment: str = ""               # D sees real and fake through these differentiable augmentations
     ema: bool = True
     ema_decay: float = 0.999
     device: str = "auto"
@@ -98,6 +102,17 @@ class TrainConfig:
             p.append("--eval-every needs --data-dir (the real test set to compare with)")
         if self.eval_n < 2:
             p.append(f"--eval-n must be at least 2, not {self.eval_n}")
+        if self.mbstd < 0 or (self.mbstd and self.arch != "dcgan"):
+            p.append(f"--mbstd must be 0 (off) or a group size with --arch dcgan, not {self.mbstd}")
+        elif self.mbstd and self.batch_size % self.mbstd:
+            p.append(f"--batch-size ({self.batch_size}) must be a multiple of --mbstd ({self.mbstd}), "
+                     f"so that no group mixes real and fake images")
+        if self.r1 < 0:
+            p.append(f"--r1 must be 0 (off) or positive, not {self.r1}")
+        unknown = [a for a in self.augmentations if a not in AUGMENTS]
+        if unknown:
+            p.append(f"--augment takes a comma-separated list of {', '.join(AUGMENTS)}, "
+                     f"not {', '.join(map(repr, unknown))}")
         if self.width < 8 or (self.d_width is not None and self.d_width < 8):
             p.append("--width and --d-width must be at least 8")
         if self.arch == "dcgan" and self.image_size not in DCGAN_SIZES:
@@ -106,6 +121,10 @@ class TrainConfig:
         if self.arch == "mlp" and not 4 <= self.image_size <= 128:
             p.append(f"--arch mlp builds 4..128-pixel images, not {self.image_size}")
         return p
+
+    @property
+    def augmentations(self) -> list[str]:
+        return [a.strip() for a in self.augment.split(",") if a.strip()]
 
     @property
     def discriminator_lr(self) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -102,12 +103,32 @@ class DCGANGenerator(Conditioned):
         return self.blocks(x)                                  # (B, C, H, W)
 
 
+class MinibatchStd(nn.Module):
+    """ProGAN's minibatch-variation feature: one more plane holding how much the images of a small
+    group differ, so D can tell a generator that draws too few styles. The groups are runs of
+    `group` consecutive images: D is called on cat(real, fake), and with each half a multiple of
+    `group` long no group mixes real with fake."""
+
+    def __init__(self, group: int):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        group = math.gcd(n, self.group)
+        y = x.float().view(n // group, group, c, h, w)
+        std = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))   # (n / group,)
+        plane = std.repeat_interleave(group).to(x.dtype)[:, None, None, None].expand(n, 1, h, w)
+        return torch.cat([x, plane], dim=1)                    # (n, c + 1, h, w)
+
+
 class DCGANDiscriminator(Conditioned):
     """Strided convolutions with LeakyReLU; the label enters as constant planes beside the image
-    (and, with late_label, once more beside the features that the last layer reads)."""
+    (and, with late_label, once more beside the features that the last layer reads). With
+    mbstd > 0 the last layer also reads a minibatch-variation plane (MinibatchStd)."""
 
     def __init__(self, num_classes: int, image_shape: tuple[int, int, int], width: int = 64,
-                 late_label: bool = False):
+                 late_label: bool = False, mbstd: int = 0):
         super().__init__(num_classes)
         channels, size = image_shape[0], image_shape[1]
         feats = _dcgan_channels(width, size)[::-1]            # e.g. 28px: [64, 128, 256]
@@ -117,7 +138,9 @@ class DCGANDiscriminator(Conditioned):
             c_in = c_out
         base = size // 2 ** (len(feats) - 1)
         self.late_label = late_label and num_classes > 0
-        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.features = nn.Sequential(*layers)
+        self.mbstd = MinibatchStd(mbstd) if mbstd else None
+        c_in += 1 if mbstd else 0
         self.head = nn.Linear(c_in * base * base + (num_classes if self.late_label else 0), 1)
         dcgan_init(self)
 
@@ -126,7 +149,10 @@ class DCGANDiscriminator(Conditioned):
         if embedding is not None:
             planes = embedding[:, :, None, None].expand(-1, -1, images.shape[2], images.shape[3])
             images = torch.cat([images, planes], dim=1)        # (B, C + num_classes, H, W)
-        features = self.features(images)                       # (B, F)
+        features = self.features(images)                       # (B, F, h, w)
+        if self.mbstd is not None:
+            features = self.mbstd(features)                    # (B, F + 1, h, w)
+        features = features.flatten(1)
         if self.late_label:
             features = torch.cat([features, embedding], dim=1)
         return self.head(features).squeeze(1)                  # (B,) logits
@@ -157,7 +183,7 @@ def build_discriminator(config: TrainConfig, num_classes: int, image_shape) -> n
         model = MLPDiscriminator(num_classes, image_shape)
     elif config.arch == "dcgan":
         model = DCGANDiscriminator(num_classes, image_shape, config.d_width or config.width,
-                                   config.late_label)
+                                   config.late_label, config.mbstd)
     else:
         raise ConfigError(f"unknown arch {config.arch!r}")
     if config.spectral_norm:

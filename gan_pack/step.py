@@ -6,8 +6,12 @@ the graph is `train_step` recorded once and replayed, with the batch's index as 
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
+
+from gan_pack.augment import augment
 
 GRAPH_WARMUP_STEPS = 3      # eager steps before capture: they allocate optimizer state and workspaces
 
@@ -33,6 +37,13 @@ def generator_loss(loss: str, fake_logits: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(fake_logits, ones)
 
 
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): the mean over real images of |d D(x) / d x|^2, kept in the
+    graph so D's step also descends on it. `real` must have been made to require grad."""
+    grad, = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return grad.float().square().flatten(1).sum(1).mean()
+
+
 def autocast(t):
     """bf16 autocast for the forward passes when --bf16; losses stay in float32.
     The cast cache is off: a CUDA graph must not keep casts made while it was recorded."""
@@ -46,15 +57,21 @@ def train_step(t, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     when distributed), `t.generator`/`t.discriminator` the bare ones.
     """
     cfg, batch, k = t.config, real.shape[0], t.info.num_classes
+    seen = partial(augment, names=cfg.augmentations)                            # what D sees
     noise = torch.randn(batch, cfg.noise_dim, device=t.device)                 # (B, noise_dim)
     fake_labels = torch.randint(0, k, (batch,), device=t.device) if k else None
+    if cfg.r1:
+        real = real.detach().requires_grad_(True)
     with autocast(t):
         fake = t.g_train(noise, fake_labels)                                    # (B, C, H, W)
-        # Real and fake in one D call: D has no BatchNorm, so this is two calls' math in one.
+        # Real and fake in one D call: D has no BatchNorm, so this is two calls' math in one
+        # (a --mbstd group never spans the two halves: the config checks the batch size).
         both_labels = torch.cat([labels, fake_labels]) if k else None
-        logits = t.d_train(torch.cat([real, fake.detach().to(real.dtype)]), both_labels)
+        logits = t.d_train(seen(torch.cat([real, fake.detach().to(real.dtype)])), both_labels)
     real_logits, fake_logits = logits.float().chunk(2)                           # (B,), (B,)
     d_loss = discriminator_loss(cfg.loss, real_logits, fake_logits)
+    if cfg.r1:
+        d_loss = d_loss + cfg.r1 / 2 * r1_penalty(real_logits, real)
     t.opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     t.opt_d.step()
@@ -62,7 +79,7 @@ def train_step(t, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     # The G step needs gradients through D, not of D's weights (the next D step would drop them).
     t.discriminator.requires_grad_(False)
     with autocast(t):
-        g_logits = t.discriminator(fake, fake_labels).float()
+        g_logits = t.discriminator(seen(fake), fake_labels).float()
     g_loss = generator_loss(cfg.loss, g_logits)
     t.opt_g.zero_grad(set_to_none=True)
     g_loss.backward()

@@ -46,3 +46,20 @@ def test_lr_decay_falls_linearly_from_its_epoch_and_never_reaches_zero():
 def test_lr_decay_must_start_inside_the_run(start):
     with pytest.raises(ConfigError, match="--lr-decay-from"):
         TrainConfig(epochs=10, lr_decay_from=start)
+
+
+@pytest.mark.parametrize("settings,word", [
+    ({"mbstd": 4, "arch": "mlp"}, "--mbstd"),
+    ({"mbstd": -1, "arch": "dcgan"}, "--mbstd"),
+    ({"mbstd": 3, "arch": "dcgan", "batch_size": 64}, "multiple of --mbstd"),
+    ({"r1": -1.0}, "--r1"),
+    ({"augment": "translation,flip"}, "'flip'"),
+])
+def test_discriminator_options_checked(settings, word):
+    with pytest.raises(ConfigError, match=word):
+        TrainConfig(**settings)
+
+
+def test_augment_list_is_read_loosely():
+    assert TrainConfig(augment=" translation , cutout,").augmentations == ["translation", "cutout"]
+    assert TrainConfig().augmentations == []

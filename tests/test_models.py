@@ -56,3 +56,34 @@ def test_recalibrated_statistics_match_fresh_batches():
     rng = torch.Generator().manual_seed(0)
     acts = torch.cat([g.net[:2](torch.randn(64, 100, generator=rng)) for _ in range(4)])
     assert torch.allclose(bn.running_mean, acts.mean(0), atol=1e-4)
+
+
+def test_minibatch_std_groups_never_mix_real_and_fake():
+    """--mbstd: D's logit for a real image depends on the images of its group, and only on real
+    ones when D is called on cat(real, fake) with each half a multiple of the group."""
+    config = TrainConfig(arch="dcgan", model="cgan", width=8, mbstd=4, batch_size=8)
+    d = build_discriminator(config, 10, (1, 28, 28))
+    assert d.head.in_features == (16 + 1) * 7 * 7
+    torch.nn.init.ones_(d.head.weight)                        # so the spread plane shows in the logit
+    torch.manual_seed(0)
+    real, fake, labels = torch.randn(8, 1, 28, 28), torch.randn(8, 1, 28, 28), torch.arange(16) % 10
+    logits = d(torch.cat([real, fake]), labels)
+    other_fake = d(torch.cat([real, fake * 3]), labels)
+    assert torch.equal(logits[:8], other_fake[:8])            # real logits: fakes don't reach them
+    assert not torch.allclose(logits[8:], other_fake[8:])
+    changed = real.clone()
+    changed[1] = 0                                            # the first group of real images
+    moved = d(torch.cat([changed, fake]), labels)
+    assert not torch.allclose(moved[0], logits[0])            # image 0 is the same, its group is not
+    assert torch.equal(moved[4:], logits[4:])                  # the other groups are untouched
+
+
+def test_minibatch_std_plane_is_the_group_spread():
+    from gan_pack.models import MinibatchStd
+
+    x = torch.zeros(4, 2, 3, 3)
+    x[1] = 2.0                                                # group 0: values 0 and 2, std 1
+    out = MinibatchStd(2)(x)
+    assert out.shape == (4, 3, 3, 3)
+    assert torch.allclose(out[:2, 2], torch.ones(2, 3, 3), atol=1e-3)
+    assert torch.allclose(out[2:, 2], torch.zeros(2, 3, 3), atol=1e-3)   # group 1: identical images

@@ -52,7 +52,9 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA grap
 
 @needs_cuda
 @pytest.mark.parametrize("arch,extra", [("mlp", {}), ("dcgan", {}),
-                                        ("dcgan", {"lr_decay_from": 1, "batch_size": 8})])
+                                        ("dcgan", {"lr_decay_from": 1, "batch_size": 8}),
+                                        ("dcgan", {"mbstd": 4, "r1": 1.0, "augment": "translation,cutout",
+                                                   "batch_size": 8})])
 def test_cuda_graph_replays_the_eager_step(tmp_path, tiny_idx, arch, extra, monkeypatch):
     """On a GPU, --fast records the step as a CUDA graph after 3 eager steps; replaying it must
     give the weights that running the same step eagerly gives (and --no-fast, to rounding).
@@ -93,3 +95,25 @@ def test_a_fast_run_resumes_on_the_plain_path(tmp_path, tiny_idx):
     steps = [s["step"] for s in resumed.opt_g.state.values()]
     assert all(s.device.type == "cpu" and float(s) == 8 for s in steps)
     assert load_checkpoint(tmp_path / "run")["epoch"] == 2
+
+
+def test_r1_penalty_of_a_linear_critic_is_its_squared_weight_norm():
+    from gan_pack.step import r1_penalty
+
+    w = torch.randn(1, 5, 5)
+    real = torch.randn(6, 1, 5, 5, requires_grad=True)
+    logits = (real * w).sum(dim=(1, 2, 3)) + 3.0              # gradient w at every image
+    assert torch.allclose(r1_penalty(logits, real), w.square().sum())
+    quadratic = (real ** 2).sum(dim=(1, 2, 3))                 # gradient 2x: penalty mean 4|x|^2
+    assert torch.allclose(r1_penalty(quadratic, real), 4 * real.detach().square().sum(dim=(1, 2, 3)).mean())
+
+
+def test_r1_mbstd_and_augment_train_and_change_the_weights(tmp_path, tiny_idx):
+    """Each D option changes what one run learns (so each is wired in), and the run stays finite."""
+    base = dict(arch="dcgan", batch_size=8, epochs=1)
+    plain = train(tiny_config(tmp_path / "plain", tiny_idx, **base))
+    for name, option in {"r1": {"r1": 10.0}, "mbstd": {"mbstd": 4},
+                         "augment": {"augment": "translation,cutout"}}.items():
+        t = train(tiny_config(tmp_path / name, tiny_idx, **base, **option))
+        assert max_difference(plain.generator, t.generator) > 1e-4, name
+        assert all(math.isfinite(float(p.detach().sum())) for p in t.discriminator.parameters()), name

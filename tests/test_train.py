@@ -154,6 +154,8 @@ def test_non_idx_file(tmp_path, capsys):
     (["--arch", "dcgan", "--image-size", "30"], "--image-size"),
     (["--epochs", "0"], "--epochs"),
     (["--batch-size", "-4"], "--batch-size"),
+    (["--arch", "dcgan", "--mbstd", "3"], "--mbstd"),
+    (["--augment", "flip"], "--augment"),
 ])
 def test_bad_settings(tmp_path, tiny_idx, capsys, flags, word):
     code, _, err = run_cli(["train", "--data-dir", tiny_idx, "--out", tmp_path / "run", *flags], capsys)

@@ -1,0 +1,48 @@
+"""Differentiable augmentations for what D sees (DiffAugment, Zhao et al. 2020).
+
+D reads real and fake images through the same random transforms, in its own step and in G's, so
+G is never asked to draw them: the generated images keep the data's look while D cannot lean on
+exact pixel positions. Every op is a gather or a mask, so gradients reach G and a CUDA graph can
+record it (the random draws happen on the device).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+BACKGROUND = -1.0          # images are in [-1, 1]; MNIST-like data sets have a black background
+
+
+def translate(images: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+    """Shift each image by up to ratio of its side in x and y, filling with the background."""
+    n, _, h, w = images.shape
+    sy, sx = max(1, round(h * ratio)), max(1, round(w * ratio))
+    dy = torch.randint(-sy, sy + 1, (n, 1, 1), device=images.device)
+    dx = torch.randint(-sx, sx + 1, (n, 1, 1), device=images.device)
+    padded = F.pad(images, (sx, sx, sy, sy), value=BACKGROUND)     # (n, c, h + 2sy, w + 2sx)
+    rows = torch.arange(h, device=images.device)[None, :, None] + sy - dy      # (n, h, 1)
+    cols = torch.arange(w, device=images.device)[None, None, :] + sx - dx      # (n, 1, w)
+    batch = torch.arange(n, device=images.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # (n, c, h, w)
+
+
+def cutout(images: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
+    """Blank one square of ratio x the side, at a random place in each image, to the background."""
+    n, _, h, w = images.shape
+    ch, cw = max(1, round(h * ratio)), max(1, round(w * ratio))
+    top = torch.randint(0, h - ch + 1, (n, 1, 1), device=images.device)
+    left = torch.randint(0, w - cw + 1, (n, 1, 1), device=images.device)
+    rows = torch.arange(h, device=images.device)[None, :, None]
+    cols = torch.arange(w, device=images.device)[None, None, :]
+    inside = (rows >= top) & (rows < top + ch) & (cols >= left) & (cols < left + cw)   # (n, h, w)
+    return torch.where(inside[:, None], torch.full_like(images, BACKGROUND), images)
+
+
+AUGMENTATIONS = {"translation": translate, "cutout": cutout}
+
+
+def augment(images: torch.Tensor, names: list[str]) -> torch.Tensor:
+    for name in names:
+        images = AUGMENTATIONS[name](images)
+    return images
