@@ -37,7 +37,9 @@ for l in sys.stdin:
     r=json.loads(l); print('  ', r['epoch'], round(r['fcd'],4), round(r['fcd_ratio'],2), 'recall', r['recall'], 'kl', r['class_kl'], 'acc', r['conditional_accuracy'])"
   done ;;
 stop)
-  pkill -f "gan_pack train" ; sleep 5 ;;
+  # Anchored: a caller whose own command line holds the words (bash -c "... gan_pack train ...")
+  # must not be matched and killed with the runs.
+  pkill -f "^python3 -m gan_pack train" ; sleep 5 ;;
 export)
   for name in "$@"; do
     python3 -m gan_pack export $R/$name/checkpoint-best.pt -o $R/$name/$name.onnx > $R/$name/export.log 2>&1 &
