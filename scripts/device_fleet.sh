@@ -41,13 +41,5 @@ stop)
   # must not be matched and killed with the runs.
   pkill -f "^python3 -m gan_pack train" ; sleep 5 ;;
 export)
-  for name in "$@"; do
-    python3 -m gan_pack export $R/$name/checkpoint-best.pt -o $R/$name/$name.onnx > $R/$name/export.log 2>&1 &
-  done
-  wait
-  for name in "$@"; do
-    tail -n 1 $R/$name/export.log
-    cp $R/$name.log $R/$name/train.log; last=$(ls $R/$name/samples | tail -1)
-    tar czf $OUT/$name.tgz -C $R/$name $name.onnx $name.parity.json metrics.jsonl config.json samples/$last train.log
-  done ;;
+  bash scripts/device_export.sh "$@" ;;
 esac

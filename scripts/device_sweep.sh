@@ -28,12 +28,4 @@ for l in sys.stdin:
     r=json.loads(l); print(r['epoch'], r['fcd'], r['fcd_ratio'], r['recall'], r['precision'], r['class_kl'], r['conditional_accuracy'])"
 done
 [ "${EXPORT:-0}" = 1 ] || exit 0
-for name in "${names[@]}"; do
-  python3 -m gan_pack export $R/$name/checkpoint-best.pt -o $R/$name/$name.onnx > $R/$name/export.log 2>&1 &
-done
-wait
-for name in "${names[@]}"; do
-  tail -n 1 $R/$name/export.log
-  cp $R/$name.log $R/$name/train.log; last=$(ls $R/$name/samples | tail -1)
-  tar czf $OUT/$name.tgz -C $R/$name $name.onnx $name.parity.json metrics.jsonl config.json samples/$last train.log 2>/dev/null || tar czf $OUT/$name.tgz -C $R/$name metrics.jsonl
-done
+bash scripts/device_export.sh "${names[@]}"
