@@ -62,6 +62,11 @@ def build_trainer(config: TrainConfig, info: DatasetInfo, device: torch.device,
 
     --fast uses fused Adam (capturable on one GPU, for the CUDA graph); --no-fast the default
     (foreach) Adam. The math is the same."""
+    local_batch = config.batch_size // world.size
+    if config.mbstd and local_batch % config.mbstd:
+        raise ConfigError(f"each of the {world.size} processes gets {local_batch} images a step, not a "
+                          f"multiple of --mbstd {config.mbstd}: a group would mix real and fake "
+                          f"images; pick a --batch-size that is a multiple of {world.size * config.mbstd}")
     torch.manual_seed(config.seed)
     generator = build_generator(config, info.num_classes, info.image_shape).to(device)
     discriminator = build_discriminator(config, info.num_classes, info.image_shape).to(device)

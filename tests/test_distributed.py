@@ -76,3 +76,19 @@ def test_batch_that_does_not_split_is_refused(tmp_path, tiny_idx):
     with pytest.raises(DataError, match="--batch-size 15 does not split evenly over 2"):
         DeviceBatches(torch.zeros(64, 1, 28, 28, dtype=torch.uint8), torch.zeros(64), 15,
                       torch.device("cpu"), rank=1, world_size=2)
+
+
+def test_mbstd_groups_must_fit_each_process_batch():
+    """--batch-size 8 --mbstd 4 is fine on one process but gives each of 4 processes 2 images."""
+    from gan_pack.config import DatasetInfo
+    from gan_pack.distributed import World
+    from gan_pack.errors import ConfigError
+    from gan_pack.train import build_trainer
+
+    from gan_pack.config import TrainConfig
+
+    config = TrainConfig(arch="dcgan", width=8, batch_size=8, mbstd=4, device="cpu")
+    info = DatasetInfo("mnist", (1, 28, 28), 0)
+    build_trainer(config, info, torch.device("cpu"))
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        build_trainer(config, info, torch.device("cpu"), World(rank=0, size=4, local_rank=0))
