@@ -65,7 +65,7 @@ def train_step(t, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     with autocast(t):
         fake = t.g_train(noise, fake_labels)                                    # (B, C, H, W)
         # Real and fake in one D call: D has no BatchNorm, so this is two calls' math in one
-        # (a --mbstd group never spans the two halves: the config checks the batch size).
+        # (a --mbstd group never spans the two halves: build_trainer checks each process's batch).
         both_labels = torch.cat([labels, fake_labels]) if k else None
         logits = t.d_train(seen(torch.cat([real, fake.detach().to(real.dtype)])), both_labels)
     real_logits, fake_logits = logits.float().chunk(2)                           # (B,), (B,)
