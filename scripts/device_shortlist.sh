@@ -15,8 +15,8 @@ for name in "$@"; do
   done
 done | xargs -P 8 -n 2 sh -c 'python3 -m gan_pack export "$0" -o "$1" > "${1%.onnx}.export.log" 2>&1 \
   || tail -n 1 "${1%.onnx}.export.log"'
-ls $S/*.onnx | xargs -P 8 -I{} sh -c "python3 -m gan_pack evaluate {} --classifier exported/$DATA-classifier.onnx \
-  --data-dir .data/$DATA --json \$(echo {} | sed 's/onnx\$/eval.json/') > /dev/null 2>&1"
+ls $S/*.onnx | DATA=$DATA xargs -P 8 -n 1 sh -c 'python3 -m gan_pack evaluate "$0" \
+  --classifier exported/$DATA-classifier.onnx --data-dir .data/$DATA --json "${0%.onnx}.eval.json" > /dev/null 2>&1'
 python3 - "$S" "$TOP" > $S/ranking.txt <<'PY'
 import json, pathlib, sys
 rows = sorted((json.loads(p.read_text()) | {"file": p.name[:-len(".eval.json")]}
