@@ -136,10 +136,12 @@ def export_classifier(model: nn.Module, output: str | Path, config: ClassifierCo
     """images (B, 1, 28, 28) in [-1, 1] -> logits (B, K), features (B, 128); batch is dynamic."""
     import onnx
 
-    from gan_pack.export import check_output_path, dynamo_export, rename_batch_axis
-    from gan_pack.runtime import set_metadata
+    from gan_pack.contract import CLASSIFIER_KIND, set_metadata
+    from gan_pack.export import dynamo_export
+    from gan_pack.files import check_output_path
+    from gan_pack.graph import rename_batch_axis
 
-    output = check_output_path(output)
+    output = check_output_path(output, ".onnx")
     model = model.cpu().eval()
     with atomic_path(output) as tmp:
         dynamo_export(model, (torch.zeros(4, 1, 28, 28),), tmp, ["images"], ["logits", "features"], 18)
@@ -147,7 +149,7 @@ def export_classifier(model: nn.Module, output: str | Path, config: ClassifierCo
         rename_batch_axis(onnx_model)
         names = DATASET_CLASS_NAMES[config.dataset]
         set_metadata(onnx_model, {
-            "gan_pack.version": gan_pack.__version__, "gan_pack.kind": "classifier",
+            "gan_pack.version": gan_pack.__version__, "gan_pack.kind": CLASSIFIER_KIND,
             "dataset": config.dataset, "num_classes": str(len(names)), "class_names": json.dumps(names),
             "image_shape": json.dumps([1, 28, 28]), "input_range": json.dumps([-1, 1]),
             "feature_dim": str(FEATURE_DIM), "test_accuracy": f"{test_accuracy:.4f}",

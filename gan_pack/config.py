@@ -1,19 +1,54 @@
-"""Dataclasses shared by every layer. No torch, no onnx."""
+"""Settings shared by every layer, in four groups. No torch, no onnx.
+
+A training run's settings are a `TrainConfig` of four groups:
+- `Recipe`: what is trained (data, networks, loss, optimizer, seed). Fixed for the life of a run.
+- `Schedule`: how long, and the learning-rate decay. May change on --resume.
+- `RunOptions`: where and how it runs (device, folders, logging). May change on --resume.
+- `Evaluation`: the in-training evaluation. May change on --resume.
+
+On disk (config.json, checkpoints, ONNX metadata) a config is one flat dict: field names are unique
+across the groups, so old runs and new ones read the same way.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
 
 from gan_pack.errors import ConfigError
 
-ARCHS = ("mlp", "dcgan")
-DATASETS = ("mnist", "fashion-mnist", "folder")
-DEVICES = ("auto", "cpu", "cuda")
-DCGAN_SIZES = (28, 32, 64)
-LOSSES = ("bce", "bce-prob", "hinge")
-AUGMENTS = ("translation", "cutout")
 
+class Model(str, Enum):
+    gan = "gan"
+    cgan = "cgan"
+
+
+class Arch(str, Enum):
+    mlp = "mlp"
+    dcgan = "dcgan"
+
+
+class Dataset(str, Enum):
+    mnist = "mnist"
+    fashion_mnist = "fashion-mnist"
+    folder = "folder"
+
+
+class Loss(str, Enum):
+    bce = "bce"
+    bce_prob = "bce-prob"
+    hinge = "hinge"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+DCGAN_SIZES = (28, 32, 64)
+AUGMENTS = ("translation", "cutout")
 DATASET_CLASS_NAMES = {
     "mnist": [str(d) for d in range(10)],
     "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -21,21 +56,27 @@ DATASET_CLASS_NAMES = {
 }
 
 
+def values(enum: type[Enum]) -> list[str]:
+    return [member.value for member in enum]
+
+
+def _choice(flag: str, value, enum: type[Enum]) -> list[str]:
+    allowed = values(enum)
+    return [] if value in allowed else [f"{flag} must be one of {', '.join(allowed)}, not {value!r}"]
+
+
 @dataclass
-class TrainConfig:
-    """Every setting of a training run. Saved as config.json and inside each checkpoint."""
+class Recipe:
+    """What is trained: fixed for the life of a run (a resumed run must not change it)."""
 
     model: str = "gan"              # gan | cgan
     arch: str = "mlp"
     dataset: str = "mnist"
-    data_dir: str | None = None
     image_size: int = 28
     channels: int = 1
-    epochs: int = 10
     batch_size: int = 64
     lr: float = 2e-4
     lr_d: float | None = None       # discriminator learning rate (None: same as lr)
-    lr_decay_from: int | None = None  # from this epoch on, both learning rates fall linearly (None: constant)
     beta1: float = 0.5
     beta2: float = 0.999
     noise_dim: int = 100
@@ -48,60 +89,25 @@ class TrainConfig:
     augment: str = ""               # D sees real and fake through these differentiable augmentations
     ema: bool = True
     ema_decay: float = 0.999
-    device: str = "auto"
-    seed: int = 0
-    log_every: int = 100
     loss: str = "bce"               # bce (on logits) | bce-prob (tutorial) | hinge
-    eval_every: int = 0             # epochs between in-training evaluations (0: never)
-    classifier: str | None = None   # exported classifier used by the in-training evaluation
-    eval_n: int = 5000
-    tensorboard: bool = False       # also log to TensorBoard event files in the run folder
-    fast: bool = True               # device-resident data, fused Adam, CUDA graph (same math as --no-fast)
+    seed: int = 0
     bf16: bool = False              # bf16 autocast for the forward passes
-    out: str = "runs/run"
-
-    def __post_init__(self) -> None:
-        problems = self.problems()
-        if problems:
-            raise ConfigError("; ".join(problems))
 
     def problems(self) -> list[str]:
-        p = []
-        if self.model not in ("gan", "cgan"):
-            p.append(f"--model must be gan or cgan, not {self.model!r}")
-        if self.arch not in ARCHS:
-            p.append(f"--arch must be one of {', '.join(ARCHS)}, not {self.arch!r}")
-        if self.dataset not in DATASETS:
-            p.append(f"--dataset must be one of {', '.join(DATASETS)}, not {self.dataset!r}")
-        if self.device not in DEVICES:
-            p.append(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
-        if self.loss not in LOSSES:
-            p.append(f"--loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
-        if self.epochs < 1:
-            p.append(f"--epochs must be at least 1, not {self.epochs}")
+        p = (_choice("--model", self.model, Model) + _choice("--arch", self.arch, Arch)
+             + _choice("--dataset", self.dataset, Dataset) + _choice("--loss", self.loss, Loss))
         if self.batch_size < 1:
             p.append(f"--batch-size must be at least 1, not {self.batch_size}")
         if self.noise_dim < 1:
             p.append(f"--noise-dim must be at least 1, not {self.noise_dim}")
-        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
+        if not self.lr > 0 or (self.lr_d is not None and not self.lr_d > 0):
             p.append("--lr and --lr-d must be positive")
-        if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < self.epochs:
-            p.append(f"--lr-decay-from must be an epoch in [0, --epochs), not {self.lr_decay_from}; "
-                     f"the decay runs from it to the last epoch")
         if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
             p.append("--beta1/--beta2 must be in [0, 1)")
         if not 0.0 < self.ema_decay < 1.0:
             p.append(f"--ema-decay must be in (0, 1), not {self.ema_decay}")
         if self.channels not in (1, 3):
             p.append(f"--channels must be 1 or 3, not {self.channels}")
-        if self.log_every < 1:
-            p.append(f"--log-every must be at least 1, not {self.log_every}")
-        if self.eval_every < 0 or (self.eval_every and not self.classifier):
-            p.append("--eval-every needs --classifier (an exported classifier) and a positive value")
-        if self.eval_every and self.data_dir is None:
-            p.append("--eval-every needs --data-dir (the real test set to compare with)")
-        if self.eval_n < 2:
-            p.append(f"--eval-n must be at least 2, not {self.eval_n}")
         if self.mbstd < 0 or (self.mbstd and self.arch != "dcgan"):
             p.append(f"--mbstd must be 0 (off) or a group size with --arch dcgan, not {self.mbstd}")
         elif self.mbstd and self.batch_size % self.mbstd:
@@ -123,12 +129,33 @@ class TrainConfig:
         return p
 
     @property
+    def conditional(self) -> bool:
+        return self.model == "cgan"
+
+    @property
     def augmentations(self) -> list[str]:
         return [a.strip() for a in self.augment.split(",") if a.strip()]
 
     @property
     def discriminator_lr(self) -> float:
         return self.lr_d if self.lr_d is not None else self.lr
+
+
+@dataclass
+class Schedule:
+    """How long a run trains and how its learning rates move."""
+
+    epochs: int = 10
+    lr_decay_from: int | None = None  # from this epoch on, both learning rates fall linearly (None: constant)
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.epochs < 1:
+            p.append(f"--epochs must be at least 1, not {self.epochs}")
+        if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < self.epochs:
+            p.append(f"--lr-decay-from must be an epoch in [0, --epochs), not {self.lr_decay_from}; "
+                     f"the decay runs from it to the last epoch")
+        return p
 
     def lr_factor(self, epoch: int) -> float:
         """The learning rates' multiplier while training epoch `epoch` (0-based): 1 up to
@@ -140,20 +167,86 @@ class TrainConfig:
         decayed = self.epochs - start
         return 1.0 - (min(epoch, self.epochs - 1) - start + 1) / (decayed + 1)
 
+
+@dataclass
+class RunOptions:
+    """Where and how a run executes: none of it changes what is learned."""
+
+    device: str = "auto"
+    data_dir: str | None = None
+    out: str = "runs/run"
+    log_every: int = 100
+    tensorboard: bool = False       # also log to TensorBoard event files in the run folder
+    fast: bool = True               # device-resident data, fused Adam, CUDA graph (same math as --no-fast)
+
+    def problems(self) -> list[str]:
+        p = _choice("--device", self.device, Device)
+        if self.log_every < 1:
+            p.append(f"--log-every must be at least 1, not {self.log_every}")
+        return p
+
+
+@dataclass
+class Evaluation:
+    """The in-training evaluation that picks checkpoint-best.pt."""
+
+    eval_every: int = 0             # epochs between in-training evaluations (0: never)
+    classifier: str | None = None   # exported classifier used by the in-training evaluation
+    eval_n: int = 5000
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.eval_every < 0 or (self.eval_every and not self.classifier):
+            p.append("--eval-every needs --classifier (an exported classifier) and a positive value")
+        if self.eval_n < 2:
+            p.append(f"--eval-n must be at least 2, not {self.eval_n}")
+        return p
+
+
+GROUPS = {"recipe": Recipe, "schedule": Schedule, "run": RunOptions, "evaluation": Evaluation}
+RESUMABLE_GROUPS = ("schedule", "run", "evaluation")   # what --resume may change
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run. Saved flat as config.json and inside each checkpoint."""
+
+    recipe: Recipe = field(default_factory=Recipe)
+    schedule: Schedule = field(default_factory=Schedule)
+    run: RunOptions = field(default_factory=RunOptions)
+    evaluation: Evaluation = field(default_factory=Evaluation)
+
+    def __post_init__(self) -> None:
+        problems = [p for name in GROUPS for p in getattr(self, name).problems()]
+        if self.evaluation.eval_every and self.run.data_dir is None:
+            problems.append("--eval-every needs --data-dir (the real test set to compare with)")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
     @property
     def conditional(self) -> bool:
-        return self.model == "cgan"
+        return self.recipe.conditional
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The flat form: {setting: value} over all groups."""
+        return {k: v for name in GROUPS for k, v in asdict(getattr(self, name)).items()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """From the flat form; missing settings take their defaults (a run older than the setting)."""
+        unknown = sorted(set(data) - set(setting_names()))
         if unknown:
             raise ConfigError(f"unknown settings {unknown}: made by a newer gan_pack?")
-        return cls(**data)
+        groups = {name: group(**{f.name: data[f.name] for f in fields(group) if f.name in data})
+                  for name, group in GROUPS.items()}
+        return cls(**groups)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+
+def setting_names(groups=tuple(GROUPS)) -> list[str]:
+    return [f.name for name in groups for f in fields(GROUPS[name])]
 
 
 @dataclass

@@ -8,57 +8,57 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan_pack.config import DATASET_CLASS_NAMES, DatasetInfo, TrainConfig
+from gan_pack.config import DATASET_CLASS_NAMES, DatasetInfo, Recipe
 from gan_pack.errors import DataError
 from gan_pack.idx import load_idx_split, missing_files_message
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-def load_dataset(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, DatasetInfo]:
+def load_dataset(recipe: Recipe, data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor, DatasetInfo]:
     """(images uint8 (N, C, H, W), labels int64 (N,), facts) of the training split."""
-    if config.dataset == "folder":
-        images, labels, class_names = _load_folder(config)
+    if recipe.dataset == "folder":
+        images, labels, class_names = _load_folder(recipe, data_dir)
     else:
-        images, labels = _load_builtin(config)
-        class_names = DATASET_CLASS_NAMES[config.dataset]
-    images = _fit_images(torch.from_numpy(np.array(images, dtype=np.uint8)), config)
-    num_classes = len(class_names) if config.conditional else 0
-    if config.conditional and len(class_names) < 2:
+        images, labels = _load_builtin(recipe, data_dir)
+        class_names = DATASET_CLASS_NAMES[recipe.dataset]
+    images = _fit_images(torch.from_numpy(np.array(images, dtype=np.uint8)), recipe)
+    num_classes = len(class_names) if recipe.conditional else 0
+    if recipe.conditional and len(class_names) < 2:
         raise DataError("--model cgan needs at least two classes (one subfolder per class); "
                         "use --model gan for a folder of unlabelled images")
-    info = DatasetInfo(name=config.dataset, image_shape=tuple(images.shape[1:]),
+    info = DatasetInfo(name=recipe.dataset, image_shape=tuple(images.shape[1:]),
                        num_classes=num_classes, class_names=class_names if num_classes else [],
                        size=len(images))
     return images, torch.from_numpy(labels), info
 
 
-def _load_builtin(config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    if config.data_dir is not None:
-        return load_idx_split(config.data_dir, config.dataset, "train")
-    root = Path.home() / ".cache" / "gan_pack" / config.dataset
+def _load_builtin(recipe: Recipe, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    if data_dir is not None:
+        return load_idx_split(data_dir, recipe.dataset, "train")
+    root = Path.home() / ".cache" / "gan_pack" / recipe.dataset
     try:
         from torchvision import datasets
 
-        cls = datasets.MNIST if config.dataset == "mnist" else datasets.FashionMNIST
+        cls = datasets.MNIST if recipe.dataset == "mnist" else datasets.FashionMNIST
         ds = cls(str(root), train=True, download=True)
     except Exception as e:  # torchvision raises plain RuntimeError/URLError when offline
-        raise DataError(f"could not download {config.dataset} ({type(e).__name__}); offline, "
-                        + missing_files_message(Path("<folder>"), config.dataset)
+        raise DataError(f"could not download {recipe.dataset} ({type(e).__name__}); offline, "
+                        + missing_files_message(Path("<folder>"), recipe.dataset)
                         + " and pass --data-dir <folder>") from e
     return ds.data.numpy()[:, None], ds.targets.numpy().astype(np.int64)
 
 
-def _load_folder(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _load_folder(recipe: Recipe, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from PIL import Image, UnidentifiedImageError
 
-    if config.data_dir is None or not Path(config.data_dir).is_dir():
+    if data_dir is None or not Path(data_dir).is_dir():
         raise DataError(f"--dataset folder needs --data-dir pointing at an image folder, "
-                        f"got {config.data_dir!r}")
-    root = Path(config.data_dir)
+                        f"got {data_dir!r}")
+    root = Path(data_dir)
     subfolders = sorted(p for p in root.iterdir() if p.is_dir())
     groups = [(p.name, p) for p in subfolders] or [(root.name, root)]
-    mode = "L" if config.channels == 1 else "RGB"
+    mode = "L" if recipe.channels == 1 else "RGB"
     images, labels, class_names = [], [], []
     for label, (name, folder) in enumerate(groups):
         files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
@@ -67,7 +67,7 @@ def _load_folder(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, list[str]
             try:
                 with Image.open(f) as img:
                     img = _center_square(img.convert(mode)).resize(
-                        (config.image_size, config.image_size), Image.Resampling.BILINEAR)
+                        (recipe.image_size, recipe.image_size), Image.Resampling.BILINEAR)
                     array = np.asarray(img, dtype=np.uint8)
             except (UnidentifiedImageError, OSError) as e:
                 raise DataError(f"{f} is not a readable image ({e}); remove or replace it") from e
@@ -85,12 +85,12 @@ def _center_square(img):
     return img.crop((left, top, left + side, top + side))
 
 
-def _fit_images(images: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+def _fit_images(images: torch.Tensor, recipe: Recipe) -> torch.Tensor:
     """Match the configured channel count and size (for built-in data sets)."""
-    if images.shape[1] != config.channels:
-        images = images.expand(-1, config.channels, -1, -1).contiguous()
-    if images.shape[-1] != config.image_size or images.shape[-2] != config.image_size:
-        resized = F.interpolate(images.float(), size=(config.image_size, config.image_size),
+    if images.shape[1] != recipe.channels:
+        images = images.expand(-1, recipe.channels, -1, -1).contiguous()
+    if images.shape[-1] != recipe.image_size or images.shape[-2] != recipe.image_size:
+        resized = F.interpolate(images.float(), size=(recipe.image_size, recipe.image_size),
                                 mode="bilinear", antialias=True, align_corners=False)
         images = resized.round().clamp(0, 255).to(torch.uint8)
     return images

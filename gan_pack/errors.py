@@ -28,3 +28,7 @@ class ParityError(GanPackError):
 
 class DeviceError(GanPackError):
     """A device or execution provider that was asked for but is absent."""
+
+
+class RunError(GanPackError):
+    """A folder that is not a training run, or a run that cannot be read."""

@@ -7,7 +7,6 @@ recipe), and precision / recall / density / coverage with k nearest neighbours.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_pack.contract import CLASSIFIER_KIND, file_sha256
 from gan_pack.errors import ModelError
 
 EPS = 1e-12
@@ -117,7 +117,7 @@ class OnnxClassifier:
         self.session = create_session(self.path, "cpu", threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         names = {o.name for o in self.session.get_outputs()}
-        if meta.get("gan_pack.kind") != "classifier" or not {"logits", "features"} <= names:
+        if meta.get("gan_pack.kind") != CLASSIFIER_KIND or not {"logits", "features"} <= names:
             raise ModelError(f"{self.path} is not a gan_pack classifier (needs outputs logits and "
                              f"features); make one with `ganpack train-classifier`")
         self.dataset = meta["dataset"]
@@ -134,10 +134,6 @@ class OnnxClassifier:
 
 def uint8_to_float(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / 127.5 - 1.0
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @dataclass

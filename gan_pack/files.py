@@ -1,4 +1,5 @@
-"""Atomic file writing: a crash leaves the old file or the new one, never half of one."""
+"""Atomic file writing and output-path checks: a crash leaves the old file or the new one, never
+half of one, and a path that cannot be written is refused before any work."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from gan_pack.errors import GanPackError
+
+
+class OutputPathError(GanPackError):
+    """An output path that cannot be written."""
 
 
 @contextlib.contextmanager
@@ -32,6 +39,22 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def check_output_path(path: str | os.PathLike, suffix: str | None = None, folder: bool = False) -> Path:
+    """Refuse an output path before any work: a wrong suffix, a folder that cannot be made or
+    written. Creates the parent folder (or, with folder=True, the folder itself)."""
+    path = Path(path)
+    if suffix is not None and path.suffix != suffix:
+        raise OutputPathError(f"output {path} must end in {suffix}")
+    target = path if folder else path.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputPathError(f"cannot create {target} ({e.strerror}); choose another output path") from e
+    if not os.access(target, os.W_OK):
+        raise OutputPathError(f"{target} is not writable; choose another output path")
+    return path
 
 
 def _umask() -> int:

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from gan_pack.config import TrainConfig
+from gan_pack.config import Recipe
 from gan_pack.errors import ConfigError
 
 MLP_HIDDEN = (256, 512, 1024)
@@ -170,23 +170,23 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_generator(config: TrainConfig, num_classes: int, image_shape) -> nn.Module:
-    if config.arch == "mlp":
-        return MLPGenerator(config.noise_dim, num_classes, image_shape)
-    if config.arch == "dcgan":
-        return DCGANGenerator(config.noise_dim, num_classes, image_shape, config.width)
-    raise ConfigError(f"unknown arch {config.arch!r}")
+def build_generator(recipe: Recipe, num_classes: int, image_shape) -> nn.Module:
+    if recipe.arch == "mlp":
+        return MLPGenerator(recipe.noise_dim, num_classes, image_shape)
+    if recipe.arch == "dcgan":
+        return DCGANGenerator(recipe.noise_dim, num_classes, image_shape, recipe.width)
+    raise ConfigError(f"unknown arch {recipe.arch!r}")
 
 
-def build_discriminator(config: TrainConfig, num_classes: int, image_shape) -> nn.Module:
-    if config.arch == "mlp":
+def build_discriminator(recipe: Recipe, num_classes: int, image_shape) -> nn.Module:
+    if recipe.arch == "mlp":
         model = MLPDiscriminator(num_classes, image_shape)
-    elif config.arch == "dcgan":
-        model = DCGANDiscriminator(num_classes, image_shape, config.d_width or config.width,
-                                   config.late_label, config.mbstd)
+    elif recipe.arch == "dcgan":
+        model = DCGANDiscriminator(num_classes, image_shape, recipe.d_width or recipe.width,
+                                   recipe.late_label, recipe.mbstd)
     else:
-        raise ConfigError(f"unknown arch {config.arch!r}")
-    if config.spectral_norm:
+        raise ConfigError(f"unknown arch {recipe.arch!r}")
+    if recipe.spectral_norm:
         add_spectral_norm(model)
     return model
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_pack.contract import DEFAULT_ATOL, ParityReport, file_sha256, measure_parity, require_parity, set_metadata
 from gan_pack.errors import ConfigError, ModelError
-from gan_pack.files import atomic_path
+from gan_pack.files import atomic_path, check_output_path
 
 MODES = ("auto", "static", "dynamic")
 CONVOLUTIONS = {"Conv", "ConvTranspose"}
@@ -70,54 +71,58 @@ def _quantize(source: Path, target: Path, mode: str, info, calibration_n: int, s
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def parity_against(reference, candidate, seed: int = 0) -> dict:
-    """Max abs difference of the candidate's images from the reference's, per batch size."""
-    batches = []
-    for batch in PARITY_BATCHES:
-        noise = reference.noise(batch, seed + batch)
-        labels = reference.resolve_labels(batch, None)
-        diff = np.abs(candidate.generate(noise, labels) - reference.generate(noise, labels))
-        batches.append({"batch": batch, "max_abs": float(diff.max()), "mean_abs": float(diff.mean())})
-    return {"reference": "fp32 onnxruntime", "batches": batches}
+def _parity(reference, candidate, mode: str, bound: float) -> ParityReport:
+    """The int8 file against the fp32 one, through onnxruntime, with the contract's inputs."""
+    info = reference.info
+    return measure_parity(candidate.generate, reference.generate, info.noise_dim, info.num_classes,
+                          bound, f"int8-{mode}", "fp32 onnxruntime", PARITY_BATCHES, "mean_abs")
 
 
-def quantize_generator(model: str | Path, output: str | Path | None = None, mode: str = "auto",
-                       calibration_n: int = 512, seed: int = 0) -> dict:
-    """Write an int8 variant of an exported fp32 generator; returns its parity against the fp32 one."""
-    try:
-        import onnx
-    except ImportError as e:
-        raise ConfigError("quantize needs the onnx package: pip install onnx (it comes with [train])") from e
-    from gan_pack.runtime import OnnxGenerator, set_metadata
+def quantize_onnx(model: Path, target: Path, output: Path, mode: str = "auto", atol: float | None = None,
+                  allow_mismatch: bool = False, calibration_n: int = 512, seed: int = 0) -> ParityReport:
+    """Write the int8 variant of the fp32 generator `model` to `target` (a temp path the caller
+    moves to `output`), with its metadata and parity against the fp32 file (fatal on failure)."""
+    import onnx
 
-    if mode not in MODES:
-        raise ConfigError(f"--mode must be auto, static or dynamic, not {mode!r}")
-    if calibration_n < 1:
-        raise ConfigError(f"--calibration-n must be at least 1, not {calibration_n}")
-    model = Path(model)
+    from gan_pack.runtime import OnnxGenerator
+
     reference = OnnxGenerator(model)
     if reference.info.precision != "fp32":
         raise ModelError(f"{model} is {reference.info.precision}; quantize the fp32 export")
-    output = Path(output) if output else default_output(model)
     mode = choose_mode(model) if mode == "auto" else mode
-    if output.suffix != ".onnx":
-        raise ConfigError(f"output {output} must end in .onnx")
-    output.parent.mkdir(parents=True, exist_ok=True)
+    _quantize(model, target, mode, reference.info, calibration_n, seed)
+    report = _parity(reference, OnnxGenerator(target), mode, atol or DEFAULT_ATOL["int8"])
+    require_parity(report, "the int8 model does not match the fp32 one", output, allow_mismatch)
+    quantized = onnx.load(str(target))
+    # the fp32 export's parity against PyTorch does not describe this file: replace it
+    meta = {k: v for k, v in reference.info.raw.items() if k != "parity"}
+    meta.update({"precision": report.precision, "parity_vs_fp32": json.dumps(report.to_dict()),
+                 "quantized_from_sha256": file_sha256(model)})
+    set_metadata(quantized, meta)
+    onnx.save(quantized, str(target))
+    OnnxGenerator(target)                                   # the contract still holds
+    return report
+
+
+def quantize_generator(model: str | Path, output: str | Path | None = None, mode: str = "auto",
+                       calibration_n: int = 512, seed: int = 0, atol: float | None = None,
+                       allow_mismatch: bool = False) -> ParityReport:
+    """Write an int8 variant of an exported fp32 generator (default NAME.int8.onnx beside it);
+    returns its parity report against the fp32 one."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError as e:
+        raise ConfigError("quantize needs the onnx package: pip install onnx (it comes with [train])") from e
+    problems = []
+    if mode not in MODES:
+        problems.append(f"--mode must be auto, static or dynamic, not {mode!r}")
+    if calibration_n < 1:
+        problems.append(f"--calibration-n must be at least 1, not {calibration_n}")
+    if atol is not None and not 0 < atol < float("inf"):
+        problems.append(f"--atol must be a positive number, not {atol}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    model = Path(model)
+    output = check_output_path(output or default_output(model), ".onnx")
     with atomic_path(output) as tmp:
-        _quantize(model, tmp, mode, reference.info, calibration_n, seed)
-        parity = parity_against(reference, OnnxGenerator(tmp))
-        quantized = onnx.load(str(tmp))
-        # the fp32 export's parity against PyTorch does not describe this file: replace it
-        meta = {k: v for k, v in reference.info.raw.items() if k != "parity"}
-        meta.update({"precision": f"int8-{mode}", "parity_vs_fp32": json.dumps(parity),
-                     "quantized_from_sha256": _sha256(model)})
-        set_metadata(quantized, meta)
-        onnx.save(quantized, str(tmp))
-        OnnxGenerator(tmp)                                   # the contract still holds
-    return {"output": str(output), "mode": mode, **parity}
+        return quantize_onnx(model, tmp, output, mode, atol, allow_mismatch, calibration_n, seed)

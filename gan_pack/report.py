@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from gan_pack.errors import GanPackError
+from gan_pack import runlog
+from gan_pack.errors import RunError
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd")
-
-
-class ReportError(GanPackError):
-    """A folder that is not a run."""
 
 
 @dataclass
@@ -37,40 +33,14 @@ class RunData:
 def load_run(run_dir: str | Path, warn=None) -> RunData:
     """Read a run folder: config, metrics (a truncated line is skipped, with one warning), grids."""
     path = Path(run_dir)
-    if not (path / "config.json").is_file():
-        raise ReportError(f"{path} is not a run folder (no config.json); give the --out folder of "
-                          f"`ganpack train`")
-    run = RunData(path, json.loads((path / "config.json").read_text()))
-    metrics = path / "metrics.jsonl"
-    if metrics.is_file():
-        for line in metrics.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                run.skipped_lines += 1
-                continue
-            (run.evals if record.get("eval") else run.train).append(record)
+    metrics = runlog.read_metrics(path)
+    run = RunData(path, runlog.read_config(path), metrics.train, metrics.evals,
+                  sorted((path / "samples").glob("epoch_*.png")), runlog.read_exports(path),
+                  metrics.skipped_lines)
     if run.skipped_lines and warn:
-        warn(f"warning: skipped {run.skipped_lines} unreadable line(s) of {metrics} "
+        warn(f"warning: skipped {run.skipped_lines} unreadable line(s) of {path / runlog.METRICS} "
              f"(a run killed mid-write?)")
-    run.grids = sorted((path / "samples").glob("epoch_*.png"))
-    run.exports = _read_exports(path)
     return run
-
-
-def _read_exports(path: Path) -> list[dict]:
-    exports = path / "exports.jsonl"
-    if not exports.is_file():
-        return []
-    found = []
-    for line in exports.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if Path(entry.get("path", "")).is_file():
-            found.append(entry)
-    return found
 
 
 # ---------------------------------------------------------------- SVG charts
@@ -264,9 +234,9 @@ def list_runs(root: str | Path) -> list[dict]:
     """Every run folder directly under root, newest first."""
     root = Path(root)
     if not root.is_dir():
-        raise ReportError(f"{root} is not a folder; give the folder that holds your runs (e.g. runs/)")
+        raise RunError(f"{root} is not a folder; give the folder that holds your runs (e.g. runs/)")
     rows = []
-    for folder in (p for p in root.iterdir() if (p / "config.json").is_file()):
+    for folder in (p for p in root.iterdir() if runlog.is_run(p)):
         run = load_run(folder)
         last = run.train[-1] if run.train else {}
         fcds = [e["fcd"] for e in run.evals if isinstance(e.get("fcd"), (int, float))]

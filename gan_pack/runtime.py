@@ -2,75 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence, Union
 
 import numpy as np
 
+from gan_pack.contract import IMAGES, LABELS, NOISE, ModelInfo
 from gan_pack.errors import DeviceError, ModelError
 
 DEVICES = ("cpu", "cuda", "auto")
 DEFAULT_BATCH_SIZE = 1024
 IO_BINDING_MIN_BATCH = 256     # on CUDA, batches from this size run through I/O binding
-REQUIRED_METADATA = ("model", "noise_dim", "num_classes", "image_shape")
 Labels = Union[None, int, Sequence[int], np.ndarray, str]
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """The typed metadata of an exported generator."""
-
-    model: str
-    arch: str
-    noise_dim: int
-    num_classes: int
-    class_names: list[str]
-    image_shape: tuple[int, int, int]
-    dataset: str
-    epochs: int
-    weights: str
-    precision: str
-    opset: int
-    version: str
-    parity: dict | None
-    raw: dict[str, str] = field(repr=False, default_factory=dict)
-
-    @property
-    def conditional(self) -> bool:
-        return self.num_classes > 0
-
-    @classmethod
-    def from_metadata(cls, meta: dict[str, str], path: Path) -> "ModelInfo":
-        if meta.get("gan_pack.kind") == "classifier":
-            raise ModelError(f"{path} is a gan_pack classifier, not a generator; give a generator "
-                             f"exported with `ganpack export`")
-        missing = [k for k in REQUIRED_METADATA if k not in meta]
-        if missing:
-            raise ModelError(f"{path} is not a gan_pack generator: metadata lacks "
-                             f"{', '.join(missing)}; export it with `ganpack export`")
-        try:
-            return cls(model=meta["model"], arch=meta.get("arch", "?"),
-                       noise_dim=int(meta["noise_dim"]), num_classes=int(meta["num_classes"]),
-                       class_names=json.loads(meta.get("class_names", "[]")),
-                       image_shape=tuple(json.loads(meta["image_shape"])),
-                       dataset=meta.get("dataset", "?"), epochs=int(meta.get("epochs", 0)),
-                       weights=meta.get("weights", "?"), precision=meta.get("precision", "fp32"),
-                       opset=int(meta.get("opset", 0)), version=meta.get("gan_pack.version", "?"),
-                       parity=json.loads(meta["parity"]) if "parity" in meta else None, raw=dict(meta))
-        except (ValueError, TypeError) as e:
-            raise ModelError(f"{path} has malformed gan_pack metadata ({e}); re-export it") from e
-
-
-def set_metadata(model, metadata: dict[str, str]) -> None:
-    """Replace an onnx ModelProto's metadata with `metadata` (what ModelInfo.from_metadata reads)."""
-    del model.metadata_props[:]
-    for key, value in metadata.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
 
 
 def _providers_for(device: str) -> list[str]:
@@ -113,8 +59,8 @@ def create_session(path: Path, device: str, threads: int | None):
 def _check_signature(session, path: Path, info: ModelInfo) -> None:
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name: o for o in session.get_outputs()}
-    expected = ["noise"] + (["labels"] if info.conditional else [])
-    missing = [n for n in expected if n not in inputs] + [n for n in ["images"] if n not in outputs]
+    expected = [NOISE] + ([LABELS] if info.conditional else [])
+    missing = [n for n in expected if n not in inputs] + [n for n in [IMAGES] if n not in outputs]
     extra = [n for n in inputs if n not in expected]
     if missing or extra:
         raise ModelError(f"{path} does not follow the gan_pack contract: "
@@ -125,8 +71,8 @@ def _check_signature(session, path: Path, info: ModelInfo) -> None:
         if not value.shape or not isinstance(value.shape[0], str):
             raise ModelError(f"{path}: {value.name!r} has a fixed batch axis {value.shape}; "
                              f"re-export it with `ganpack export`")
-    if inputs["noise"].shape[1] != info.noise_dim:
-        raise ModelError(f"{path}: noise input has {inputs['noise'].shape[1]} columns but the "
+    if inputs[NOISE].shape[1] != info.noise_dim:
+        raise ModelError(f"{path}: noise input has {inputs[NOISE].shape[1]} columns but the "
                          f"metadata says noise_dim {info.noise_dim}")
 
 
@@ -158,14 +104,14 @@ class OnnxGenerator:
         noise = np.ascontiguousarray(noise, dtype=np.float32)
         if noise.ndim != 2 or noise.shape[1] != self.info.noise_dim:
             raise ModelError(f"noise must have shape (batch, {self.info.noise_dim}), not {noise.shape}")
-        feeds = {"noise": noise}
+        feeds = {NOISE: noise}
         if self.info.conditional:
             if labels is None:
                 raise ModelError("this model is conditional: give labels (one per noise row)")
             labels = self._check_labels(np.asarray(labels))
             if labels.shape != (len(noise),):
                 raise ModelError(f"labels must have shape ({len(noise)},), not {labels.shape}")
-            feeds["labels"] = labels
+            feeds[LABELS] = labels
         elif labels is not None:
             raise ModelError("this model is unconditional (num_classes 0): drop the labels")
         images = self._run(feeds)
@@ -176,12 +122,12 @@ class OnnxGenerator:
         """On CUDA, large batches run with I/O binding: onnxruntime copies the inputs to the GPU,
         writes the output into a GPU buffer of its arena and copies it back once, instead of
         staging both through its default run path. A binding per call keeps this thread-safe."""
-        if self.binding_device is None or len(feeds["noise"]) < IO_BINDING_MIN_BATCH:
-            return self.session.run(["images"], feeds)[0]
+        if self.binding_device is None or len(feeds[NOISE]) < IO_BINDING_MIN_BATCH:
+            return self.session.run([IMAGES], feeds)[0]
         binding = self.session.io_binding()
         for name, value in feeds.items():
             binding.bind_cpu_input(name, value)
-        binding.bind_output("images", self.binding_device)
+        binding.bind_output(IMAGES, self.binding_device)
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
 
@@ -244,6 +190,37 @@ class OnnxGenerator:
         return np.random.default_rng(seed).standard_normal((n, self.info.noise_dim), dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class LabelRequest:
+    """What `--label`, `--labels` and `--per-class` ask for, turned into what `sample` takes."""
+
+    n: int
+    labels: Labels
+    columns: int | None             # images per grid row (one row per class with --per-class)
+
+    @classmethod
+    def parse(cls, num_classes: int, n: int, label: int | None = None, labels: str | None = None,
+              per_class: int | None = None) -> "LabelRequest":
+        given = [x is not None for x in (label, labels, per_class)]
+        if sum(given) > 1:
+            raise ModelError("give only one of --label, --labels and --per-class")
+        if any(given) and num_classes == 0:
+            raise ModelError("this model is unconditional (num_classes 0): drop --label/--labels/--per-class")
+        if per_class is not None:
+            if per_class < 1:
+                raise ModelError(f"--per-class must be at least 1, not {per_class}")
+            return cls(per_class * num_classes, np.repeat(np.arange(num_classes), per_class), per_class)
+        if labels is not None:
+            try:
+                items = [int(x) for x in labels.split(",") if x.strip()]
+            except ValueError:
+                raise ModelError(f"--labels must be comma-separated integers like 0,1,2, not {labels!r}") from None
+            if not items:
+                raise ModelError("--labels is empty; give e.g. --labels 0,1,2")
+            return cls(n, [items[i % len(items)] for i in range(n)], None)
+        return cls(n, label, None)
+
+
 def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
     """Spherical interpolation from a to b (each (noise_dim,)) in `steps` points, ends included."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
@@ -253,6 +230,20 @@ def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
     if omega < 1e-6:
         return ((1 - t) * a64 + t * b64).astype(np.float32)
     return ((np.sin((1 - t) * omega) * a64 + np.sin(t * omega) * b64) / np.sin(omega)).astype(np.float32)
+
+
+def latent_walk(generator: OnnxGenerator, steps: int, label: int | None, seed: int | None):
+    """(noise, labels, rows) of a slerp walk between two noise vectors of `seed`: one row in class
+    `label`, or one row per class of a cGAN (the same walk in each), or one row for a GAN."""
+    k = generator.info.num_classes
+    if label is not None and k == 0:
+        raise ModelError("this model is unconditional (num_classes 0): drop --label")
+    ends = generator.noise(2, seed)
+    walk = slerp(ends[0], ends[1], steps)                        # (steps, noise_dim)
+    rows = [label] if label is not None else (list(range(k)) if k else [None])
+    noise = np.concatenate([walk] * len(rows))
+    labels = None if k == 0 else generator.resolve_labels(len(noise), np.repeat(np.asarray(rows), steps))
+    return noise, labels, len(rows)
 
 
 def available_providers() -> list[str]:

@@ -6,12 +6,17 @@ the graph is `train_step` recorded once and replayed, with the batch's index as 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from gan_pack.augment import augment
+from gan_pack.config import Recipe
+from gan_pack.data import Batches, DeviceBatches
+from gan_pack.models import EMA
 
 GRAPH_WARMUP_STEPS = 3      # eager steps before capture: they allocate optimizer state and workspaces
 
@@ -44,49 +49,78 @@ def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return grad.float().square().flatten(1).sum(1).mean()
 
 
-def autocast(t):
+@dataclass
+class Networks:
+    """The models and optimizers one step updates."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    g_optimizer: torch.optim.Optimizer
+    d_optimizer: torch.optim.Optimizer
+    ema: EMA | None
+    generator_call: nn.Module        # what the step calls: the DDP wrapper when distributed
+    discriminator_call: nn.Module
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """The few settings a step reads."""
+
+    noise_dim: int
+    num_classes: int
+    loss: str
+    r1: float
+    augmentations: tuple[str, ...]
+    bf16: bool
+    device: torch.device
+
+    @classmethod
+    def of(cls, recipe: Recipe, num_classes: int, device: torch.device) -> "StepSettings":
+        return cls(recipe.noise_dim, num_classes, recipe.loss, recipe.r1, tuple(recipe.augmentations),
+                   recipe.bf16, device)
+
+
+def autocast(settings: StepSettings):
     """bf16 autocast for the forward passes when --bf16; losses stay in float32.
     The cast cache is off: a CUDA graph must not keep casts made while it was recorded."""
-    return torch.autocast(t.device.type, dtype=torch.bfloat16, enabled=t.config.bf16, cache_enabled=False)
+    return torch.autocast(settings.device.type, dtype=torch.bfloat16, enabled=settings.bf16,
+                          cache_enabled=False)
 
 
-def train_step(t, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """One D step on real and (detached) fake, then one G step. Returns the stats, on device.
-
-    Works on the Trainer `t`: `t.g_train`/`t.d_train` are the modules to call (DDP-wrapped
-    when distributed), `t.generator`/`t.discriminator` the bare ones.
-    """
-    cfg, batch, k = t.config, real.shape[0], t.info.num_classes
-    seen = partial(augment, names=cfg.augmentations)                            # what D sees
-    noise = torch.randn(batch, cfg.noise_dim, device=t.device)                 # (B, noise_dim)
-    fake_labels = torch.randint(0, k, (batch,), device=t.device) if k else None
-    if cfg.r1:
+def train_step(nets: Networks, settings: StepSettings, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """One D step on real and (detached) fake, then one G step. Returns the stats, on device:
+    (d_loss, g_loss, mean D(real), mean D(fake))."""
+    batch, k, device = real.shape[0], settings.num_classes, settings.device
+    seen = partial(augment, names=list(settings.augmentations))               # what D sees
+    noise = torch.randn(batch, settings.noise_dim, device=device)             # (B, noise_dim)
+    fake_labels = torch.randint(0, k, (batch,), device=device) if k else None
+    if settings.r1:
         real = real.detach().requires_grad_(True)
-    with autocast(t):
-        fake = t.g_train(noise, fake_labels)                                    # (B, C, H, W)
+    with autocast(settings):
+        fake = nets.generator_call(noise, fake_labels)                         # (B, C, H, W)
         # Real and fake in one D call: D has no BatchNorm, so this is two calls' math in one
-        # (a --mbstd group never spans the two halves: build_trainer checks each process's batch).
+        # (a --mbstd group never spans the two halves: check_process_batch sees to it).
         both_labels = torch.cat([labels, fake_labels]) if k else None
-        logits = t.d_train(seen(torch.cat([real, fake.detach().to(real.dtype)])), both_labels)
-    real_logits, fake_logits = logits.float().chunk(2)                           # (B,), (B,)
-    d_loss = discriminator_loss(cfg.loss, real_logits, fake_logits)
-    if cfg.r1:
-        d_loss = d_loss + cfg.r1 / 2 * r1_penalty(real_logits, real)
-    t.opt_d.zero_grad(set_to_none=True)
+        logits = nets.discriminator_call(seen(torch.cat([real, fake.detach().to(real.dtype)])), both_labels)
+    real_logits, fake_logits = logits.float().chunk(2)                          # (B,), (B,)
+    d_loss = discriminator_loss(settings.loss, real_logits, fake_logits)
+    if settings.r1:
+        d_loss = d_loss + settings.r1 / 2 * r1_penalty(real_logits, real)
+    nets.d_optimizer.zero_grad(set_to_none=True)
     d_loss.backward()
-    t.opt_d.step()
+    nets.d_optimizer.step()
 
     # The G step needs gradients through D, not of D's weights (the next D step would drop them).
-    t.discriminator.requires_grad_(False)
-    with autocast(t):
-        g_logits = t.discriminator(seen(fake), fake_labels).float()
-    g_loss = generator_loss(cfg.loss, g_logits)
-    t.opt_g.zero_grad(set_to_none=True)
+    nets.discriminator.requires_grad_(False)
+    with autocast(settings):
+        g_logits = nets.discriminator(seen(fake), fake_labels).float()
+    g_loss = generator_loss(settings.loss, g_logits)
+    nets.g_optimizer.zero_grad(set_to_none=True)
     g_loss.backward()
-    t.opt_g.step()
-    t.discriminator.requires_grad_(True)
-    if t.ema is not None:
-        t.ema.apply(t.generator)
+    nets.g_optimizer.step()
+    nets.discriminator.requires_grad_(True)
+    if nets.ema is not None:
+        nets.ema.apply(nets.generator)
     return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach()).mean(),
                         torch.sigmoid(fake_logits.detach()).mean()])
 
@@ -94,10 +128,13 @@ def train_step(t, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class EagerStep:
     """Run train_step as Python calls, one kernel launch at a time."""
 
-    def __call__(self, t, index: torch.Tensor | None, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if t.ema is not None:
-            t.ema.advance()
-        return train_step(t, real, labels)
+    def __init__(self, nets: Networks, settings: StepSettings):
+        self.nets, self.settings = nets, settings
+
+    def __call__(self, index: torch.Tensor | None, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.nets.ema is not None:
+            self.nets.ema.advance()
+        return train_step(self.nets, self.settings, real, labels)
 
 
 class GraphedStep:
@@ -108,18 +145,19 @@ class GraphedStep:
     with capturable=True, and no host syncs inside train_step.
     """
 
-    def __init__(self):
+    def __init__(self, nets: Networks, settings: StepSettings, batches: DeviceBatches):
+        self.nets, self.settings, self.batches = nets, settings, batches
         self.graph = None
         self.eager_steps = 0
 
-    def __call__(self, t, index: torch.Tensor | None, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if t.ema is not None:
-            t.ema.advance()
+    def __call__(self, index: torch.Tensor | None, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.nets.ema is not None:
+            self.nets.ema.advance()
         if self.graph is None and self.eager_steps < GRAPH_WARMUP_STEPS:
             self.eager_steps += 1
-            return self._side_stream(lambda: train_step(t, real, labels))
+            return self._side_stream(lambda: train_step(self.nets, self.settings, real, labels))
         if self.graph is None:
-            self._capture(t, index)
+            self._capture(index)
         self.index.copy_(index)
         self.graph.replay()
         return self.stats
@@ -134,20 +172,18 @@ class GraphedStep:
         torch.cuda.current_stream().wait_stream(stream)
         return out
 
-    def _capture(self, t, index: torch.Tensor) -> None:
+    def _capture(self, index: torch.Tensor) -> None:
         self.index = index.clone()                                                # (B,) static input
         self.graph = torch.cuda.CUDAGraph()
         # The replay is what executes this step: capture records kernels without running them.
         with torch.cuda.graph(self.graph):
-            real, labels = t.batches.gather(self.index)
-            self.stats = train_step(t, real, labels)
+            real, labels = self.batches.gather(self.index)
+            self.stats = train_step(self.nets, self.settings, real, labels)
 
 
-def make_step(t):
+def make_step(nets: Networks, settings: StepSettings, batches: Batches, fast: bool,
+              world_size: int = 1) -> EagerStep | GraphedStep:
     """The CUDA graph where it applies (--fast, one CUDA process, data on the GPU), else eager."""
-    from gan_pack.data import DeviceBatches
-
-    if (t.config.fast and t.device.type == "cuda" and t.world.size == 1
-            and isinstance(t.batches, DeviceBatches)):
-        return GraphedStep()
-    return EagerStep()
+    if fast and settings.device.type == "cuda" and world_size == 1 and isinstance(batches, DeviceBatches):
+        return GraphedStep(nets, settings, batches)
+    return EagerStep(nets, settings)

@@ -51,7 +51,7 @@ def tiny_config(out: Path, data_dir: Path, **overrides):
     settings = dict(model="cgan", arch="mlp", epochs=1, batch_size=16, data_dir=str(data_dir),
                     out=str(out), device="cpu", log_every=2, width=8, seed=0)
     settings.update(overrides)
-    return TrainConfig(**settings)
+    return TrainConfig.from_dict(settings)
 
 
 @pytest.fixture(scope="session")

@@ -1,32 +1,64 @@
+from enum import Enum
+
 import pytest
 
-from gan_pack.config import DatasetInfo, TrainConfig
+from gan_pack.config import RESUMABLE_GROUPS, DatasetInfo, Recipe, Schedule, TrainConfig, setting_names
 from gan_pack.errors import ConfigError
 
 
+def flat(**settings) -> TrainConfig:
+    return TrainConfig.from_dict(settings)
+
+
 def test_defaults_are_the_tutorial_recipe():
-    c = TrainConfig()
-    assert (c.lr, c.beta1, c.beta2, c.noise_dim, c.batch_size, c.arch, c.ema) == (2e-4, 0.5, 0.999, 100, 64, "mlp", True)
+    r = TrainConfig().recipe
+    assert (r.lr, r.beta1, r.beta2, r.noise_dim, r.batch_size, r.arch, r.ema) == (2e-4, 0.5, 0.999, 100, 64, "mlp", True)
 
 
 def test_every_problem_in_one_error():
+    """Problems of every group (recipe, schedule, run, evaluation) come in one error."""
     with pytest.raises(ConfigError) as e:
-        TrainConfig(epochs=0, batch_size=-1, arch="dcgan", image_size=30, model="vae")
+        flat(epochs=0, batch_size=-1, arch="dcgan", image_size=30, model="vae", log_every=0, eval_n=1)
     message = str(e.value)
-    for word in ("--epochs", "--batch-size", "--image-size", "--model"):
+    for word in ("--epochs", "--batch-size", "--image-size", "--model", "--log-every", "--eval-n"):
         assert word in message
 
 
 def test_round_trip_and_unknown_keys():
-    c = TrainConfig(model="cgan", arch="dcgan", image_size=32)
+    c = flat(model="cgan", arch="dcgan", image_size=32, epochs=3, device="cpu", eval_n=100)
     assert TrainConfig.from_dict(c.to_dict()) == c
+    assert c.recipe.image_size == 32 and c.schedule.epochs == 3 and c.run.device == "cpu"
+    assert c.evaluation.eval_n == 100
     with pytest.raises(ConfigError, match="newer"):
         TrainConfig.from_dict({**c.to_dict(), "quantum": True})
 
 
+def test_a_saved_run_older_than_a_setting_reads_with_its_default():
+    saved = {k: v for k, v in flat(model="cgan").to_dict().items() if k not in ("r1", "lr_decay_from")}
+    config = TrainConfig.from_dict(saved)
+    assert config.recipe.r1 == 0.0 and config.schedule.lr_decay_from is None and config.conditional
+
+
+def test_setting_names_are_unique_across_groups():
+    names = setting_names()
+    assert len(names) == len(set(names)) == len(TrainConfig().to_dict())
+
+
+def test_what_resume_may_change_follows_from_the_groups():
+    resumable = set(setting_names(RESUMABLE_GROUPS))
+    assert {"epochs", "lr_decay_from", "device", "data_dir", "out", "log_every", "tensorboard", "fast",
+            "eval_every", "classifier", "eval_n"} == resumable
+    assert not resumable & set(setting_names(("recipe",)))
+
+
 def test_eval_every_needs_classifier():
     with pytest.raises(ConfigError, match="--classifier"):
-        TrainConfig(eval_every=2, data_dir="x")
+        flat(eval_every=2, data_dir="x")
+
+
+def test_eval_every_needs_data_dir_across_groups():
+    with pytest.raises(ConfigError, match="--data-dir"):
+        flat(eval_every=2, classifier="c.onnx")
 
 
 def test_dataset_info_round_trip():
@@ -35,17 +67,17 @@ def test_dataset_info_round_trip():
 
 
 def test_lr_decay_falls_linearly_from_its_epoch_and_never_reaches_zero():
-    c = TrainConfig(epochs=10, lr_decay_from=6)
-    factors = [c.lr_factor(e) for e in range(10)]
+    s = flat(epochs=10, lr_decay_from=6).schedule
+    factors = [s.lr_factor(e) for e in range(10)]
     assert factors[:6] == [1.0] * 6
     assert factors[6:] == pytest.approx([0.8, 0.6, 0.4, 0.2])
-    assert TrainConfig(epochs=10).lr_factor(9) == 1.0
+    assert Schedule(epochs=10).lr_factor(9) == 1.0
 
 
 @pytest.mark.parametrize("start", [10, 12, -1])
 def test_lr_decay_must_start_inside_the_run(start):
     with pytest.raises(ConfigError, match="--lr-decay-from"):
-        TrainConfig(epochs=10, lr_decay_from=start)
+        flat(epochs=10, lr_decay_from=start)
 
 
 @pytest.mark.parametrize("settings,word", [
@@ -54,12 +86,25 @@ def test_lr_decay_must_start_inside_the_run(start):
     ({"mbstd": 3, "arch": "dcgan", "batch_size": 64}, "multiple of --mbstd"),
     ({"r1": -1.0}, "--r1"),
     ({"augment": "translation,flip"}, "'flip'"),
+    ({"lr": float("nan")}, "--lr"),
 ])
 def test_discriminator_options_checked(settings, word):
     with pytest.raises(ConfigError, match=word):
-        TrainConfig(**settings)
+        flat(**settings)
 
 
 def test_augment_list_is_read_loosely():
-    assert TrainConfig(augment=" translation , cutout,").augmentations == ["translation", "cutout"]
-    assert TrainConfig().augmentations == []
+    assert Recipe(augment=" translation , cutout,").augmentations == ["translation", "cutout"]
+    assert Recipe().augmentations == []
+
+
+def test_cli_train_defaults_equal_the_dataclass_defaults():
+    """`ganpack train` with no flags means TrainConfig(): every option's default is the field's."""
+    import typer.main
+
+    from gan_pack.cli import app
+
+    command = typer.main.get_command(app).commands["train"]
+    cli = {p.name: (p.default.value if isinstance(p.default, Enum) else p.default)
+           for p in command.params if p.name not in ("resume", "help")}
+    assert cli == TrainConfig().to_dict()

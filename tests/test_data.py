@@ -52,12 +52,13 @@ def test_too_few_images_for_a_batch():
 
 def test_mnist_resized_and_widened_for_dcgan(tmp_path, tiny_idx):
     config = tiny_config(tmp_path, tiny_idx, arch="dcgan", image_size=32, channels=3)
-    images, labels, info = load_dataset(config)
+    images, labels, info = load_dataset(config.recipe, config.run.data_dir)
     assert images.shape == (64, 3, 32, 32) and images.dtype == torch.uint8
     assert info.image_shape == (3, 32, 32) and info.num_classes == 10 and info.class_names[3] == "3"
     assert int(images.max()) > 200                                          # the bright bar survives
 
 
 def test_gan_has_no_classes(tmp_path, tiny_idx):
-    _, _, info = load_dataset(tiny_config(tmp_path, tiny_idx, model="gan"))
+    config = tiny_config(tmp_path, tiny_idx, model="gan")
+    _, _, info = load_dataset(config.recipe, config.run.data_dir)
     assert info.num_classes == 0 and info.class_names == []

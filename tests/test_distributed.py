@@ -80,15 +80,12 @@ def test_batch_that_does_not_split_is_refused(tmp_path, tiny_idx):
 
 def test_mbstd_groups_must_fit_each_process_batch():
     """--batch-size 8 --mbstd 4 is fine on one process but gives each of 4 processes 2 images."""
-    from gan_pack.config import DatasetInfo
+    from gan_pack.config import Recipe
     from gan_pack.distributed import World
     from gan_pack.errors import ConfigError
-    from gan_pack.train import build_trainer
+    from gan_pack.train import check_process_batch
 
-    from gan_pack.config import TrainConfig
-
-    config = TrainConfig(arch="dcgan", width=8, batch_size=8, mbstd=4, device="cpu")
-    info = DatasetInfo("mnist", (1, 28, 28), 0)
-    build_trainer(config, info, torch.device("cpu"))
+    recipe = Recipe(arch="dcgan", width=8, batch_size=8, mbstd=4)
+    check_process_batch(recipe, World())
     with pytest.raises(ConfigError, match="multiple of 16"):
-        build_trainer(config, info, torch.device("cpu"), World(rank=0, size=4, local_rank=0))
+        check_process_batch(recipe, World(rank=0, size=4, local_rank=0))

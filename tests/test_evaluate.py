@@ -174,7 +174,8 @@ def test_shipped_model_on_real_mnist(capsys):
 def test_in_training_evaluation_logs_and_keeps_best(tiny_classifier, tiny_idx, tmp_path):
     from conftest import tiny_config
     from gan_pack.evaluate import OnnxClassifier, RealReference, frechet_distance
-    from gan_pack.train import load_checkpoint, train
+    from gan_pack.checkpoint import load_checkpoint
+    from gan_pack.train import train
 
     run = tmp_path / "run"
     train(tiny_config(run, tiny_idx, epochs=2, eval_every=1, classifier=str(tiny_classifier), eval_n=40))

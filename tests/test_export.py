@@ -11,7 +11,8 @@ ort = pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.torch
 
 from gan_pack.errors import ParityError  # noqa: E402
-from gan_pack.export import ExportOptions, export_generator, load_generator, parity_path  # noqa: E402
+from gan_pack.contract import parity_path  # noqa: E402
+from gan_pack.export import ExportOptions, export_generator, load_generator  # noqa: E402
 
 
 @pytest.mark.parametrize("model", ["gan", "cgan"])
@@ -96,8 +97,8 @@ def test_allow_mismatch_writes_loudly(trained_runs, tmp_path, capsys):
 
 def test_fp16_export_runs_and_is_reported(trained_runs, tmp_path):
     output = tmp_path / "half.onnx"
-    report = export_generator(trained_runs[("cgan", "dcgan")], output,
-                              ExportOptions(precision="fp16", batch_sizes=(1, 7, 64)))
+    report, = export_generator(trained_runs[("cgan", "dcgan")], output,
+                               ExportOptions(precision="fp16", batch_sizes=(1, 7, 64)))
     assert report.ok and report.precision == "fp16" and report.bound == 2e-2
     assert max(b.max_abs for b in report.batches) > 0
     meta = {p.key: p.value for p in onnx.load(str(output)).metadata_props}
@@ -192,7 +193,8 @@ def test_no_batchnorm_left_in_the_graph(exported_models, arch):
 
 
 def test_folding_keeps_the_outputs_and_drops_the_statistics(tmp_path, trained_runs):
-    from gan_pack.export import ExportedGenerator, fold_batchnorm_into_next_gemm, to_onnx
+    from gan_pack.export import ExportedGenerator, to_onnx
+    from gan_pack.graph import fold_batchnorm_into_next_gemm
 
     generator, _ = load_generator(trained_runs[("cgan", "mlp")])
     path = tmp_path / "raw.onnx"

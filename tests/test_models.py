@@ -3,14 +3,14 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
-from gan_pack.config import TrainConfig  # noqa: E402
+from gan_pack.config import Recipe  # noqa: E402
 from gan_pack.models import EMA, build_discriminator, build_generator, recalibrate_batchnorm  # noqa: E402
 
 
 @pytest.mark.parametrize("arch,size,channels", [("mlp", 28, 1), ("dcgan", 28, 1), ("dcgan", 32, 3), ("dcgan", 64, 1)])
 @pytest.mark.parametrize("num_classes", [0, 10])
 def test_shapes(arch, size, channels, num_classes):
-    config = TrainConfig(arch=arch, image_size=size, channels=channels, width=8, model="cgan" if num_classes else "gan")
+    config = Recipe(arch=arch, image_size=size, channels=channels, width=8, model="cgan" if num_classes else "gan")
     shape = (channels, size, size)
     g, d = build_generator(config, num_classes, shape), build_discriminator(config, num_classes, shape)
     labels = torch.arange(3) % num_classes if num_classes else None
@@ -20,24 +20,24 @@ def test_shapes(arch, size, channels, num_classes):
 
 
 def test_mlp_is_the_tutorial_pair():
-    g = build_generator(TrainConfig(), 10, (1, 28, 28))
+    g = build_generator(Recipe(), 10, (1, 28, 28))
     linears = [m for m in g.net if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(110, 256), (256, 512), (512, 1024), (1024, 784)]
     assert g.label_embedding.weight.shape == (10, 10)
-    d = build_discriminator(TrainConfig(), 10, (1, 28, 28))
+    d = build_discriminator(Recipe(), 10, (1, 28, 28))
     assert [(m.in_features, m.out_features) for m in d.net if isinstance(m, torch.nn.Linear)] == \
         [(794, 512), (512, 256), (256, 1)]
 
 
 def test_late_label_and_spectral_norm():
-    config = TrainConfig(arch="dcgan", model="cgan", width=8, late_label=True, spectral_norm=True, d_width=16)
+    config = Recipe(arch="dcgan", model="cgan", width=8, late_label=True, spectral_norm=True, d_width=16)
     d = build_discriminator(config, 10, (1, 28, 28))
     assert d.head.parametrizations.weight is not None
     assert d(torch.zeros(2, 1, 28, 28), torch.tensor([1, 2])).shape == (2,)
 
 
 def test_ema_moves_towards_weights_and_warms_up():
-    g = build_generator(TrainConfig(), 0, (1, 28, 28))
+    g = build_generator(Recipe(), 0, (1, 28, 28))
     ema = EMA(g, decay=0.999)
     with torch.no_grad():
         for p in g.parameters():
@@ -49,7 +49,7 @@ def test_ema_moves_towards_weights_and_warms_up():
 
 
 def test_recalibrated_statistics_match_fresh_batches():
-    g = build_generator(TrainConfig(), 0, (1, 28, 28))
+    g = build_generator(Recipe(), 0, (1, 28, 28))
     bn = g.net[2]
     recalibrate_batchnorm(g, 100, 0, torch.device("cpu"), batches=4, batch_size=64, seed=0)
     assert not g.training and bn.momentum == 0.1
@@ -61,7 +61,7 @@ def test_recalibrated_statistics_match_fresh_batches():
 def test_minibatch_std_groups_never_mix_real_and_fake():
     """--mbstd: D's logit for a real image depends on the images of its group, and only on real
     ones when D is called on cat(real, fake) with each half a multiple of the group."""
-    config = TrainConfig(arch="dcgan", model="cgan", width=8, mbstd=4, batch_size=8)
+    config = Recipe(arch="dcgan", model="cgan", width=8, mbstd=4, batch_size=8)
     d = build_discriminator(config, 10, (1, 28, 28))
     assert d.head.in_features == (16 + 1) * 7 * 7
     torch.nn.init.ones_(d.head.weight)                        # so the spread plane shows in the logit

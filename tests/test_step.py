@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
 from gan_pack.data import DeviceBatches, LoaderBatches  # noqa: E402
-from gan_pack.step import EagerStep, make_step  # noqa: E402
+from gan_pack.step import EagerStep  # noqa: E402
 from gan_pack.train import train  # noqa: E402
 
 
@@ -24,7 +24,7 @@ def test_fast_and_plain_paths_train_the_same_weights(tmp_path, tiny_idx, arch):
     fast, plain = (train(tiny_config(tmp_path / str(f), tiny_idx, arch=arch, fast=f, epochs=2))
                    for f in (True, False))
     assert isinstance(fast.batches, DeviceBatches) and isinstance(plain.batches, LoaderBatches)
-    assert fast.opt_g.defaults["fused"] and not plain.opt_g.defaults["fused"]
+    assert fast.nets.g_optimizer.defaults["fused"] and not plain.nets.g_optimizer.defaults["fused"]
     for name in ("generator", "discriminator"):
         assert max_difference(getattr(fast, name), getattr(plain, name)) < 1e-5, name
     assert max_difference(fast.ema.model, plain.ema.model) < 1e-5
@@ -34,7 +34,7 @@ def test_fast_and_plain_paths_train_the_same_weights(tmp_path, tiny_idx, arch):
 
 def test_cpu_runs_eager_steps_and_leaves_d_trainable(tmp_path, tiny_idx):
     t = train(tiny_config(tmp_path / "run", tiny_idx))
-    assert isinstance(t.run_step, EagerStep) and isinstance(make_step(t), EagerStep)
+    assert isinstance(t.run_step, EagerStep) and isinstance(t.new_step(), EagerStep)
     assert all(p.requires_grad for p in t.discriminator.parameters())
     assert t.ema.updates == t.step == 4
 
@@ -73,9 +73,9 @@ def test_cuda_graph_replays_the_eager_step(tmp_path, tiny_idx, arch, extra, monk
 
     graphed = run("graph")
     assert isinstance(graphed.run_step, GraphedStep) and graphed.run_step.graph is not None
-    assert graphed.opt_g.defaults["capturable"]
+    assert graphed.nets.g_optimizer.defaults["capturable"]
     plain = run("plain", fast=False)
-    monkeypatch.setattr("gan_pack.train.make_step", lambda t: EagerStep())
+    monkeypatch.setattr("gan_pack.train.make_step", lambda nets, settings, *rest: EagerStep(nets, settings))
     eager = run("eager")
     assert isinstance(eager.run_step, EagerStep)
     for name in ("generator", "discriminator"):
@@ -87,12 +87,12 @@ def test_cuda_graph_replays_the_eager_step(tmp_path, tiny_idx, arch, extra, monk
 
 def test_a_fast_run_resumes_on_the_plain_path(tmp_path, tiny_idx):
     """The optimizer flags (fused, capturable) are this run's, not the checkpoint's."""
-    from gan_pack.train import load_checkpoint
+    from gan_pack.checkpoint import load_checkpoint
 
     train(tiny_config(tmp_path / "run", tiny_idx, fast=True))
     resumed = train(tiny_config(tmp_path / "run", tiny_idx, fast=False, epochs=2), resume=True)
-    assert resumed.step == 8 and not resumed.opt_g.param_groups[0]["fused"]
-    steps = [s["step"] for s in resumed.opt_g.state.values()]
+    assert resumed.step == 8 and not resumed.nets.g_optimizer.param_groups[0]["fused"]
+    steps = [s["step"] for s in resumed.nets.g_optimizer.state.values()]
     assert all(s.device.type == "cpu" and float(s) == 8 for s in steps)
     assert load_checkpoint(tmp_path / "run")["epoch"] == 2
 

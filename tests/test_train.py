@@ -9,7 +9,9 @@ from conftest import run_cli, tiny_config, write_tiny_idx
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
-from gan_pack.train import build_trainer, load_checkpoint, train  # noqa: E402
+from gan_pack.checkpoint import load_checkpoint  # noqa: E402
+from gan_pack.monitor import Monitor  # noqa: E402
+from gan_pack.train import build_trainer, train  # noqa: E402
 
 
 def read_metrics(run):
@@ -27,9 +29,7 @@ def test_few_steps_train_every_preset(trained_runs, tiny_idx, model, arch):
     assert ckpt["step"] == 4 and ckpt["epoch"] == 1           # 64 images / batch 16
     config, info = tiny_config(run, tiny_idx, model=model, arch=arch), ckpt["dataset"]
     assert info["num_classes"] == (10 if model == "cgan" else 0)
-    from gan_pack.config import DatasetInfo
-
-    fresh = build_trainer(config, DatasetInfo.from_dict(info), torch.device("cpu"))
+    fresh = build_trainer(config)
     changed = [not torch.equal(fresh.generator.state_dict()[k], v) for k, v in ckpt["generator"].items()
                if v.is_floating_point()]
     assert all(changed[:2]) and any(changed)
@@ -55,8 +55,16 @@ class Interrupted(Exception):
     pass
 
 
-def stop_after_first_epoch(t):
-    raise Interrupted
+class StopAfterEpoch(Monitor):
+    """Raise once epoch `epoch` is checkpointed, as a kill between epochs would leave the run."""
+
+    def __init__(self, epoch: int = 1):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer):
+        if trainer.epoch == self.epoch:
+            raise Interrupted
+        return []
 
 
 def test_resume_continues_from_saved_step(tmp_path, tiny_idx):
@@ -64,7 +72,7 @@ def test_resume_continues_from_saved_step(tmp_path, tiny_idx):
     whole = train(tiny_config(tmp_path / "whole", tiny_idx, epochs=2))
     config = tiny_config(tmp_path / "cut", tiny_idx, epochs=2)
     with pytest.raises(Interrupted):
-        train(config, on_epoch=stop_after_first_epoch)
+        train(config, monitors=[StopAfterEpoch()])
     assert load_checkpoint(tmp_path / "cut")["step"] == 4
     resumed = train(config, resume=True)
     assert (resumed.epoch, resumed.step) == (2, 8)
@@ -81,13 +89,13 @@ def test_lr_decay_sets_each_epochs_rates_and_resumes_onto_the_same_weights(tmp_p
     whole = train(tiny_config(tmp_path / "whole", tiny_idx, **decayed))
     rates = sorted({(r["epoch"], r["lr"]) for r in read_metrics(tmp_path / "whole")})
     assert rates == [(1, 2e-4), (2, pytest.approx(2e-4 * 2 / 3)), (3, pytest.approx(2e-4 / 3))]
-    assert whole.opt_d.param_groups[0]["lr"] == pytest.approx(4e-4 / 3)
+    assert whole.nets.d_optimizer.param_groups[0]["lr"] == pytest.approx(4e-4 / 3)
     constant = train(tiny_config(tmp_path / "constant", tiny_idx, epochs=3))
     assert any(not torch.allclose(a, b) for a, b in zip(whole.generator.parameters(),
                                                          constant.generator.parameters()))
     config = tiny_config(tmp_path / "cut", tiny_idx, **decayed)
     with pytest.raises(Interrupted):
-        train(config, on_epoch=lambda t: t.epoch == 2 and stop_after_first_epoch(t))
+        train(config, monitors=[StopAfterEpoch(2)])
     resumed = train(config, resume=True)
     for key, value in whole.generator.state_dict().items():
         assert torch.allclose(value, resumed.generator.state_dict()[key], atol=1e-6), key
@@ -96,7 +104,7 @@ def test_lr_decay_sets_each_epochs_rates_and_resumes_onto_the_same_weights(tmp_p
 def test_resume_through_cli_takes_saved_settings(tmp_path, tiny_idx, capsys):
     config = tiny_config(tmp_path / "run", tiny_idx, epochs=2)
     with pytest.raises(Interrupted):
-        train(config, on_epoch=stop_after_first_epoch)
+        train(config, monitors=[StopAfterEpoch()])
     code, _, err = run_cli(["train", "--out", tmp_path / "run", "--resume"], capsys)
     assert code == 0, err
     assert load_checkpoint(tmp_path / "run")["step"] == 8

@@ -1,0 +1,139 @@
+"""Checkpoints: the format, saving and loading (weights_only), restoring a Trainer, and which
+settings a resumed run may change.
+
+A checkpoint carries the run's settings and data facts next to the weights, so loading it needs
+no flags: `ganpack export RUN` and `ganpack train --resume` read everything from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from gan_pack.config import RESUMABLE_GROUPS, TrainConfig, setting_names
+from gan_pack.errors import CheckpointError, ConfigError
+from gan_pack.files import atomic_path
+
+if TYPE_CHECKING:
+    from gan_pack.train import Trainer
+
+CHECKPOINT_NAME = "checkpoint.pt"
+BEST_CHECKPOINT_NAME = "checkpoint-best.pt"
+CHECKPOINT_FORMAT = 1
+
+
+def rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def checkpoint_dict(trainer: Trainer) -> dict:
+    nets = trainer.nets
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "config": trainer.config.to_dict(),
+        "dataset": trainer.info.to_dict(),
+        "generator": nets.generator.state_dict(),
+        "generator_ema": nets.ema.model.state_dict() if nets.ema is not None else None,
+        "discriminator": nets.discriminator.state_dict(),
+        "opt_g": nets.g_optimizer.state_dict(),
+        "opt_d": nets.d_optimizer.state_dict(),
+        "epoch": trainer.epoch,
+        "step": trainer.step,
+        "rng": rng_state(trainer.device),
+    }
+
+
+def save_checkpoint(trainer: Trainer, run_dir: Path, name: str = CHECKPOINT_NAME) -> Path:
+    path = run_dir / name
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint_dict(trainer), tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint file or the one in a run folder, safely (weights_only=True)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist: give a run folder (holding "
+                              f"{CHECKPOINT_NAME}) or a checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path} is not a gan_pack checkpoint ({type(e).__name__}); "
+                              f"give a run folder or the {CHECKPOINT_NAME} inside one") from e
+    if not isinstance(ckpt, dict) or "format" not in ckpt or "config" not in ckpt:
+        raise CheckpointError(f"{path} is not a gan_pack checkpoint; give a run folder or "
+                              f"the {CHECKPOINT_NAME} inside one")
+    if ckpt["format"] > CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {ckpt['format']}, newer than this "
+                              f"gan_pack reads ({CHECKPOINT_FORMAT}); upgrade gan_pack")
+    return ckpt
+
+
+def checkpoint_config(ckpt: dict, source: str | Path) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(ckpt["config"])
+    except ConfigError as e:
+        raise CheckpointError(f"{source}: the checkpoint's settings cannot be used ({e})") from e
+
+
+def restore(trainer: Trainer, ckpt: dict) -> None:
+    """Put a checkpoint's weights, optimizer state, counters and RNG state into a fresh Trainer."""
+    nets = trainer.nets
+    nets.generator.load_state_dict(ckpt["generator"])
+    nets.discriminator.load_state_dict(ckpt["discriminator"])
+    if nets.ema is not None:
+        nets.ema.model.load_state_dict(ckpt["generator_ema"])
+        nets.ema.updates = int(ckpt["step"])
+    for optimizer, key in ((nets.g_optimizer, "opt_g"), (nets.d_optimizer, "opt_d")):
+        flags = {k: optimizer.param_groups[0][k] for k in ("fused", "capturable", "foreach")}
+        optimizer.load_state_dict(ckpt[key])
+        keep_optimizer_flags(optimizer, flags)
+    trainer.epoch, trainer.step = int(ckpt["epoch"]), int(ckpt["step"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if trainer.device.type == "cuda" and "cuda" in ckpt["rng"]:
+        torch.cuda.set_rng_state(ckpt["rng"]["cuda"], trainer.device)
+    world = trainer.world
+    if world.rank:                 # the saved state is rank 0's; the others draw their own noise
+        torch.manual_seed(trainer.config.recipe.seed + 7919 * world.rank + trainer.step)
+
+
+def keep_optimizer_flags(optimizer: torch.optim.Optimizer, flags: dict) -> None:
+    """A checkpoint's optimizer state carries the implementation flags of the run that saved it
+    (fused, capturable): keep this run's instead, so a checkpoint from 2 GPUs (no CUDA graph)
+    resumes on one (graph), or a --fast one with --no-fast. Adam's step counters must sit on the
+    device for fused/capturable and on the CPU otherwise."""
+    on_device = bool(flags["fused"] or flags["capturable"])
+    for group in optimizer.param_groups:
+        group.update(flags)
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            if "step" in state:
+                state["step"] = state["step"].to(param.device if on_device else "cpu", torch.float32)
+
+
+def check_resume_config(saved: dict, config: TrainConfig) -> None:
+    """A resumed run may change its schedule, where it runs and its evaluation, not its recipe."""
+    given, default = config.to_dict(), TrainConfig().to_dict()   # a setting newer than the run: its default
+    fixed = [k for k in setting_names(("recipe",))]
+    differ = [f"{k}: run has {saved.get(k, default[k])!r}, flags give {given[k]!r}"
+              for k in fixed if saved.get(k, default[k]) != given[k]]
+    if differ:
+        raise CheckpointError("--resume with settings that differ from the run's ("
+                              + "; ".join(differ) + "); drop those flags or start a new --out")
+
+
+def resume_settings(out: str | Path, flags: dict, given: set[str]) -> dict:
+    """The settings of a resumed run: the flags the user gave win, the rest come from the run."""
+    saved = load_checkpoint(out)["config"]
+    return {k: (v if k in given or k not in saved else saved[k]) for k, v in flags.items()}
+
+
+RESUMABLE_SETTINGS = tuple(setting_names(RESUMABLE_GROUPS))
