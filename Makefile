@@ -5,7 +5,7 @@ RUNTIME_VENV := .venv-runtime
 DATA ?= ../shared/data
 RUN ?= runs/demo
 
-.PHONY: setup runtime sample test test-runtime test-examples train export evaluate info benchmark benchmark-train clean
+.PHONY: setup runtime sample test lint test-runtime test-examples train export evaluate info benchmark benchmark-train clean
 
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -28,12 +28,15 @@ sample: runtime
 test: setup
 	$(VENV)/bin/python -m pytest -q
 
+lint: setup
+	$(VENV)/bin/ruff check .
+
 # The runtime's tests in the torch-free venv (CI runs this after `make test`).
 test-runtime: runtime
 	@! $(RUNTIME_VENV)/bin/python -c "import torch" 2>/dev/null || (echo "torch is in $(RUNTIME_VENV)"; exit 1)
 	$(RUNTIME_VENV)/bin/python -m pytest -q tests/test_runtime.py tests/test_cli.py tests/test_images.py \
 		tests/test_evaluate.py tests/test_shipped.py tests/test_idx.py tests/test_config.py tests/test_report.py \
-		tests/test_quantize.py
+		tests/test_quantize.py tests/test_contract.py tests/test_runlog.py
 	$(RUNTIME_VENV)/bin/ganpack sample exported/mnist-gan.onnx -n 16 -o /tmp/ganpack-ci-sample.png
 
 # The Node.js and browser examples against Python's output (npm ci; Chromium from Debian).
@@ -46,7 +49,7 @@ train: setup
 	$(VENV)/bin/ganpack train --model cgan --epochs 3 --data-dir $(DATA)/mnist --out $(RUN)
 
 export: setup
-	$(VENV)/bin/ganpack export $(RUN) -o exported/demo.onnx
+	$(VENV)/bin/ganpack export $(RUN) -o $(RUN).onnx
 
 evaluate: runtime
 	$(RUNTIME_VENV)/bin/ganpack evaluate exported/mnist-cgan.onnx --classifier exported/mnist-classifier.onnx \

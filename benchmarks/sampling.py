@@ -27,16 +27,22 @@ BATCHES = (1, 64, 1024)
 
 def build_mlp_cgan(folder: Path):
     """A classic MLP cGAN with calibrated BatchNorm, saved as a checkpoint and exported."""
+    import numpy as np
     import torch
 
-    from gan_pack.config import DatasetInfo, TrainConfig
+    from gan_pack.checkpoint import save_checkpoint
+    from gan_pack.config import TrainConfig
     from gan_pack.export import ExportOptions, export_generator, load_generator
+    from gan_pack.idx import write_idx
     from gan_pack.models import recalibrate_batchnorm
-    from gan_pack.train import build_trainer, save_checkpoint
+    from gan_pack.train import build_trainer
 
-    config = TrainConfig(model="cgan", arch="mlp", out=str(folder), device="cpu")
-    info = DatasetInfo("mnist", (1, 28, 28), 10, [str(i) for i in range(10)])
-    t = build_trainer(config, info, torch.device("cpu"))
+    data = folder / "data"                  # 64 random digits: the weights are untrained anyway
+    data.mkdir()
+    write_idx(data / "train-images-idx3-ubyte", np.random.default_rng(0).integers(0, 255, (64, 28, 28)))
+    write_idx(data / "train-labels-idx1-ubyte", np.arange(64) % 10)
+    config = TrainConfig.from_dict(dict(model="cgan", arch="mlp", out=str(folder), device="cpu", data_dir=str(data)))
+    t = build_trainer(config)
     recalibrate_batchnorm(t.ema.model, 100, 10, torch.device("cpu"))
     save_checkpoint(t, folder)
     export_generator(folder, folder / "mlp.onnx", ExportOptions(batch_sizes=(1, 7)))
@@ -117,7 +123,8 @@ def variants_table(folder: Path, fp32: Path, seconds: float) -> list[str]:
     export_generator(folder, paths["fp16"], ExportOptions(precision="fp16", batch_sizes=(1, 7)))
     quantize_generator(fp32, paths["int8 static"], "static")
     quantize_generator(fp32, paths["int8 dynamic"], "dynamic")
-    rows = [f"{'variant':<13} {'MB':>6} " + " ".join(f"{'batch ' + str(b):>11}" for b in BATCHES) + f" {'vs fp32 @1024':>14}"]
+    rows = [f"{'variant':<13} {'MB':>6} " + " ".join(f"{'batch ' + str(b):>11}" for b in BATCHES)
+            + f" {'vs fp32 @1024':>14}"]
     base = None
     for name, path in paths.items():
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -155,8 +155,8 @@ def main() -> None:
 
                 bound_rate = rate(counted, batch, args.seconds)
                 profiles.append(f"{name}{opt_name}: {profile_summary(p, calls[0])}")
-                print(f"{'ort ' + name + opt_name + ', numpy in/out':<58} {numpy_rate:>12,.0f} {numpy_rate / base:>8.2f}x")
-                print(f"{'ort ' + name + opt_name + ', I/O binding':<58} {bound_rate:>12,.0f} {bound_rate / base:>8.2f}x")
+                for how, value in ((", numpy in/out", numpy_rate), (", I/O binding", bound_rate)):
+                    print(f"{'ort ' + name + opt_name + how:<58} {value:>12,.0f} {value / base:>8.2f}x")
         from gan_pack.runtime import OnnxGenerator
 
         runtime = OnnxGenerator(fp32, device="cuda", batch_size=batch)

@@ -14,16 +14,16 @@ import argparse
 import json
 import time
 import typing
-from pathlib import Path
 
 
 def parse_train_flags(flags: list[str]) -> dict:
     """--model cgan --d-width 128 --no-ema --bf16 -> {"model": "cgan", "d_width": 128, ...}"""
-    from gan_pack.config import TrainConfig
 
     # Each setting's declared type, `X | None` taken as X (a default of None says nothing).
+    from gan_pack.config import GROUPS
+
     types = {name: next((a for a in typing.get_args(hint) if a is not type(None)), hint)
-             for name, hint in typing.get_type_hints(TrainConfig).items()}
+             for group in GROUPS.values() for name, hint in typing.get_type_hints(group).items()}
     settings, i = {}, 0
     while i < len(flags):
         name = flags[i].lstrip("-").replace("-", "_")
@@ -51,40 +51,45 @@ def main() -> None:
     import torch
 
     from gan_pack.config import TrainConfig
-    from gan_pack.train import InTrainingEvaluation, train
+    from gan_pack.monitor import InTrainingEvaluation, Monitor
+    from gan_pack.train import train
 
     flags = [f for f in args.train_flags if f != "--"]
-    config = TrainConfig(**{"model": "cgan", "epochs": 10_000, "dataset": args.dataset,
-                            "data_dir": args.data_dir, "classifier": args.classifier, "eval_n": args.eval_n,
-                            "out": args.out, "log_every": 10_000, **parse_train_flags(flags)})
+    config = TrainConfig.from_dict({"model": "cgan", "epochs": 10_000, "dataset": args.dataset,
+                                    "data_dir": args.data_dir, "classifier": args.classifier,
+                                    "eval_n": args.eval_n, "out": args.out, "log_every": 10_000,
+                                    **parse_train_flags(flags)})
     evaluation = InTrainingEvaluation(config)
     curve, clock = [], {"eval": 0.0}
+    device_name = None
 
     class Done(Exception):
         pass
 
-    def on_epoch(t):
-        if t.device.type == "cuda":
-            torch.cuda.synchronize()
-        paused = time.perf_counter()
-        seconds = paused - clock["start"] - clock["eval"]
-        record = evaluation(t, Path(config.out))
-        clock["eval"] += time.perf_counter() - paused
-        curve.append({"epoch": t.epoch, "train_seconds": round(seconds, 2), **{k: record[k] for k in (
-            "fcd", "fcd_ratio", "recall", "conditional_accuracy")}})
-        print(json.dumps(curve[-1]), flush=True)
-        if seconds >= args.seconds:
-            raise Done
+    class Clock(Monitor):
+        """Evaluates after every epoch with the training clock stopped."""
 
-    device_name = None
+        def on_start(self, t):
+            nonlocal device_name
+            device_name = torch.cuda.get_device_name(t.device) if t.device.type == "cuda" else "CPU"
+            clock["start"] = time.perf_counter()
 
-    def on_start(t):
-        nonlocal device_name
-        device_name = torch.cuda.get_device_name(t.device) if t.device.type == "cuda" else "CPU"
-        clock["start"] = time.perf_counter()
+        def on_epoch_end(self, t):
+            if t.device.type == "cuda":
+                torch.cuda.synchronize()
+            paused = time.perf_counter()
+            seconds = paused - clock["start"] - clock["eval"]
+            record = evaluation.evaluate(t)
+            clock["eval"] += time.perf_counter() - paused
+            curve.append({"epoch": t.epoch, "train_seconds": round(seconds, 2), **{k: record[k] for k in (
+                "fcd", "fcd_ratio", "recall", "conditional_accuracy")}})
+            print(json.dumps(curve[-1]), flush=True)
+            if seconds >= args.seconds:
+                raise Done
+            return []
 
     try:
-        train(config, on_epoch=on_epoch, on_start=on_start)
+        train(config, monitors=[Clock()])
     except Done:
         pass
     print(f"device: {device_name}; torch {torch.__version__}; flags: {' '.join(flags) or '(defaults)'}")

@@ -11,7 +11,8 @@ With --quality-epochs E, the tutorial loop and gan_pack --fast each train E epoc
 cGAN at batch 64 and are evaluated like `ganpack evaluate` (FCD, conditional accuracy, n images).
 
 Usage: python benchmarks/train_speed.py --data-dir ../shared/data/mnist [--device auto]
-           [--cases mlp-64,mlp-1024,dcgan-64] [--seconds 5] [--quality-epochs 0 --classifier exported/mnist-classifier.onnx]
+           [--cases mlp-64,mlp-1024,dcgan-64] [--seconds 5]
+           [--quality-epochs 0 --classifier exported/mnist-classifier.onnx]
 """
 
 from __future__ import annotations
@@ -19,18 +20,20 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan_pack.config import DatasetInfo, TrainConfig
+from gan_pack.config import DatasetInfo, Recipe, TrainConfig
 from gan_pack.data import make_batches
-from gan_pack.distributed import resolve_device
+from gan_pack.distributed import World, resolve_device
 from gan_pack.idx import load_idx_split
 from gan_pack.models import build_discriminator, build_generator
-from gan_pack.step import make_step
-from gan_pack.train import build_trainer, generate_numpy
+from gan_pack.monitor import generate_numpy
+from gan_pack.step import StepSettings, make_step
+from gan_pack.train import Trainer, build_networks
 
 INFO = DatasetInfo("mnist", (1, 28, 28), 10)
 
@@ -58,9 +61,9 @@ class TutorialLoop:
 
     def __init__(self, arch: str, batch: int, images, labels, device):
         torch.manual_seed(0)
-        config = TrainConfig(model="cgan", arch=arch)
-        self.G = build_generator(config, 10, (1, 28, 28)).to(device)
-        self.D = build_discriminator(config, 10, (1, 28, 28)).to(device)
+        recipe = Recipe(model="cgan", arch=arch)
+        self.G = build_generator(recipe, 10, (1, 28, 28)).to(device)
+        self.D = build_discriminator(recipe, 10, (1, 28, 28)).to(device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.loader = torch.utils.data.DataLoader(TutorialDataset(images, labels), batch_size=batch,
@@ -98,17 +101,20 @@ class GanPackLoop:
     """gan_pack's own step, as `ganpack train` runs it (--fast or --no-fast)."""
 
     def __init__(self, arch: str, batch: int, images, labels, device, fast: bool, bf16: bool = False):
-        self.config = TrainConfig(model="cgan", arch=arch, batch_size=batch, fast=fast, bf16=bf16)
-        self.t = build_trainer(self.config, INFO, device)
-        self.t.batches = make_batches(torch.from_numpy(images), torch.from_numpy(labels), batch, device, fast)
-        self.t.run_step = make_step(self.t)
+        # build_trainer's parts, fed the arrays this benchmark already holds
+        config = TrainConfig.from_dict(dict(model="cgan", arch=arch, batch_size=batch, fast=fast, bf16=bf16))
+        nets = build_networks(config.recipe, INFO, device, fast)
+        settings = StepSettings.of(config.recipe, INFO.num_classes, device)
+        batches = make_batches(torch.from_numpy(images), torch.from_numpy(labels), batch, device, fast)
+        self.t = Trainer(config, INFO, device, World(), Path(config.run.out), nets, settings, batches,
+                         make_step(nets, settings, batches, fast))
         self.epoch = 0
 
     def run(self, steps: int) -> None:
         done = 0
         while done < steps:
             for index, real, labels in self.t.batches.epoch(self.epoch):
-                self.t.run_step(self.t, index, real, labels)
+                self.t.run_step(index, real, labels)
                 self.t.step += 1
                 done += 1
                 if done == steps:
@@ -196,7 +202,8 @@ def main() -> None:
     images, labels = load_idx_split(args.data_dir, "mnist", "train")
     images, labels = np.array(images), np.array(labels)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {os.cpu_count()} cores"
-    print(f"device: {name}; torch {torch.__version__}; ~{args.seconds:g} s timed per loop after warm-up, in 3 interleaved rounds")
+    print(f"device: {name}; torch {torch.__version__}; ~{args.seconds:g} s timed per loop after warm-up, "
+          f"in 3 interleaved rounds")
     for case in args.cases.split(","):
         arch, batch = case.split("-")[0], int(case.split("-")[1])
         loops = {"tutorial (DataLoader, ToTensor)": lambda: TutorialLoop(arch, batch, images, labels, device),

@@ -78,7 +78,7 @@ def sample(
     device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
     batch_size: Annotated[int, typer.Option(help="Images per onnxruntime call.")] = 1024,
     threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Grid PNG (or .npy with --format npy).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Grid PNG (.npy with --format npy).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(help="Write one file per image here, streaming.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="png or npy.")] = Format.png,
     nrow: Annotated[Optional[int], typer.Option(help="Images per grid row.")] = None,
@@ -203,7 +203,8 @@ app.command("train-classifier")(cli_train.train_classifier)
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (the --out of `ganpack train`).")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HTML file (default RUN/report.html).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HTML file (default RUN/report.html).")] \
+        = None,
     png: Annotated[Optional[Path], typer.Option(help="Also write a one-image summary PNG here.")] = None,
 ) -> None:
     """One self-contained HTML page of a run: settings, curves, grids, parity and metadata.
@@ -248,7 +249,8 @@ def quantize(
                                             "static (calibrated, QDQ) or dynamic.")] = Mode.auto,
     calibration_n: Annotated[int, typer.Option(help="Noise samples for static calibration.")] = 512,
     seed: Annotated[int, typer.Option(help="Calibration noise seed.")] = 0,
-    atol: Annotated[Optional[float], typer.Option(help="Parity bound: mean abs pixel difference from the fp32 model (default 0.15).")] = None,
+    atol: Annotated[Optional[float], typer.Option(
+        help="Parity bound: mean abs pixel difference from the fp32 model (default 0.15).")] = None,
     allow_mismatch: Annotated[bool, typer.Option(help="Write the model even if parity fails (loudly).")] = False,
 ) -> None:
     """Make an int8 variant of an exported generator (onnxruntime quantization; needs onnx).

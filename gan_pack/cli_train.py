@@ -19,6 +19,10 @@ START, DATA, NETS, OPTIM, RUN, EVAL = ("Start here", "Data", "Networks and loss"
                                        "Where it runs", "In-training evaluation")
 
 
+def _option(help: str, panel: str, *names: str):
+    return typer.Option(*names, help=help, rich_help_panel=panel)
+
+
 def _plain(value):
     return value.value if isinstance(value, Enum) else value
 
@@ -34,47 +38,47 @@ def _require_torch() -> None:
 
 def train(
     ctx: typer.Context,
-    model: Annotated[Model, typer.Option(help="gan, or cgan (conditional on the class label).", rich_help_panel=START)] = Model.gan,
-    epochs: Annotated[int, typer.Option(help="Total epochs (a resumed run continues up to this).", rich_help_panel=START)] = 10,
-    data_dir: Annotated[Optional[str], typer.Option(help="Folder with the IDX files (offline) or the images.", rich_help_panel=START)] = None,
-    out: Annotated[str, typer.Option("--out", "-o", help="Run folder to write.", rich_help_panel=START)] = "runs/run",
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.", rich_help_panel=START)] = False,
-    dataset: Annotated[Dataset, typer.Option(help="mnist, fashion-mnist, or folder (an image folder).", rich_help_panel=DATA)] = Dataset.mnist,
-    image_size: Annotated[int, typer.Option(help="Image side in pixels (dcgan: 28, 32 or 64).", rich_help_panel=DATA)] = 28,
-    channels: Annotated[int, typer.Option(help="1 (grayscale) or 3 (RGB).", rich_help_panel=DATA)] = 1,
-    arch: Annotated[Arch, typer.Option(help="mlp (the classic tutorial pair) or dcgan (convolutional).", rich_help_panel=NETS)] = Arch.mlp,
-    noise_dim: Annotated[int, typer.Option(help="Dimension of the standard-normal noise.", rich_help_panel=NETS)] = 100,
-    width: Annotated[int, typer.Option(help="dcgan base channel count.", rich_help_panel=NETS)] = 64,
-    d_width: Annotated[Optional[int], typer.Option(help="dcgan D base channel count (default: --width).", rich_help_panel=NETS)] = None,
-    loss: Annotated[Loss, typer.Option(help="bce (on logits), bce-prob (the tutorial's), or hinge.", rich_help_panel=NETS)] = Loss.bce,
-    spectral_norm: Annotated[bool, typer.Option(help="Spectral normalisation in D.", rich_help_panel=NETS)] = False,
-    late_label: Annotated[bool, typer.Option(help="dcgan cGAN: feed the label to D's last layer too.", rich_help_panel=NETS)] = False,
-    mbstd: Annotated[int, typer.Option(help="dcgan D: a minibatch-variation plane over groups of this many images "
-                                            "(0: off; --batch-size must be a multiple).", rich_help_panel=NETS)] = 0,
-    r1: Annotated[float, typer.Option(help="R1 penalty weight gamma: D's loss gains gamma/2 |grad D(real)|^2 (0: off).",
-                                      rich_help_panel=NETS)] = 0.0,
-    augment: Annotated[str, typer.Option(help="D sees real and fake through these augmentations, comma-separated: "
-                                              "translation, cutout (default: none).", rich_help_panel=NETS)] = "",
-    batch_size: Annotated[int, typer.Option(help="Images per step.", rich_help_panel=OPTIM)] = 64,
-    lr: Annotated[float, typer.Option(help="Adam learning rate, both networks.", rich_help_panel=OPTIM)] = 2e-4,
-    lr_d: Annotated[Optional[float], typer.Option(help="Discriminator learning rate (default: --lr).", rich_help_panel=OPTIM)] = None,
-    lr_decay_from: Annotated[Optional[int], typer.Option(
-        help="From this epoch on, both learning rates fall linearly to 1/(n+1) of theirs in the last epoch "
-             "(n = epochs left); may be set when resuming (default: constant).", rich_help_panel=OPTIM)] = None,
-    beta1: Annotated[float, typer.Option(help="Adam beta1.", rich_help_panel=OPTIM)] = 0.5,
-    beta2: Annotated[float, typer.Option(help="Adam beta2.", rich_help_panel=OPTIM)] = 0.999,
-    ema: Annotated[bool, typer.Option(help="Keep an EMA of G's weights for samples and export.", rich_help_panel=OPTIM)] = True,
-    ema_decay: Annotated[float, typer.Option(help="EMA decay per step.", rich_help_panel=OPTIM)] = 0.999,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same CPU run.", rich_help_panel=OPTIM)] = 0,
-    device: Annotated[Device, typer.Option(help="auto, cpu or cuda.", rich_help_panel=RUN)] = Device.auto,
-    fast: Annotated[bool, typer.Option(help="Data on the device, fused Adam, and on one GPU the whole step as a CUDA "
-                                            "graph; --no-fast: DataLoader, eager steps. Same math.", rich_help_panel=RUN)] = True,
-    bf16: Annotated[bool, typer.Option(help="bf16 autocast for the forward passes (GPUs with bf16).", rich_help_panel=RUN)] = False,
-    log_every: Annotated[int, typer.Option(help="Steps between lines of metrics.jsonl.", rich_help_panel=RUN)] = 100,
-    tensorboard: Annotated[bool, typer.Option(help="Also log to TensorBoard (tensorboard --logdir runs/).", rich_help_panel=RUN)] = False,
-    eval_every: Annotated[int, typer.Option(help="Evaluate the EMA generator every K epochs (0: never).", rich_help_panel=EVAL)] = 0,
-    classifier: Annotated[Optional[str], typer.Option(help="Exported classifier for --eval-every.", rich_help_panel=EVAL)] = None,
-    eval_n: Annotated[int, typer.Option(help="Images per in-training evaluation.", rich_help_panel=EVAL)] = 5000,
+    model: Annotated[Model, _option("gan, or cgan (conditional on the class label).", START)] = Model.gan,
+    epochs: Annotated[int, _option("Total epochs (a resumed run continues up to this).", START)] = 10,
+    data_dir: Annotated[Optional[str], _option("Folder with the IDX files (offline) or the images.", START)] = None,
+    out: Annotated[str, _option("Run folder to write.", START, "--out", "-o")] = "runs/run",
+    resume: Annotated[bool, _option("Continue the run in --out from its last checkpoint.", START)] = False,
+    dataset: Annotated[Dataset, _option("mnist, fashion-mnist, or folder (an image folder).", DATA)] = Dataset.mnist,
+    image_size: Annotated[int, _option("Image side in pixels (dcgan: 28, 32 or 64).", DATA)] = 28,
+    channels: Annotated[int, _option("1 (grayscale) or 3 (RGB).", DATA)] = 1,
+    arch: Annotated[Arch, _option("mlp (the classic tutorial pair) or dcgan (convolutional).", NETS)] = Arch.mlp,
+    noise_dim: Annotated[int, _option("Dimension of the standard-normal noise.", NETS)] = 100,
+    width: Annotated[int, _option("dcgan base channel count.", NETS)] = 64,
+    d_width: Annotated[Optional[int], _option("dcgan D base channel count (default: --width).", NETS)] = None,
+    loss: Annotated[Loss, _option("bce (on logits), bce-prob (the tutorial's), or hinge.", NETS)] = Loss.bce,
+    spectral_norm: Annotated[bool, _option("Spectral normalisation in D.", NETS)] = False,
+    late_label: Annotated[bool, _option("dcgan cGAN: feed the label to D's last layer too.", NETS)] = False,
+    mbstd: Annotated[int, _option("dcgan D: a minibatch-variation plane over groups of this many images "
+                                  "(0: off; --batch-size must be a multiple).", NETS)] = 0,
+    r1: Annotated[float, _option("R1 penalty weight gamma: D's loss gains gamma/2 |grad D(real)|^2 (0: off).",
+                                 NETS)] = 0.0,
+    augment: Annotated[str, _option("D sees real and fake through these augmentations, comma-separated: "
+                                    "translation, cutout (default: none).", NETS)] = "",
+    batch_size: Annotated[int, _option("Images per step.", OPTIM)] = 64,
+    lr: Annotated[float, _option("Adam learning rate, both networks.", OPTIM)] = 2e-4,
+    lr_d: Annotated[Optional[float], _option("Discriminator learning rate (default: --lr).", OPTIM)] = None,
+    lr_decay_from: Annotated[Optional[int], _option(
+        "From this epoch on, both learning rates fall linearly to 1/(n+1) of theirs in the last epoch "
+        "(n = epochs left); may be set when resuming (default: constant).", OPTIM)] = None,
+    beta1: Annotated[float, _option("Adam beta1.", OPTIM)] = 0.5,
+    beta2: Annotated[float, _option("Adam beta2.", OPTIM)] = 0.999,
+    ema: Annotated[bool, _option("Keep an EMA of G's weights for samples and export.", OPTIM)] = True,
+    ema_decay: Annotated[float, _option("EMA decay per step.", OPTIM)] = 0.999,
+    seed: Annotated[int, _option("Seed: the same seed gives the same CPU run.", OPTIM)] = 0,
+    device: Annotated[Device, _option("auto, cpu or cuda.", RUN)] = Device.auto,
+    fast: Annotated[bool, _option("Data on the device, fused Adam, and on one GPU the whole step as a CUDA "
+                                            "graph; --no-fast: DataLoader, eager steps. Same math.", RUN)] = True,
+    bf16: Annotated[bool, _option("bf16 autocast for the forward passes (GPUs with bf16).", RUN)] = False,
+    log_every: Annotated[int, _option("Steps between lines of metrics.jsonl.", RUN)] = 100,
+    tensorboard: Annotated[bool, _option("Also log to TensorBoard (tensorboard --logdir runs/).", RUN)] = False,
+    eval_every: Annotated[int, _option("Evaluate the EMA generator every K epochs (0: never).", EVAL)] = 0,
+    classifier: Annotated[Optional[str], _option("Exported classifier for --eval-every.", EVAL)] = None,
+    eval_n: Annotated[int, _option("Images per in-training evaluation.", EVAL)] = 5000,
 ) -> None:
     """Train a generator; writes config.json, checkpoint.pt, metrics.jsonl and samples/ into --out.
 
@@ -91,7 +95,8 @@ def train(
         settings = resume_settings(settings["out"], settings, given)
     trainer = train_run(TrainConfig.from_dict(settings), resume=resume, monitors=[ConsoleMonitor(resume)])
     if trainer.world.main:
-        typer.echo(f"done: {trainer.epoch} epochs, {trainer.step} steps; samples in {trainer.run_dir}/samples/", err=True)
+        typer.echo(f"done: {trainer.epoch} epochs, {trainer.step} steps; samples in {trainer.run_dir}/samples/",
+                   err=True)
 
 
 class ConsoleMonitor:
@@ -141,9 +146,11 @@ def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
     weights: Annotated[Weights, typer.Option(help="ema (default) or raw generator weights.")] = Weights.ema,
     opset: Annotated[int, typer.Option(help="ONNX opset (18..23).")] = 18,
-    atol: Annotated[Optional[float], typer.Option(help="Parity bound: max abs difference vs PyTorch (default 1e-4 fp32, 2e-2 fp16); for int8 the mean abs difference vs the fp32 export (default 0.15).")] = None,
+    atol: Annotated[Optional[float], typer.Option(
+        help="Parity bound: max abs difference from PyTorch (default 1e-4 fp32, 2e-2 fp16); for int8, mean "
+             "abs difference from the fp32 export (default 0.15).")] = None,
     precision: Annotated[Precision, typer.Option(
-        help="fp32, fp16 (half weights and compute, float32 I/O) or int8 (quantization of the fp32 export).")] = Precision.fp32,
+        help="fp32, fp16 (half weights and compute, float32 I/O) or int8 (quantized fp32 export).")] = Precision.fp32,
     allow_mismatch: Annotated[bool, typer.Option(help="Write the model even if parity fails (loudly).")] = False,
 ) -> None:
     """Export a trained generator to one self-contained .onnx file and prove it matches PyTorch.

@@ -23,8 +23,20 @@ from torch import nn
 import gan_pack
 from gan_pack import runlog
 from gan_pack.checkpoint import checkpoint_config, load_checkpoint
-from gan_pack.contract import (DEFAULT_ATOL, IMAGES, LABELS, NOISE, PARITY_BATCHES, ParityReport, generator_metadata,
-                               measure_parity, parity_inputs, parity_path, require_parity, set_metadata)
+from gan_pack.contract import (
+    DEFAULT_ATOL,
+    IMAGES,
+    LABELS,
+    NOISE,
+    PARITY_BATCHES,
+    ParityReport,
+    generator_metadata,
+    measure_parity,
+    parity_inputs,
+    parity_path,
+    require_parity,
+    set_metadata,
+)
 from gan_pack.errors import CheckpointError, ConfigError
 from gan_pack.files import atomic_path, check_output_path, write_text_atomic
 from gan_pack.graph import fold_batchnorm_into_next_gemm, rename_batch_axis

@@ -70,7 +70,8 @@ def svg_chart(title: str, series: dict[str, tuple[list, list]], xlabel: str = "s
         parts.append(f'<text x="{pad_l - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="10">{value:.3g}</text>')
     for value in np.linspace(x0, x1, 5):
         x, _ = px(value, y0)
-        parts.append(f'<text x="{x:.1f}" y="{height - pad_b + 14}" text-anchor="middle" font-size="10">{value:.0f}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{height - pad_b + 14}" text-anchor="middle" '
+                     f'font-size="10">{value:.0f}</text>')
     parts.append(f'<text x="{width / 2}" y="{height - 4}" text-anchor="middle" font-size="11">{xlabel}</text>')
     for i, (name, (sx, sy)) in enumerate(series.items()):
         color = COLORS[i % len(COLORS)]
@@ -94,7 +95,8 @@ def curve(records: list[dict], key: str, x: str = "step") -> tuple[list, list]:
 
 def _img_tag(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+            f'<figcaption>{html.escape(alt)}</figcaption></figure>')
 
 
 def _table(rows: list[tuple], header: tuple | None = None) -> str:
@@ -114,7 +116,8 @@ def _curves_section(run: RunData) -> str:
     if not run.train:
         return "<p><strong>No metrics yet</strong>: the run has not logged a training step.</p>"
     parts = [svg_chart("losses", {"d_loss": curve(run.train, "d_loss"), "g_loss": curve(run.train, "g_loss")}),
-             svg_chart("discriminator outputs", {"D(x)": curve(run.train, "d_x"), "D(G(z))": curve(run.train, "d_g_z")}),
+             svg_chart("discriminator outputs",
+                       {"D(x)": curve(run.train, "d_x"), "D(G(z))": curve(run.train, "d_g_z")}),
              svg_chart("images/s", {"images/s": curve(run.train, "images_per_s")})]
     if run.evals:
         parts.append(svg_chart("FCD (in-training evaluation)", {"FCD": curve(run.evals, "fcd", "epoch")}, "epoch"))
@@ -152,7 +155,8 @@ def render_html(run: RunData) -> str:
     """The whole report as one HTML string: images inlined, no script, no external address."""
     settings = [(k, v) for k, v in sorted(run.config.items()) if k != "dataset_info"]
     facts = run.config.get("dataset_info", {})
-    grids = "".join(_img_tag(p, p.stem.replace("_", " ")) for p in chosen_grids(run.grids)) or "<p>No sample grids yet.</p>"
+    grids = ("".join(_img_tag(p, p.stem.replace("_", " ")) for p in chosen_grids(run.grids))
+             or "<p>No sample grids yet.</p>")
     last = run.train[-1] if run.train else {}
     summary = (f"{run.config.get('model')} / {run.config.get('arch')} on {run.config.get('dataset')}: "
                f"epoch {last.get('epoch', 0)}, step {last.get('step', 0)}")
@@ -249,7 +253,8 @@ def list_runs(root: str | Path) -> list[dict]:
 
 
 def format_runs(rows: list[dict]) -> str:
-    header = f"{'name':<24} {'model':<5} {'arch':<6} {'dataset':<14} {'epochs':>7} {'d_loss':>7} {'g_loss':>7} {'best FCD':>9} exported"
+    header = (f"{'name':<24} {'model':<5} {'arch':<6} {'dataset':<14} {'epochs':>7} {'d_loss':>7} {'g_loss':>7} "
+              f"{'best FCD':>9} exported")
     lines = [header]
     for r in rows:
         fmt = lambda v, spec: format(v, spec) if isinstance(v, (int, float)) else "-"  # noqa: E731

@@ -105,8 +105,9 @@ def real_data_dir(dataset: str = "mnist") -> Path:
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     """Run the real console entry point in-process; returns (exit code, stdout, stderr)."""
-    from gan_pack.cli import main
     import sys
+
+    from gan_pack.cli import main
 
     argv = sys.argv
     sys.argv = ["ganpack", *map(str, args)]

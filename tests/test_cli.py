@@ -128,3 +128,16 @@ def test_console_script_process(tmp_path):
     good = subprocess.run([sys.executable, "-m", "gan_pack", "sample", str(shipped("mnist-cgan.onnx")),
                            "-n", "4", "-o", str(tmp_path / "s.png")], capture_output=True, text=True, cwd=ROOT)
     assert good.returncode == 0 and (tmp_path / "s.png").is_file()
+
+
+def test_bare_command_prints_the_help(capsys):
+    code, out, err = run_cli([], capsys)
+    assert code == 0 and "Usage" in out and "sample" in out and not err
+
+
+def test_train_help_groups_its_options_into_panels(capsys):
+    code, out, _ = run_cli(["train", "--help"], capsys)
+    assert code == 0
+    panels = [out.index(p) for p in ("Start here", "Data", "Networks and loss", "Optimizer and EMA",
+                                     "Where it runs", "In-training evaluation")]
+    assert panels == sorted(panels) and out.index("--model") < panels[1] and out.index("--out") < panels[1]

@@ -12,7 +12,8 @@ def flat(**settings) -> TrainConfig:
 
 def test_defaults_are_the_tutorial_recipe():
     r = TrainConfig().recipe
-    assert (r.lr, r.beta1, r.beta2, r.noise_dim, r.batch_size, r.arch, r.ema) == (2e-4, 0.5, 0.999, 100, 64, "mlp", True)
+    assert (r.lr, r.beta1, r.beta2, r.noise_dim, r.batch_size, r.arch, r.ema) == \
+        (2e-4, 0.5, 0.999, 100, 64, "mlp", True)
 
 
 def test_every_problem_in_one_error():

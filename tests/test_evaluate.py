@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, tiny_config
-from gan_pack.evaluate import (class_histogram, classifier_score, frechet_distance, kl_divergence,
-                               prdc, softmax)
+from gan_pack.evaluate import class_histogram, classifier_score, frechet_distance, kl_divergence, prdc, softmax
 
 
 def test_identical_sets():
@@ -173,8 +172,8 @@ def test_shipped_model_on_real_mnist(capsys):
 @torch_needed
 def test_in_training_evaluation_logs_and_keeps_best(tiny_classifier, tiny_idx, tmp_path):
     from conftest import tiny_config
-    from gan_pack.evaluate import OnnxClassifier, RealReference, frechet_distance
     from gan_pack.checkpoint import load_checkpoint
+    from gan_pack.evaluate import OnnxClassifier, RealReference, frechet_distance
     from gan_pack.train import train
 
     run = tmp_path / "run"

@@ -10,8 +10,8 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.torch
 
-from gan_pack.errors import ParityError  # noqa: E402
 from gan_pack.contract import parity_path  # noqa: E402
+from gan_pack.errors import ParityError  # noqa: E402
 from gan_pack.export import ExportOptions, export_generator, load_generator  # noqa: E402
 
 

@@ -109,8 +109,10 @@ def test_real_run_report_and_tensorboard(tmp_path, tiny_idx, capsys):
     events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     tags = events.Tags()
-    assert {"loss/d", "loss/g", "D/real D(x)", "D/fake D(G(z))", "speed/images_per_s", "lr/generator"} <= set(tags["scalars"])
+    assert {"loss/d", "loss/g", "D/real D(x)", "D/fake D(G(z))", "speed/images_per_s",
+            "lr/generator"} <= set(tags["scalars"])
     assert [e.value for e in events.Scalars("loss/g")] == pytest.approx([r["g_loss"] for r in records], rel=1e-4)
     images = events.Images("samples")
     assert [i.step for i in images] == [1, 2]
-    assert Image.open(io.BytesIO(images[-1].encoded_image_string)).size == Image.open(run / "samples" / "epoch_002.png").size
+    last_grid = Image.open(run / "samples" / "epoch_002.png")
+    assert Image.open(io.BytesIO(images[-1].encoded_image_string)).size == last_grid.size

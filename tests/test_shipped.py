@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import EXPORTED, shipped
+from gan_pack.contract import file_sha256
 from gan_pack.runtime import OnnxGenerator
 
 GENERATORS = {
@@ -38,3 +39,29 @@ def test_exported_folder_is_small():
     names = [*GENERATORS, "mnist-classifier.onnx", "fashion-mnist-classifier.onnx"]
     total = sum(shipped(name).stat().st_size for name in names)
     assert total < 32e6
+
+
+# The mean of 4 images from seed 0, and one pixel of each: if a shipped file, the noise stream or
+# the runtime's label defaults change, these move.
+GOLDEN = {
+    "mnist-cgan.onnx": (-0.71586, [-1.0, -1.0, 0.96798, 0.99832]),
+    "mnist-gan.onnx": (-0.7122, [-1.0, -0.37101, 0.20019, 0.44082]),
+    "mnist-cgan-mlp.onnx": (-0.70339, [-0.99999, -0.99903, 0.76886, 0.99986]),
+    "fashion-mnist-cgan.onnx": (-0.34806, [0.87089, 0.77387, -0.94973, -0.10078]),
+}
+PIXELS = ((14, 14), (10, 12), (20, 8), (12, 16))
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_golden_pixels_for_fixed_noise(name):
+    mean, pixels = GOLDEN[name]
+    images = OnnxGenerator(shipped(name)).sample(4, seed=0)
+    got = [float(images[i, 0, y, x]) for i, (y, x) in enumerate(PIXELS)]
+    assert float(images.mean()) == pytest.approx(mean, abs=1e-4)
+    assert got == pytest.approx(pixels, abs=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_each_evaluation_names_the_file_beside_it(name):
+    evaluation = json.loads((EXPORTED / name.replace(".onnx", ".eval.json")).read_text())
+    assert evaluation["model_sha256"] == file_sha256(shipped(name))

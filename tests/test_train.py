@@ -117,7 +117,8 @@ def test_folder_dataset_rgb_dcgan(tmp_path):
     for cls in ("cats", "dogs"):
         (tmp_path / "imgs" / cls).mkdir(parents=True)
         for i in range(8):
-            Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
+            pixels = rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "imgs" / cls / f"{i}.png")
     config = tiny_config(tmp_path / "run", tmp_path / "imgs", dataset="folder", arch="dcgan",
                          image_size=32, channels=3, batch_size=4)
     t = train(config)
