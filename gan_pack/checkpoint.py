@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gan_pack.config import RESUMABLE_GROUPS, TrainConfig, setting_names
+from gan_pack.config import TrainConfig, setting_names
 from gan_pack.errors import CheckpointError, ConfigError
 from gan_pack.files import atomic_path
 
@@ -122,9 +122,8 @@ def keep_optimizer_flags(optimizer: torch.optim.Optimizer, flags: dict) -> None:
 def check_resume_config(saved: dict, config: TrainConfig) -> None:
     """A resumed run may change its schedule, where it runs and its evaluation, not its recipe."""
     given, default = config.to_dict(), TrainConfig().to_dict()   # a setting newer than the run: its default
-    fixed = [k for k in setting_names(("recipe",))]
     differ = [f"{k}: run has {saved.get(k, default[k])!r}, flags give {given[k]!r}"
-              for k in fixed if saved.get(k, default[k]) != given[k]]
+              for k in setting_names(("recipe",)) if saved.get(k, default[k]) != given[k]]
     if differ:
         raise CheckpointError("--resume with settings that differ from the run's ("
                               + "; ".join(differ) + "); drop those flags or start a new --out")
@@ -134,6 +133,3 @@ def resume_settings(out: str | Path, flags: dict, given: set[str]) -> dict:
     """The settings of a resumed run: the flags the user gave win, the rest come from the run."""
     saved = load_checkpoint(out)["config"]
     return {k: (v if k in given or k not in saved else saved[k]) for k, v in flags.items()}
-
-
-RESUMABLE_SETTINGS = tuple(setting_names(RESUMABLE_GROUPS))

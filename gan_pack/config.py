@@ -56,12 +56,8 @@ DATASET_CLASS_NAMES = {
 }
 
 
-def values(enum: type[Enum]) -> list[str]:
-    return [member.value for member in enum]
-
-
 def _choice(flag: str, value, enum: type[Enum]) -> list[str]:
-    allowed = values(enum)
+    allowed = [member.value for member in enum]
     return [] if value in allowed else [f"{flag} must be one of {', '.join(allowed)}, not {value!r}"]
 
 
@@ -240,9 +236,6 @@ class TrainConfig:
         groups = {name: group(**{f.name: data[f.name] for f in fields(group) if f.name in data})
                   for name, group in GROUPS.items()}
         return cls(**groups)
-
-    def replace(self, **changes) -> "TrainConfig":
-        return TrainConfig.from_dict({**self.to_dict(), **changes})
 
 
 def setting_names(groups=tuple(GROUPS)) -> list[str]:
