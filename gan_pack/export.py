@@ -177,8 +177,8 @@ def _export_onnx(generator: nn.Module, ckpt: dict, path: Path, output: Path, opt
     return report
 
 
-def export_generator(source: str | Path, output: str | Path, options: ExportOptions | None = None,
-                     record: bool = True) -> list[ParityReport]:
+def export_generator(source: str | Path, output: str | Path,
+                     options: ExportOptions | None = None) -> list[ParityReport]:
     """Export, validate and write `output` (+ NAME.parity.json); returns the parity reports (fp32
     or fp16 vs PyTorch; for int8 that one, then int8 vs the fp32 file). Nothing is left at
     `output` on failure."""
@@ -199,6 +199,6 @@ def export_generator(source: str | Path, output: str | Path, options: ExportOpti
             parity_file = {"fp32_vs_pytorch": reports[0].to_dict(), "int8_vs_fp32": reports[1].to_dict()}
     write_text_atomic(parity_path(output), json.dumps(parity_file, indent=2) + "\n")
     run_dir = Path(source) if Path(source).is_dir() else Path(source).parent
-    if record and runlog.is_run(run_dir):
+    if runlog.is_run(run_dir):
         runlog.record_export(run_dir, output, reports[-1].precision, options.weights)
     return reports
