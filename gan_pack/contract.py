@@ -193,6 +193,11 @@ class ParityReport:
         return "\n".join(lines)
 
 
+def bound_problems(atol: float | None) -> list[str]:
+    """--atol must be a positive, finite number (None: the precision's default)."""
+    return [] if atol is None or 0 < atol < float("inf") else [f"--atol must be a positive number, not {atol}"]
+
+
 def require_parity(report: ParityReport, what: str, output: Path, allow_mismatch: bool = False) -> None:
     """A failed parity is fatal (nothing is written) unless the caller allows the mismatch."""
     if not report.ok and not allow_mismatch:

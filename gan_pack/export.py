@@ -30,6 +30,7 @@ from gan_pack.contract import (
     NOISE,
     PARITY_BATCHES,
     ParityReport,
+    bound_problems,
     generator_metadata,
     measure_parity,
     parity_inputs,
@@ -65,8 +66,7 @@ class ExportOptions:
             problems.append(f"--opset {self.opset} is not supported; use {OPSETS[0]}..{OPSETS[-1]}")
         if self.precision not in DEFAULT_ATOL:
             problems.append(f"--precision must be fp32, fp16 or int8, not {self.precision!r}")
-        if self.atol is not None and not 0 < self.atol < float("inf"):
-            problems.append(f"--atol must be a positive number, not {self.atol}")
+        problems += bound_problems(self.atol)
         if problems:
             raise ConfigError("; ".join(problems))
         if self.atol is None:

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_pack.contract import DEFAULT_ATOL, ParityReport, file_sha256, measure_parity, require_parity, set_metadata
+from gan_pack.contract import (
+    DEFAULT_ATOL,
+    ParityReport,
+    bound_problems,
+    file_sha256,
+    measure_parity,
+    require_parity,
+    set_metadata,
+)
 from gan_pack.errors import ConfigError, ModelError
 from gan_pack.files import atomic_path, check_output_path
 
@@ -113,13 +121,11 @@ def quantize_generator(model: str | Path, output: str | Path | None = None, mode
         import onnx  # noqa: F401
     except ImportError as e:
         raise ConfigError("quantize needs the onnx package: pip install onnx (it comes with [train])") from e
-    problems = []
+    problems = bound_problems(atol)
     if mode not in MODES:
         problems.append(f"--mode must be auto, static or dynamic, not {mode!r}")
     if calibration_n < 1:
         problems.append(f"--calibration-n must be at least 1, not {calibration_n}")
-    if atol is not None and not 0 < atol < float("inf"):
-        problems.append(f"--atol must be a positive number, not {atol}")
     if problems:
         raise ConfigError("; ".join(problems))
     model = Path(model)
