@@ -7,12 +7,13 @@ no flags: `ganpack export RUN` and `ganpack train --resume` read everything from
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from gan_pack.config import TrainConfig, setting_names
+from gan_pack.config import DatasetInfo, TrainConfig, setting_names
 from gan_pack.errors import CheckpointError, ConfigError
 from gan_pack.files import atomic_path
 
@@ -49,10 +50,20 @@ def checkpoint_dict(trainer: Trainer) -> dict:
 
 
 def save_checkpoint(trainer: Trainer, run_dir: Path, name: str = CHECKPOINT_NAME) -> Path:
+    """Serialize in memory, then write the bytes atomically: a full disk is then an OSError (one line
+    through atomic_path) instead of torch's RuntimeError, and the old checkpoint stays whole."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint_dict(trainer), buffer)
     path = run_dir / name
     with atomic_path(path) as tmp:
-        torch.save(checkpoint_dict(trainer), tmp)
+        tmp.write_bytes(buffer.getbuffer())
     return path
+
+
+# key: the types it may hold (None allowed only where listed)
+CHECKPOINT_KEYS = {"format": (int,), "config": (dict,), "dataset": (dict,), "generator": (dict,),
+                   "generator_ema": (dict, type(None)), "discriminator": (dict,), "opt_g": (dict,),
+                   "opt_d": (dict,), "epoch": (int,), "step": (int,), "rng": (dict,)}
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -71,10 +82,40 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(ckpt, dict) or "format" not in ckpt or "config" not in ckpt:
         raise CheckpointError(f"{path} is not a gan_pack checkpoint; give a run folder or "
                               f"the {CHECKPOINT_NAME} inside one")
-    if ckpt["format"] > CHECKPOINT_FORMAT:
+    if isinstance(ckpt["format"], int) and ckpt["format"] > CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} has checkpoint format {ckpt['format']}, newer than this "
                               f"gan_pack reads ({CHECKPOINT_FORMAT}); upgrade gan_pack")
+    problems = check_structure(ckpt)
+    if problems:
+        raise CheckpointError(f"{path} is a damaged or hand-made checkpoint ({'; '.join(problems[:3])}); "
+                              f"use the {CHECKPOINT_NAME} that `ganpack train` wrote")
     return ckpt
+
+
+def check_structure(ckpt: dict) -> list[str]:
+    """What is missing or of the wrong type in a loaded checkpoint (weights are tensors)."""
+    problems = [f"{key} is missing" for key in CHECKPOINT_KEYS if key not in ckpt]
+    problems += [f"{key} is a {type(ckpt[key]).__name__}" for key, kinds in CHECKPOINT_KEYS.items()
+                 if key in ckpt and (not isinstance(ckpt[key], kinds) or isinstance(ckpt[key], bool))]
+    for key in ("generator", "generator_ema", "discriminator"):
+        state = ckpt.get(key)
+        if isinstance(state, dict) and not all(isinstance(v, torch.Tensor) for v in state.values()):
+            problems.append(f"{key} holds values that are not tensors")
+    rng = ckpt.get("rng")
+    if isinstance(rng, dict) and not isinstance(rng.get("torch"), torch.Tensor):
+        problems.append("rng lacks the torch generator state")
+    return problems
+
+
+def load_weights(module: torch.nn.Module, state: dict, what: str, source: str | Path) -> None:
+    """load_state_dict, with missing, extra or mis-shaped tensors as a CheckpointError."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        first = str(e).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])[:300]
+        raise CheckpointError(f"{source}: the {what} weights do not fit the network its settings build "
+                              f"({detail}); the checkpoint is damaged or from another model") from e
 
 
 def checkpoint_config(ckpt: dict, source: str | Path) -> TrainConfig:
@@ -84,20 +125,51 @@ def checkpoint_config(ckpt: dict, source: str | Path) -> TrainConfig:
         raise CheckpointError(f"{source}: the checkpoint's settings cannot be used ({e})") from e
 
 
-def restore(trainer: Trainer, ckpt: dict) -> None:
+def checkpoint_data(ckpt: dict, source: str | Path) -> DatasetInfo:
+    try:
+        return DatasetInfo.from_dict(ckpt["dataset"])
+    except ConfigError as e:
+        raise CheckpointError(f"{source}: {e}; the checkpoint is damaged") from e
+
+
+def check_same_data(saved: DatasetInfo, loaded: DatasetInfo, data_dir: str | None) -> None:
+    """A resumed run must train on the data it started with (its fingerprint, or for a run older
+    than fingerprints its name, size and image shape)."""
+    same = (saved.fingerprint == loaded.fingerprint if saved.fingerprint else
+            (saved.name, saved.size, tuple(saved.image_shape)) == (loaded.name, loaded.size, tuple(loaded.image_shape)))
+    if not same:
+        raise CheckpointError(f"--data-dir {data_dir} holds other data ({loaded.describe()}, fingerprint "
+                              f"{loaded.fingerprint[:12]}) than the run was trained on ({saved.describe()}, "
+                              f"fingerprint {saved.fingerprint[:12] or 'not recorded'}); give the run's data "
+                              f"or start a new --out")
+
+
+def restore(trainer: Trainer, ckpt: dict, source: str | Path = "checkpoint") -> None:
     """Put a checkpoint's weights, optimizer state, counters and RNG state into a fresh Trainer."""
     nets = trainer.nets
-    nets.generator.load_state_dict(ckpt["generator"])
-    nets.discriminator.load_state_dict(ckpt["discriminator"])
+    load_weights(nets.generator, ckpt["generator"], "generator", source)
+    load_weights(nets.discriminator, ckpt["discriminator"], "discriminator", source)
     if nets.ema is not None:
-        nets.ema.model.load_state_dict(ckpt["generator_ema"])
+        if ckpt["generator_ema"] is None:
+            raise CheckpointError(f"{source} holds no EMA generator but its settings keep one; the "
+                                  f"checkpoint is damaged")
+        load_weights(nets.ema.model, ckpt["generator_ema"], "EMA generator", source)
         nets.ema.updates = int(ckpt["step"])
     for optimizer, key in ((nets.g_optimizer, "opt_g"), (nets.d_optimizer, "opt_d")):
         flags = {k: optimizer.param_groups[0][k] for k in ("fused", "capturable", "foreach")}
-        optimizer.load_state_dict(ckpt[key])
+        try:
+            optimizer.load_state_dict(ckpt[key])
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as e:
+            raise CheckpointError(f"{source}: the {key} optimizer state does not fit the networks "
+                                  f"({type(e).__name__}); the checkpoint is damaged") from e
         keep_optimizer_flags(optimizer, flags)
-    trainer.epoch, trainer.step = int(ckpt["epoch"]), int(ckpt["step"])
-    torch.set_rng_state(ckpt["rng"]["torch"])
+    trainer.epoch, trainer.step = ckpt["epoch"], ckpt["step"]
+    if trainer.epoch < 0 or trainer.step < 0:
+        raise CheckpointError(f"{source} has a negative epoch or step; the checkpoint is damaged")
+    try:
+        torch.set_rng_state(ckpt["rng"]["torch"])
+    except (RuntimeError, TypeError) as e:
+        raise CheckpointError(f"{source}: its random-number state is malformed; the checkpoint is damaged") from e
     if trainer.device.type == "cuda" and "cuda" in ckpt["rng"]:
         torch.cuda.set_rng_state(ckpt["rng"]["cuda"], trainer.device)
     world = trainer.world

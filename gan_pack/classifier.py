@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import gan_pack
-from gan_pack.config import DATASET_CLASS_NAMES
+from gan_pack.config import DATASET_CLASS_NAMES, LIMITS, SEED_MAX
 from gan_pack.data import to_model_range
 from gan_pack.errors import ConfigError
 from gan_pack.files import atomic_path
@@ -40,8 +40,12 @@ class ClassifierConfig:
             problems.append("--data-dir is required (the folder with the four IDX files)")
         if self.epochs < 1:
             problems.append(f"--epochs must be at least 1, not {self.epochs}")
-        if self.batch_size < 1:
-            problems.append(f"--batch-size must be at least 1, not {self.batch_size}")
+        if not 1 <= self.batch_size <= LIMITS["batch_size"]:
+            problems.append(f"--batch-size must be in 1..{LIMITS['batch_size']}, not {self.batch_size}")
+        if self.epochs > LIMITS["epochs"]:
+            problems.append(f"--epochs must be at most {LIMITS['epochs']}, not {self.epochs}")
+        if not 0 <= self.seed <= SEED_MAX:
+            problems.append(f"--seed must be in 0..{SEED_MAX}, not {self.seed}")
         if problems:
             raise ConfigError("; ".join(problems))
 

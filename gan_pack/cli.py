@@ -5,6 +5,7 @@ The torch-side commands live in cli_train.py and import torch only when they run
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from enum import Enum
 from pathlib import Path
@@ -15,7 +16,7 @@ import typer
 import gan_pack
 from gan_pack import cli_train
 from gan_pack.config import Device
-from gan_pack.errors import GanPackError
+from gan_pack.errors import GanPackError, Interrupted
 
 try:  # typer >= 0.20 vendors click and raises its own exceptions; older typer raises click's
     from typer import TyperException as UsageProblem
@@ -45,18 +46,52 @@ def main() -> None:
     """Console entry point: one line on stderr and exit 2 for any mistake of the user's."""
     try:
         code = app(standalone_mode=False, prog_name="ganpack")
+        if code == 130:                      # typer turns Ctrl-C into exit code 130, silently
+            typer.echo("interrupted", err=True)
+    except (KeyboardInterrupt, typer.Abort):  # older typer: Ctrl-C as Abort
+        typer.echo("interrupted", err=True)
+        code = 130
+    except Interrupted as e:
+        typer.echo(f"interrupted: {_one_line(e)}", err=True)
+        code = 130
     except UsageProblem as e:
         if not e.format_message():           # bare `ganpack`: the help was printed
             sys.exit(0)
         typer.echo(f"error: {e.format_message()} (see 'ganpack --help')", err=True)
         code = getattr(e, "exit_code", 2) or 2
     except GanPackError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {_one_line(e)}", err=True)
         code = 2
-    except KeyboardInterrupt:
+    except OSError as e:
+        from gan_pack.files import DISK_ERRNOS, write_failure
+
+        if e.errno not in DISK_ERRNOS:
+            raise
+        typer.echo(f"error: {_one_line(write_failure(e.filename or 'a file', e))}", err=True)
+        code = 2
+    except Exception as e:
+        if not _caused_by_interrupt(e):      # a library (torch.onnx) wraps Ctrl-C in its own error
+            raise
         typer.echo("interrupted", err=True)
         code = 130
     sys.exit(code or 0)
+
+
+def _caused_by_interrupt(e: BaseException | None, depth: int = 0) -> bool:
+    if e is None or depth > 20:
+        return False
+    return isinstance(e, KeyboardInterrupt) or _caused_by_interrupt(e.__cause__ or e.__context__, depth + 1)
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Text from a file, safe on a terminal: control characters escaped, long values cut."""
+    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return safe if len(safe) <= limit else safe[:limit] + f"... ({len(safe)} characters)"
+
+
+def _one_line(e: Exception) -> str:
+    """A message as one line of printable text (it may quote a file's contents)."""
+    return " ".join("".join(c if c.isprintable() else " " for c in part) for part in str(e).splitlines())
 
 
 class Format(str, Enum):
@@ -65,6 +100,19 @@ class Format(str, Enum):
 
 
 ModelPath = Annotated[Path, typer.Argument(help="An exported generator (.onnx).")]
+MAX_WALK_STEPS = 1000
+
+
+def output_format(output: Path | None, fmt: Format | None) -> Format:
+    """The format of -o: its extension decides; --format, if given, must agree with it."""
+    if output is None:
+        return fmt or Format.png
+    by_suffix = {".png": Format.png, ".npy": Format.npy}.get(output.suffix.lower())
+    if by_suffix is None:
+        raise GanPackError(f"-o {output} must end in .png (a grid) or .npy (an array)")
+    if fmt is not None and fmt is not by_suffix:
+        raise GanPackError(f"--format {fmt.value} does not match -o {output}; drop --format or end -o in .{fmt.value}")
+    return by_suffix
 
 
 @app.command()
@@ -74,13 +122,16 @@ def sample(
     label: Annotated[Optional[int], typer.Option(help="cGAN: one label for all images.")] = None,
     labels: Annotated[Optional[str], typer.Option(help="cGAN: labels like 0,1,2, repeated to fill -n.")] = None,
     per_class: Annotated[Optional[int], typer.Option(help="cGAN: K images of every class, one row each.")] = None,
-    seed: Annotated[int, typer.Option(help="Noise seed: same seed, same images.")] = 0,
+    seed: Annotated[int, typer.Option(help="Noise seed (0..2**32-1): same seed, same images.")] = 0,
     device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
     batch_size: Annotated[int, typer.Option(help="Images per onnxruntime call.")] = 1024,
-    threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Grid PNG (.npy with --format npy).")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option(help="Write one file per image here, streaming.")] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="png or npy.")] = Format.png,
+    threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (1..cores).")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="One file: a grid (.png) or an array (.npy), by its extension.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        help="One file per image here, streaming; over 1000 images, in subfolders of 1000.")] = None,
+    fmt: Annotated[Optional[Format], typer.Option("--format", help="png or npy (default: from -o, else png).")] \
+        = None,
     nrow: Annotated[Optional[int], typer.Option(help="Images per grid row.")] = None,
 ) -> None:
     """Sample an exported generator with onnxruntime (no torch).
@@ -90,27 +141,61 @@ def sample(
     """
     from gan_pack import images as imaging
     from gan_pack.files import check_output_path
-    from gan_pack.runtime import LabelRequest, OnnxGenerator
+    from gan_pack.runtime import MAX_IMAGES, LabelRequest, OnnxGenerator, check_seed
 
-    if n < 1:
-        raise GanPackError(f"-n must be at least 1, not {n}")
+    if not 1 <= n <= MAX_IMAGES:
+        raise GanPackError(f"-n must be in 1..{MAX_IMAGES}, not {n}")
     if output is not None and out_dir is not None:
         raise GanPackError("give either -o (one file) or --out-dir (one file per image), not both")
+    if nrow is not None and nrow < 1:
+        raise GanPackError(f"--nrow must be at least 1, not {nrow}")
+    check_seed(seed)
+    fmt = output_format(output, fmt) if out_dir is None else (fmt or Format.png)
+    if out_dir is not None:
+        check_output_path(out_dir, folder=True)
+    else:
+        output = check_output_path(output or Path(f"samples.{fmt.value}"), f".{fmt.value}")
     generator = OnnxGenerator(model, device=device.value, threads=threads, batch_size=batch_size)
     request = LabelRequest.parse(generator.info.num_classes, n, label, labels, per_class)
     if out_dir is not None:
-        check_output_path(out_dir, folder=True)
-        for start, batch in generator.iter_batches(request.n, request.labels, seed):
-            imaging.save_each(out_dir, batch, start, fmt.value)
-        typer.echo(f"wrote {request.n} {fmt.value} files to {out_dir}/")
+        created = not out_dir.exists()
+        try:
+            with progress(request.n, "images") as advance:
+                for start, batch in generator.iter_batches(request.n, request.labels, seed):
+                    imaging.save_each(out_dir, batch, start, fmt.value, sharded=request.n > imaging.SHARD_SIZE)
+                    advance(len(batch))
+        except BaseException:
+            if created:
+                remove_empty_folders(out_dir)        # the images already written stay
+            raise
+        layout = f" in subfolders of {imaging.SHARD_SIZE}" if request.n > imaging.SHARD_SIZE else ""
+        typer.echo(f"wrote {request.n} {fmt.value} files to {out_dir}/{layout}")
         return
-    output = check_output_path(output or Path(f"samples.{fmt.value}"))
     images = generator.sample(request.n, request.labels, seed)
     if fmt is Format.npy:
         imaging.save_npy(output, images)
     else:
         imaging.save_grid(output, images, nrow or request.columns)
     typer.echo(f"wrote {output} ({request.n} images, seed {seed})")
+
+
+def remove_empty_folders(root: Path) -> None:
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True) + [root]:
+        with contextlib.suppress(OSError):
+            folder.rmdir()                           # only succeeds when empty
+
+
+@contextlib.contextmanager
+def progress(total: int, unit: str):
+    """advance(k) for a long job: a progress bar on a terminal (stderr), nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda k: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task(unit, total=total)
+        yield lambda k: bar.advance(task, k)
 
 
 @app.command()
@@ -130,11 +215,12 @@ def interpolate(
     from gan_pack.images import save_grid
     from gan_pack.runtime import OnnxGenerator, latent_walk
 
-    if steps < 2:
-        raise GanPackError(f"--steps must be at least 2, not {steps}")
+    if not 2 <= steps <= MAX_WALK_STEPS:
+        raise GanPackError(f"--steps must be in 2..{MAX_WALK_STEPS}, not {steps}")
+    check_output_path(output, ".png")
     generator = OnnxGenerator(model, device=device.value)
     noise, row_labels, rows = latent_walk(generator, steps, label, seed)
-    save_grid(check_output_path(output), generator.generate(noise, row_labels), nrow=steps)
+    save_grid(output, generator.generate(noise, row_labels), nrow=steps)
     typer.echo(f"wrote {output} ({rows} row(s) of {steps} steps, seed {seed})")
 
 
@@ -146,25 +232,23 @@ def info(model: ModelPath) -> None:
     """
     import json
 
-    from gan_pack.contract import parity_summary
+    from gan_pack.contract import parity_summary, versus_summary
     from gan_pack.runtime import OnnxGenerator, available_providers
 
     generator = OnnxGenerator(model)
     meta = generator.info.raw
-    typer.echo(f"{model}  ({model.stat().st_size / 1e6:.2f} MB)")
+    typer.echo(f"{printable(str(model))}  ({model.stat().st_size / 1e6:.2f} MB)")
     for key in sorted(k for k in meta if k not in ("parity", "train_config", "parity_vs_fp32")):
-        typer.echo(f"  {key:<20} {meta[key]}")
+        typer.echo(f"  {printable(key, 40):<20} {printable(meta[key])}")
     for title, values in (("inputs:", generator.session.get_inputs()), ("outputs:", generator.session.get_outputs())):
         typer.echo(title)
         for value in values:
-            typer.echo(f"  {value.name:<8} {value.type:<16} {value.shape}")
+            typer.echo(f"  {printable(value.name, 40):<8} {value.type:<16} {printable(str(value.shape))}")
     if generator.info.parity:
-        typer.echo(parity_summary(generator.info.parity))
+        typer.echo(printable(parity_summary(generator.info.parity), 2000))
     if "parity_vs_fp32" in meta:
-        versus = json.loads(meta["parity_vs_fp32"])
-        cells = ", ".join(f"batch {b['batch']} max abs {b['max_abs']:.3f} (mean {b['mean_abs']:.4f})"
-                          for b in versus["batches"])
-        typer.echo(f"{generator.info.precision} vs the fp32 model: {cells}")
+        typer.echo(printable(f"{generator.info.precision} vs the fp32 model: "
+                             f"{versus_summary(json.loads(meta['parity_vs_fp32']))}", 2000))
     typer.echo(f"providers available: {', '.join(available_providers())}")
 
 
@@ -189,7 +273,7 @@ def evaluate(
     from gan_pack.files import check_output_path, write_text_atomic
 
     if json_out is not None:
-        check_output_path(json_out)
+        check_output_path(json_out, ".json")
     result = evaluate_generator(model, classifier, data_dir, n=n, seed=seed, k=k)
     typer.echo(format_report(result))
     if json_out is not None:
@@ -214,11 +298,12 @@ def report(
     from gan_pack.files import check_output_path
     from gan_pack.report import load_run, write_report, write_summary_png
 
-    for path in (output, png):
+    for path, suffix in ((output, ".html"), (png, ".png")):
         if path is not None:
-            check_output_path(path)
-    run = load_run(run_dir, warn=lambda message: typer.echo(message, err=True))
-    typer.echo(f"wrote {write_report(run, output)}")
+            check_output_path(path, suffix)
+    warn = lambda message: typer.echo(printable(message, 500), err=True)  # noqa: E731
+    run = load_run(run_dir, warn=warn)
+    typer.echo(f"wrote {write_report(run, output, warn)}")
     if png is not None:
         typer.echo(f"wrote {write_summary_png(run, png)}")
 
@@ -231,8 +316,9 @@ def runs(folder: Annotated[Path, typer.Argument(help="The folder that holds your
     """
     from gan_pack.report import format_runs, list_runs
 
-    rows = list_runs(folder)
-    typer.echo(format_runs(rows) if rows else f"no runs in {folder}")
+    rows = list_runs(folder, warn=lambda message: typer.echo(printable(message, 500), err=True))
+    table = "\n".join(printable(line, 1000) for line in format_runs(rows).splitlines())
+    typer.echo(table if rows else f"no runs in {folder}")
 
 
 class Mode(str, Enum):

@@ -13,7 +13,7 @@ import typer
 
 from gan_pack.config import Arch, Dataset, Device, Loss, Model
 from gan_pack.contract import Precision, Weights
-from gan_pack.errors import GanPackError
+from gan_pack.errors import GanPackError, Interrupted
 
 START, DATA, NETS, OPTIM, RUN, EVAL = ("Start here", "Data", "Networks and loss", "Optimizer and EMA",
                                        "Where it runs", "In-training evaluation")
@@ -93,10 +93,23 @@ def train(
     if resume:
         given = {k for k in settings if ctx.get_parameter_source(k).name in ("COMMANDLINE", "ENVIRONMENT")}
         settings = resume_settings(settings["out"], settings, given)
-    trainer = train_run(TrainConfig.from_dict(settings), resume=resume, monitors=[ConsoleMonitor(resume)])
+    config = TrainConfig.from_dict(settings)
+    try:
+        trainer = train_run(config, resume=resume, monitors=[ConsoleMonitor(resume)])
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted_message(Path(config.run.out))) from None
     if trainer.world.main:
         typer.echo(f"done: {trainer.epoch} epochs, {trainer.step} steps; samples in {trainer.run_dir}/samples/",
                    err=True)
+
+
+def interrupted_message(run_dir: Path) -> str:
+    from gan_pack.checkpoint import CHECKPOINT_NAME
+
+    if (run_dir / CHECKPOINT_NAME).is_file():
+        return (f"the run in {run_dir} keeps its last checkpoint; continue it with "
+                f"ganpack train --resume --out {run_dir}")
+    return "stopped before the first checkpoint, so there is nothing to resume; run the same command again"
 
 
 class ConsoleMonitor:

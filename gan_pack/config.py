@@ -13,6 +13,7 @@ across the groups, so old runs and new ones read the same way.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 
@@ -56,9 +57,47 @@ DATASET_CLASS_NAMES = {
 }
 
 
+# Upper limits of the integer settings: beyond them a run cannot fit in memory or never ends.
+LIMITS = {"batch_size": 65536, "noise_dim": 4096, "width": 1024, "d_width": 1024, "epochs": 100_000,
+          "log_every": 10**9, "eval_n": 100_000, "mbstd": 64, "seed": 2**32 - 1}
+SEED_MAX = LIMITS["seed"]
+EVAL_N_MIN = 16                     # the k-NN figures need several neighbours per point
+
+
 def _choice(flag: str, value, enum: type[Enum]) -> list[str]:
     allowed = [member.value for member in enum]
     return [] if value in allowed else [f"{flag} must be one of {', '.join(allowed)}, not {value!r}"]
+
+
+def _limits(group) -> list[str]:
+    """Settings above their upper limit, and float settings that are NaN or infinite."""
+    p = []
+    for f in fields(group):
+        value = getattr(group, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if f.name in LIMITS and isinstance(value, int) and value > LIMITS[f.name]:
+            p.append(f"{flag} must be at most {LIMITS[f.name]}, not {value}")
+        if isinstance(value, float) and not math.isfinite(value):
+            p.append(f"{flag} must be a finite number, not {value}")
+    return p
+
+
+_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+
+
+def _type_problems(group: type, data: dict) -> list[str]:
+    """Values of the wrong JSON type (a config.json or checkpoint written by hand or damaged)."""
+    p = []
+    for f in fields(group):
+        if f.name not in data:
+            continue
+        value, kinds = data[f.name], str(f.type).replace(" ", "").split("|")
+        allowed = tuple(t for kind in kinds if kind != "None" for t in _TYPES[kind])
+        if value is None and "None" in kinds:
+            continue
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            p.append(f"{f.name} must be {' or '.join(kinds)}, not {value!r}")
+    return p
 
 
 @dataclass
@@ -109,8 +148,10 @@ class Recipe:
         elif self.mbstd and self.batch_size % self.mbstd:
             p.append(f"--batch-size ({self.batch_size}) must be a multiple of --mbstd ({self.mbstd}), "
                      f"so that no group mixes real and fake images")
-        if self.r1 < 0:
+        if not self.r1 >= 0:
             p.append(f"--r1 must be 0 (off) or positive, not {self.r1}")
+        if self.seed < 0:
+            p.append(f"--seed must be in 0..{SEED_MAX}, not {self.seed}")
         unknown = [a for a in self.augmentations if a not in AUGMENTS]
         if unknown:
             p.append(f"--augment takes a comma-separated list of {', '.join(AUGMENTS)}, "
@@ -122,7 +163,7 @@ class Recipe:
                      f"not {self.image_size}; pick one of those --image-size values")
         if self.arch == "mlp" and not 4 <= self.image_size <= 128:
             p.append(f"--arch mlp builds 4..128-pixel images, not {self.image_size}")
-        return p
+        return p + _limits(self)
 
     @property
     def conditional(self) -> bool:
@@ -151,7 +192,7 @@ class Schedule:
         if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < self.epochs:
             p.append(f"--lr-decay-from must be an epoch in [0, --epochs), not {self.lr_decay_from}; "
                      f"the decay runs from it to the last epoch")
-        return p
+        return p + _limits(self)
 
     def lr_factor(self, epoch: int) -> float:
         """The learning rates' multiplier while training epoch `epoch` (0-based): 1 up to
@@ -179,7 +220,7 @@ class RunOptions:
         p = _choice("--device", self.device, Device)
         if self.log_every < 1:
             p.append(f"--log-every must be at least 1, not {self.log_every}")
-        return p
+        return p + _limits(self)
 
 
 @dataclass
@@ -195,8 +236,8 @@ class Evaluation:
         if self.eval_every < 0 or (self.eval_every and not self.classifier):
             p.append("--eval-every needs --classifier (an exported classifier) and a positive value")
         if self.eval_n < 2:
-            p.append(f"--eval-n must be at least 2, not {self.eval_n}")
-        return p
+            p.append(f"--eval-n must be at least {EVAL_N_MIN}, not {self.eval_n}")
+        return p + _limits(self)
 
 
 GROUPS = {"recipe": Recipe, "schedule": Schedule, "run": RunOptions, "evaluation": Evaluation}
@@ -233,6 +274,9 @@ class TrainConfig:
         unknown = sorted(set(data) - set(setting_names()))
         if unknown:
             raise ConfigError(f"unknown settings {unknown}: made by a newer gan_pack?")
+        wrong = [p for group in GROUPS.values() for p in _type_problems(group, data)]
+        if wrong:
+            raise ConfigError("; ".join(wrong))
         groups = {name: group(**{f.name: data[f.name] for f in fields(group) if f.name in data})
                   for name, group in GROUPS.items()}
         return cls(**groups)
@@ -251,6 +295,7 @@ class DatasetInfo:
     num_classes: int
     class_names: list[str] = field(default_factory=list)
     size: int = 0
+    fingerprint: str = ""           # sha256 of the images and labels trained on ("": a run older than it)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -259,9 +304,20 @@ class DatasetInfo:
 
     @classmethod
     def from_dict(cls, data: dict) -> "DatasetInfo":
-        return cls(name=data["name"], image_shape=tuple(data["image_shape"]),
-                   num_classes=int(data["num_classes"]),
-                   class_names=list(data.get("class_names", [])), size=int(data.get("size", 0)))
+        try:
+            info = cls(name=str(data["name"]), image_shape=tuple(int(x) for x in data["image_shape"]),
+                       num_classes=int(data["num_classes"]),
+                       class_names=[str(c) for c in data.get("class_names", [])], size=int(data.get("size", 0)),
+                       fingerprint=str(data.get("fingerprint", "")))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"the data facts are malformed ({type(e).__name__}: {e})") from e
+        if len(info.image_shape) != 3 or min(info.image_shape) < 1 or not 0 <= info.num_classes <= 100_000:
+            raise ConfigError(f"the data facts are malformed (image shape {info.image_shape}, "
+                              f"{info.num_classes} classes)")
+        return info
+
+    def describe(self) -> str:
+        return f"{self.name}, {self.size} images of {'x'.join(map(str, self.image_shape))}"
 
 
 def dump_json(obj) -> str:

@@ -124,7 +124,7 @@ class ModelInfo:
             raise ModelError(f"{path} is not a gan_pack generator: metadata lacks "
                              f"{', '.join(missing)}; export it with `ganpack export`")
         try:
-            return cls(model=meta["model"], arch=meta.get("arch", "?"),
+            info = cls(model=meta["model"], arch=meta.get("arch", "?"),
                        noise_dim=int(meta["noise_dim"]), num_classes=int(meta["num_classes"]),
                        class_names=json.loads(meta.get("class_names", "[]")),
                        image_shape=tuple(json.loads(meta["image_shape"])),
@@ -132,8 +132,48 @@ class ModelInfo:
                        weights=meta.get("weights", "?"), precision=meta.get("precision", "fp32"),
                        opset=int(meta.get("opset", 0)), version=meta.get("gan_pack.version", "?"),
                        parity=json.loads(meta["parity"]) if "parity" in meta else None, raw=dict(meta))
-        except (ValueError, TypeError) as e:
-            raise ModelError(f"{path} has malformed gan_pack metadata ({e}); re-export it") from e
+            if "parity_vs_fp32" in meta:
+                problems = parity_problems(json.loads(meta["parity_vs_fp32"]), "parity_vs_fp32")
+            else:
+                problems = []
+        except (ValueError, TypeError, RecursionError) as e:
+            raise ModelError(f"{path} has malformed gan_pack metadata ({str(e)[:120]}); re-export it") from e
+        problems = info.problems() + problems
+        if problems:
+            raise ModelError(f"{path} has malformed gan_pack metadata ({'; '.join(problems[:3])}); re-export it")
+        return info
+
+    def problems(self) -> list[str]:
+        """Values no real generator has: they would allocate absurd memory or break every reader."""
+        p = []
+        shape = self.image_shape
+        if (len(shape) != 3 or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in shape)
+                or shape[0] > MAX_CHANNELS or int(np.prod(shape, dtype=np.float64)) > MAX_IMAGE_VALUES):
+            p.append(f"image_shape {list(shape)[:4]} is not (C <= {MAX_CHANNELS}, H, W) with at most "
+                     f"{MAX_IMAGE_VALUES} values")
+        if not 1 <= self.noise_dim <= MAX_NOISE_DIM:
+            p.append(f"noise_dim {self.noise_dim} is not in 1..{MAX_NOISE_DIM}")
+        if not 0 <= self.num_classes <= MAX_CLASSES:
+            p.append(f"num_classes {self.num_classes} is not in 0..{MAX_CLASSES}")
+        if not isinstance(self.class_names, list) or not all(isinstance(c, str) for c in self.class_names) \
+                or len(self.class_names) not in (0, self.num_classes):
+            p.append("class_names is not a list of one name per class")
+        if self.parity is not None:
+            p += parity_problems(self.parity, "parity")
+        return p
+
+
+MAX_CHANNELS, MAX_IMAGE_VALUES, MAX_NOISE_DIM, MAX_CLASSES = 4, 1 << 24, 1 << 16, 100_000
+
+
+def parity_problems(parity, key: str) -> list[str]:
+    """A stored parity report must be an object whose batches hold numbers (what `info` prints)."""
+    batches = parity.get("batches") if isinstance(parity, dict) else None
+    numeric = ("batch", "max_abs")
+    if not isinstance(batches, list) or not all(
+            isinstance(b, dict) and all(isinstance(b.get(k), (int, float)) for k in numeric) for b in batches):
+        return [f"{key} is not a parity report"]
+    return []
 
 
 # ---------------------------------------------------------------- parity
@@ -207,8 +247,15 @@ def require_parity(report: ParityReport, what: str, output: Path, allow_mismatch
 def parity_summary(parity: dict) -> str:
     """One line of a stored report (this version's or an older one's) for `ganpack info`."""
     cells = ", ".join(f"batch {b['batch']} max abs {b['max_abs']:.1e}" for b in parity.get("batches", []))
-    verdict = {True: "ok", False: "FAILED"}.get(parity.get("ok"), "no bound recorded")
+    ok = parity.get("ok")
+    verdict = "ok" if ok is True else "FAILED" if ok is False else "no bound recorded"
     return f"parity ({parity.get('precision', '?')} vs {parity.get('reference', '?')}): {cells}; {verdict}"
+
+
+def versus_summary(parity: dict) -> str:
+    """One line of an int8 model's stored comparison with its fp32 model."""
+    return ", ".join(f"batch {b['batch']} max abs {b['max_abs']:.3f} (mean {b.get('mean_abs', float('nan')):.4f})"
+                     for b in parity["batches"])
 
 
 def parity_path(output: str | Path) -> Path:

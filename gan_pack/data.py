@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +23,26 @@ def load_dataset(recipe: Recipe, data_dir: str | None) -> tuple[torch.Tensor, to
     else:
         images, labels = _load_builtin(recipe, data_dir)
         class_names = DATASET_CLASS_NAMES[recipe.dataset]
-    images = _fit_images(torch.from_numpy(np.array(images, dtype=np.uint8)), recipe)
+    images = np.array(images, dtype=np.uint8)
+    labels = np.array(labels, dtype=np.int64)
+    digest = fingerprint(images, labels)             # of the data as read, before any resizing
+    images = _fit_images(torch.from_numpy(images), recipe)
     num_classes = len(class_names) if recipe.conditional else 0
     if recipe.conditional and len(class_names) < 2:
         raise DataError("--model cgan needs at least two classes (one subfolder per class); "
                         "use --model gan for a folder of unlabelled images")
     info = DatasetInfo(name=recipe.dataset, image_shape=tuple(images.shape[1:]),
                        num_classes=num_classes, class_names=class_names if num_classes else [],
-                       size=len(images))
+                       size=len(images), fingerprint=digest)
     return images, torch.from_numpy(labels), info
+
+
+def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
+    """sha256 of the images (as read) and their labels: a resumed run must see the same data."""
+    digest = hashlib.sha256(f"{images.shape}|{labels.shape}".encode())
+    digest.update(np.ascontiguousarray(images).data)
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).data)
+    return digest.hexdigest()
 
 
 def _load_builtin(recipe: Recipe, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:

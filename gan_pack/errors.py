@@ -32,3 +32,7 @@ class DeviceError(GanPackError):
 
 class RunError(GanPackError):
     """A folder that is not a training run, or a run that cannot be read."""
+
+
+class Interrupted(GanPackError):
+    """Ctrl-C: the message says what was kept and how to continue. Exit code 130."""

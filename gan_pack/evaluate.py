@@ -15,8 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_pack.config import EVAL_N_MIN, LIMITS
 from gan_pack.contract import CLASSIFIER_KIND, file_sha256
 from gan_pack.errors import ModelError
+
+BUILTIN_DATASETS = ("mnist", "fashion-mnist")
+EVAL_N_MAX, K_MAX = LIMITS["eval_n"], 100
 
 EPS = 1e-12
 
@@ -108,22 +112,24 @@ class OnnxClassifier:
     """An exported gan_pack classifier: images (B, 1, 28, 28) -> logits (B, K), features (B, F)."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        from gan_pack.runtime import create_session
+        from gan_pack.runtime import check_model_file, create_session
 
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"{self.path} does not exist; give an exported classifier "
-                             f"(ganpack train-classifier)")
+        check_model_file(self.path, "an exported classifier (ganpack train-classifier)")
         self.session = create_session(self.path, "cpu", threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         names = {o.name for o in self.session.get_outputs()}
         if meta.get("gan_pack.kind") != CLASSIFIER_KIND or not {"logits", "features"} <= names:
             raise ModelError(f"{self.path} is not a gan_pack classifier (needs outputs logits and "
                              f"features); make one with `ganpack train-classifier`")
-        self.dataset = meta["dataset"]
-        self.num_classes = int(meta["num_classes"])
-        self.image_shape = tuple(json.loads(meta["image_shape"]))
-        self.test_accuracy = float(meta.get("test_accuracy", "nan"))
+        try:
+            self.dataset = str(meta["dataset"])
+            self.num_classes = int(meta["num_classes"])
+            self.image_shape = tuple(int(x) for x in json.loads(meta["image_shape"]))
+            self.test_accuracy = float(meta.get("test_accuracy", "nan"))
+        except (KeyError, ValueError, TypeError) as e:
+            raise ModelError(f"{self.path} has malformed classifier metadata ({type(e).__name__}); "
+                             f"train it again with `ganpack train-classifier`") from e
 
     def run(self, images: np.ndarray, batch: int = 2000) -> tuple[np.ndarray, np.ndarray]:
         """(logits, features) for images (N, C, H, W) float32 in [-1, 1]."""
@@ -159,6 +165,10 @@ class RealReference:
 
 
 def check_compatible(generator_info, classifier: OnnxClassifier) -> None:
+    if generator_info.dataset in BUILTIN_DATASETS and generator_info.dataset != classifier.dataset:
+        raise ModelError(f"the generator was trained on {generator_info.dataset} but the classifier on "
+                         f"{classifier.dataset}; its figures would mean nothing: use a {generator_info.dataset} "
+                         f"classifier (ganpack train-classifier --dataset {generator_info.dataset})")
     if tuple(generator_info.image_shape) != classifier.image_shape:
         raise ModelError(f"the generator makes {tuple(generator_info.image_shape)} images but the "
                          f"classifier reads {classifier.image_shape}; use a classifier trained on the "
@@ -191,6 +201,16 @@ def quality_metrics(fake_images: np.ndarray, fake_labels: np.ndarray | None,
     return result
 
 
+def check_real_data(real: RealReference, classifier: OnnxClassifier, data_dir, warn) -> None:
+    """Warn when --data-dir is not the classifier's data set: the classifier then misreads its
+    test set (MNIST and Fashion-MNIST share file names, so only the images tell)."""
+    accuracy = float((real.test_probs.argmax(1) == real.test_labels).mean())
+    if np.isfinite(classifier.test_accuracy) and accuracy < classifier.test_accuracy - 0.2:
+        warn(f"warning: the classifier scores {100 * accuracy:.1f}% on the test set in {data_dir}, against "
+             f"{100 * classifier.test_accuracy:.1f}% on {classifier.dataset}'s: --data-dir seems to hold "
+             f"another data set than {classifier.dataset}, and the figures below mean little")
+
+
 def reference_metrics(real: RealReference) -> dict:
     return {"fcd_floor_train_vs_test": frechet_distance(real.train_features, real.test_features),
             "classifier_score_real_test": classifier_score(real.test_probs)}
@@ -203,16 +223,21 @@ def evaluate_generator(model_path: str | Path, classifier_path: str | Path, data
     from gan_pack.runtime import OnnxGenerator
 
     started = time.perf_counter()
+    if not EVAL_N_MIN <= n <= EVAL_N_MAX:
+        raise ModelError(f"-n must be in {EVAL_N_MIN}..{EVAL_N_MAX}, not {n}")
+    if not 1 <= k <= min(K_MAX, n - 1):
+        raise ModelError(f"--k must be in 1..{min(K_MAX, n - 1)} (fewer than -n), not {k}")
     generator = OnnxGenerator(model_path, device=device)
     classifier = OnnxClassifier(classifier_path)
     check_compatible(generator.info, classifier)
-    if n < 2:
-        raise ModelError(f"-n must be at least 2, not {n}")
     feature_dim = classifier.run(np.zeros((1, *classifier.image_shape), np.float32))[1].shape[1]
     if n <= feature_dim:
         warn(f"warning: n = {n} is not above the feature dimension {feature_dim}: the covariance "
              f"behind FCD is singular and the FCD is unreliable; use -n 10000")
     real = RealReference.load(classifier, data_dir, n, seed)
+    if len(real.test_features) <= k:
+        raise ModelError(f"the test set in {data_dir} has {len(real.test_features)} images, too few for --k {k}")
+    check_real_data(real, classifier, data_dir, warn)
     labels = generator.resolve_labels(n, None)
     fake = generator.sample(n, labels, seed)
     result = {"model": str(model_path), "model_sha256": file_sha256(model_path),

@@ -22,7 +22,7 @@ from torch import nn
 
 import gan_pack
 from gan_pack import runlog
-from gan_pack.checkpoint import checkpoint_config, load_checkpoint
+from gan_pack.checkpoint import checkpoint_config, checkpoint_data, load_checkpoint, load_weights
 from gan_pack.contract import (
     DEFAULT_ATOL,
     IMAGES,
@@ -90,16 +90,14 @@ class ExportedGenerator(nn.Module):
 
 def load_generator(source: str | Path, weights: str = "ema") -> tuple[nn.Module, dict]:
     """The eval-mode generator of a run folder or checkpoint, and the checkpoint dict."""
-    from gan_pack.config import DatasetInfo
-
     ckpt = load_checkpoint(source)
     recipe = checkpoint_config(ckpt, source).recipe
-    info = DatasetInfo.from_dict(ckpt["dataset"])
+    info = checkpoint_data(ckpt, source)
     generator = build_generator(recipe, info.num_classes, info.image_shape)
     state = ckpt["generator_ema"] if weights == "ema" else ckpt["generator"]
     if state is None:
         raise CheckpointError(f"{source} was trained without EMA; export it with --weights raw")
-    generator.load_state_dict(state)
+    load_weights(generator, state, f"{weights} generator", source)
     return generator.eval(), ckpt
 
 
@@ -185,8 +183,9 @@ def export_generator(source: str | Path, output: str | Path,
     from gan_pack.quantize import quantize_onnx
 
     options = options or ExportOptions()
-    generator, ckpt = load_generator(source, options.weights)
     output = check_output_path(output, ".onnx")
+    check_output_path(parity_path(output))
+    generator, ckpt = load_generator(source, options.weights)
     with atomic_path(output) as tmp:
         if options.precision != "int8":
             reports = [_export_onnx(generator, ckpt, tmp, output, options)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_pack.files import write_bytes_atomic
+from gan_pack.files import remove_orphans, write_bytes_atomic
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -42,29 +42,37 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    write_bytes_atomic(path, png_bytes(image))
+def save_png(path: str | os.PathLike, image: np.ndarray, clean: bool = True) -> None:
+    write_bytes_atomic(path, png_bytes(image), clean)
 
 
 def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int | None = None) -> None:
     save_png(path, make_grid(images, nrow))
 
 
-def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+def save_npy(path: str | os.PathLike, array: np.ndarray, clean: bool = True) -> None:
     buffer = io.BytesIO()
     np.save(buffer, array)
-    write_bytes_atomic(path, buffer.getvalue())
+    write_bytes_atomic(path, buffer.getvalue(), clean)
 
 
-def save_each(folder: str | os.PathLike, images: np.ndarray, start: int, fmt: str = "png") -> list[Path]:
-    """Write images start, start+1, ... as one file each (000000.png, ...) in folder."""
+SHARD_SIZE = 1000      # files per subfolder of --out-dir
+
+
+def save_each(folder: str | os.PathLike, images: np.ndarray, start: int, fmt: str = "png",
+              sharded: bool = False) -> list[Path]:
+    """Write images start, start+1, ... as one file each (000123.png, ...) in folder; sharded, in
+    subfolders of SHARD_SIZE files (0000/000123.png, 0001/001000.png, ...)."""
     folder = Path(folder)
     paths = []
     for offset, image in enumerate(images):
-        path = folder / f"{start + offset:06d}.{fmt}"
+        index = start + offset
+        path = folder / (f"{index // SHARD_SIZE:04d}" if sharded else "") / f"{index:06d}.{fmt}"
+        if index == start or index % SHARD_SIZE == 0:          # a new batch or subfolder
+            remove_orphans(path.parent, anywhere=True)
         if fmt == "npy":
-            save_npy(path, image)
+            save_npy(path, image, clean=False)
         else:
-            save_png(path, to_uint8(image[None])[0])
+            save_png(path, to_uint8(image[None])[0], clean=False)
         paths.append(path)
     return paths

@@ -86,9 +86,7 @@ class SampleGrids(Monitor):
     """samples/epoch_NNN.png in the run folder after every epoch."""
 
     def on_epoch_end(self, trainer: Trainer) -> list[dict]:
-        path = trainer.run_dir / "samples" / f"epoch_{trainer.epoch:03d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_png(path, fixed_grid(trainer))
+        save_png(trainer.run_dir / "samples" / f"epoch_{trainer.epoch:03d}.png", fixed_grid(trainer))
         return []
 
 
@@ -111,7 +109,9 @@ class TensorBoardLogger(Monitor):
         self.writer_class, self.writer = SummaryWriter, None
 
     def on_start(self, trainer: Trainer) -> None:
-        self.writer = self.writer_class(log_dir=str(trainer.run_dir))
+        # purge_step: TensorBoard drops what earlier event files logged from this step on (the steps a
+        # killed run logged after its last checkpoint, which this run trains again)
+        self.writer = self.writer_class(log_dir=str(trainer.run_dir), purge_step=trainer.step)
 
     def on_record(self, trainer: Trainer, record: dict) -> None:
         step = record["step"]
@@ -145,6 +145,10 @@ class InTrainingEvaluation(Monitor):
 
         self.config = config
         self.classifier = OnnxClassifier(config.evaluation.classifier)
+        if config.recipe.dataset != "folder" and self.classifier.dataset != config.recipe.dataset:
+            raise ConfigError(f"--classifier {config.evaluation.classifier} was trained on "
+                              f"{self.classifier.dataset}, but the run trains on {config.recipe.dataset}; "
+                              f"give a classifier of {config.recipe.dataset}")
         self.real = RealReference.load(self.classifier, config.run.data_dir, config.evaluation.eval_n,
                                        config.recipe.seed)
         self.floor = reference_metrics(self.real)["fcd_floor_train_vs_test"]   # fixed for the run

@@ -30,17 +30,49 @@ class RunData:
     skipped_lines: int = 0
 
 
+MAX_GRID_BYTES = 20 << 20
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def load_run(run_dir: str | Path, warn=None) -> RunData:
-    """Read a run folder: config, metrics (a truncated line is skipped, with one warning), grids."""
+    """Read a run folder: config, metrics (a truncated line is skipped, with one warning), grids.
+
+    A run folder may come from anyone: only grids that are real PNG files inside it are used."""
     path = Path(run_dir)
+    warn = warn or (lambda message: None)
+    config = runlog.read_config(path)
     metrics = runlog.read_metrics(path)
-    run = RunData(path, runlog.read_config(path), metrics.train, metrics.evals,
-                  sorted((path / "samples").glob("epoch_*.png")), runlog.read_exports(path),
+    grids, refused = [], []
+    for grid in sorted((path / "samples").glob("epoch_*.png")):
+        (grids if is_own_image(grid, path) else refused).append(grid)
+    run = RunData(path, config, metrics.train, metrics.evals, grids, runlog.read_exports(path),
                   metrics.skipped_lines)
-    if run.skipped_lines and warn:
+    if run.skipped_lines:
         warn(f"warning: skipped {run.skipped_lines} unreadable line(s) of {path / runlog.METRICS} "
              f"(a run killed mid-write?)")
+    if refused:
+        warn(f"warning: left out {len(refused)} sample file(s) that are not PNG images inside {path} "
+             f"(links or other files), e.g. {refused[0]}")
     return run
+
+
+def is_own_image(path: Path, root: Path) -> bool:
+    """A regular file (not a link), inside root even after resolving links, that is a PNG image."""
+    try:
+        if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(root.resolve()):
+            return False
+        if path.stat().st_size > MAX_GRID_BYTES:
+            return False
+        with open(path, "rb") as f:
+            if f.read(8) != PNG_SIGNATURE:
+                return False
+        from PIL import Image
+
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except Exception:  # PIL raises many types for a broken image  # noqa: BLE001
+        return False
 
 
 # ---------------------------------------------------------------- SVG charts
@@ -85,9 +117,12 @@ def svg_chart(title: str, series: dict[str, tuple[list, list]], xlabel: str = "s
     return "".join(parts)
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
 def curve(records: list[dict], key: str, x: str = "step") -> tuple[list, list]:
-    pairs = [(r[x], r[key]) for r in records
-             if isinstance(r.get(key), (int, float)) and np.isfinite(r[key])]
+    pairs = [(r[x], r[key]) for r in records if _number(r.get(key)) and _number(r.get(x))]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
@@ -127,17 +162,27 @@ def _curves_section(run: RunData) -> str:
     return "\n".join(parts)
 
 
-def _export_section(run: RunData) -> str:
+def _cell(value, spec: str) -> str:
+    return format(value, spec) if _number(value) else "-"
+
+
+def _export_section(run: RunData, warn=None) -> str:
     if not run.exports:
         return "<p>Not exported yet (<code>ganpack export RUN -o NAME.onnx</code>).</p>"
+    from gan_pack.errors import GanPackError
     from gan_pack.runtime import OnnxGenerator
 
     parts = []
     for entry in run.exports:
-        g = OnnxGenerator(entry["path"])
+        try:
+            g = OnnxGenerator(entry["path"])
+        except GanPackError as e:
+            if warn:
+                warn(f"warning: left out the export {entry['path']} ({e})")
+            continue
         parity = g.info.parity or {"batches": []}
-        rows = [(b["batch"], f"{b['max_abs']:.2e}", f"{b['max_rel']:.2e}", f"{b['bound']:.1e}",
-                 "yes" if b["ok"] else "NO") for b in parity["batches"]]
+        rows = [(b["batch"], _cell(b.get("max_abs"), ".2e"), _cell(b.get("max_rel"), ".2e"),
+                 _cell(b.get("bound"), ".1e"), "yes" if b.get("ok") else "NO") for b in parity["batches"]]
         meta = [(k, v) for k, v in sorted(g.info.raw.items()) if k not in ("parity", "train_config")]
         parts.append(f"<h3>{html.escape(entry['path'])}</h3>"
                      + _table(rows, ("batch", "max abs", "max rel", "bound", "ok"))
@@ -151,10 +196,11 @@ figure{display:inline-block;margin:0 1em 1em 0}img{image-rendering:pixelated;wid
 svg.chart{margin:0 1em 1em 0;border:1px solid #eee}"""
 
 
-def render_html(run: RunData) -> str:
+def render_html(run: RunData, warn=None) -> str:
     """The whole report as one HTML string: images inlined, no script, no external address."""
     settings = [(k, v) for k, v in sorted(run.config.items()) if k != "dataset_info"]
-    facts = run.config.get("dataset_info", {})
+    facts = run.config.get("dataset_info")
+    facts = facts if isinstance(facts, dict) else {}
     grids = ("".join(_img_tag(p, p.stem.replace("_", " ")) for p in chosen_grids(run.grids))
              or "<p>No sample grids yet.</p>")
     last = run.train[-1] if run.train else {}
@@ -166,18 +212,18 @@ def render_html(run: RunData) -> str:
 <h1>Run {html.escape(run.path.name)}</h1><p>{html.escape(summary)}</p>
 <h2>Curves</h2>{_curves_section(run)}
 <h2>Samples (fixed noise)</h2>{grids}
-<h2>Export</h2>{_export_section(run)}
+<h2>Export</h2>{_export_section(run, warn)}
 <h2>Settings</h2>{_table(settings, ("setting", "value"))}
-<h2>Data</h2>{_table(sorted(facts.items()), ("fact", "value"))}
+<h2>Data</h2>{_table(sorted(facts.items(), key=str), ("fact", "value"))}
 </body></html>
 """
 
 
-def write_report(run: RunData, output: str | Path | None = None) -> Path:
+def write_report(run: RunData, output: str | Path | None = None, warn=None) -> Path:
     from gan_pack.files import write_text_atomic
 
     output = Path(output) if output else run.path / "report.html"
-    write_text_atomic(output, render_html(run))
+    write_text_atomic(output, render_html(run, warn))
     return output
 
 
@@ -234,19 +280,25 @@ def write_summary_png(run: RunData, output: str | Path) -> Path:
 
 # ---------------------------------------------------------------- the table of runs
 
-def list_runs(root: str | Path) -> list[dict]:
+def list_runs(root: str | Path, warn=None) -> list[dict]:
     """Every run folder directly under root, newest first."""
     root = Path(root)
     if not root.is_dir():
         raise RunError(f"{root} is not a folder; give the folder that holds your runs (e.g. runs/)")
     rows = []
     for folder in (p for p in root.iterdir() if runlog.is_run(p)):
-        run = load_run(folder)
+        try:
+            run = load_run(folder)
+        except RunError as e:
+            if warn:
+                warn(f"warning: skipped {folder} ({e})")
+            continue
         last = run.train[-1] if run.train else {}
-        fcds = [e["fcd"] for e in run.evals if isinstance(e.get("fcd"), (int, float))]
-        stamp = max(f.stat().st_mtime for f in folder.iterdir())
-        rows.append({"name": folder.name, "model": run.config.get("model"), "arch": run.config.get("arch"),
-                     "dataset": run.config.get("dataset"), "epochs": f"{len(run.grids)}/{run.config.get('epochs')}",
+        fcds = [e["fcd"] for e in run.evals if _number(e.get("fcd"))]
+        stamp = max(f.lstat().st_mtime for f in folder.iterdir())
+        text = {key: str(run.config.get(key, "-"))[:14] for key in ("model", "arch", "dataset", "epochs")}
+        rows.append({"name": folder.name, "model": text["model"], "arch": text["arch"],
+                     "dataset": text["dataset"], "epochs": f"{len(run.grids)}/{text['epochs']}",
                      "d_loss": last.get("d_loss"), "g_loss": last.get("g_loss"),
                      "best_fcd": min(fcds) if fcds else None, "exported": bool(run.exports), "modified": stamp})
     return sorted(rows, key=lambda r: r["modified"], reverse=True)
@@ -257,8 +309,8 @@ def format_runs(rows: list[dict]) -> str:
               f"{'best FCD':>9} exported")
     lines = [header]
     for r in rows:
-        fmt = lambda v, spec: format(v, spec) if isinstance(v, (int, float)) else "-"  # noqa: E731
         lines.append(f"{r['name'][:24]:<24} {r['model']:<5} {r['arch']:<6} {r['dataset']:<14} {r['epochs']:>7} "
-                     f"{fmt(r['d_loss'], '7.3f'):>7} {fmt(r['g_loss'], '7.3f'):>7} {fmt(r['best_fcd'], '9.3f'):>9} "
+                     f"{_cell(r['d_loss'], '7.3f'):>7} {_cell(r['g_loss'], '7.3f'):>7} "
+                     f"{_cell(r['best_fcd'], '9.3f'):>9} "
                      f"{'yes' if r['exported'] else 'no'}")
     return "\n".join(lines)

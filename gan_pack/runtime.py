@@ -15,8 +15,13 @@ from gan_pack.errors import DeviceError, ModelError
 
 DEVICES = ("cpu", "cuda", "auto")
 DEFAULT_BATCH_SIZE = 1024
+MAX_BATCH_SIZE = 1 << 20
+MAX_BATCH_BYTES = 1 << 28       # images of one onnxruntime call (256 MiB of float32)
+MAX_SAMPLE_VALUES = 1 << 28     # sample() returns one array: at most 1 GiB of float32
+MAX_IMAGES = 10**12             # -n / --per-class: streamed, so only the count itself is bounded
+SEED_MAX = 2**32 - 1
 IO_BINDING_MIN_BATCH = 256     # on CUDA, batches from this size run through I/O binding
-Labels = Union[None, int, Sequence[int], np.ndarray, str]
+Labels = Union[None, int, Sequence[int], np.ndarray, str, "LabelCycle"]
 
 
 def _providers_for(device: str) -> list[str]:
@@ -34,10 +39,45 @@ def _providers_for(device: str) -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def check_threads(threads: int | None) -> None:
+    """--threads: 1 up to the cores this process may use (more only slows onnxruntime down)."""
+    cores = usable_cores()
+    if threads is not None and not 1 <= threads <= cores:
+        raise DeviceError(f"--threads must be in 1..{cores} (the cores this process may use), not {threads}")
+
+
+def check_model_file(path: Path, what: str = "an exported .onnx model") -> None:
+    """Before onnxruntime opens a file: it exists, is not a training run or checkpoint, and keeps any
+    external data beside itself."""
+    from gan_pack.onnxscan import check_external_data
+
+    if path.is_dir():
+        if (path / "config.json").is_file() or (path / "checkpoint.pt").is_file():
+            raise ModelError(f"{path} is a training run: export it first with "
+                             f"ganpack export {path} -o NAME.onnx")
+        raise ModelError(f"{path} is a folder; give the path of {what}")
+    if not path.is_file():
+        raise ModelError(f"{path} does not exist; give the path of {what}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if path.suffix in (".pt", ".pth", ".ckpt") or head == b"PK\x03\x04":
+        raise ModelError(f"{path} is a PyTorch checkpoint, not an ONNX model: export it first with "
+                         f"ganpack export RUN -o NAME.onnx")
+    check_external_data(path)
+
+
 def create_session(path: Path, device: str, threads: int | None):
     """An InferenceSession on the asked device; fails if CUDA was asked for and silently dropped."""
     import onnxruntime as ort
 
+    check_threads(threads)
     providers = _providers_for(device)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -71,9 +111,17 @@ def _check_signature(session, path: Path, info: ModelInfo) -> None:
         if not value.shape or not isinstance(value.shape[0], str):
             raise ModelError(f"{path}: {value.name!r} has a fixed batch axis {value.shape}; "
                              f"re-export it with `ganpack export`")
-    if inputs[NOISE].shape[1] != info.noise_dim:
-        raise ModelError(f"{path}: noise input has {inputs[NOISE].shape[1]} columns but the "
-                         f"metadata says noise_dim {info.noise_dim}")
+    noise, images = inputs[NOISE], outputs[IMAGES]
+    if len(noise.shape) != 2 or noise.shape[1] != info.noise_dim or noise.type != "tensor(float)":
+        raise ModelError(f"{path}: the noise input is {noise.type} {noise.shape} but the metadata says "
+                         f"float (batch, {info.noise_dim}); the metadata does not describe this graph")
+    if info.conditional and (len(inputs[LABELS].shape) != 1 or inputs[LABELS].type != "tensor(int64)"):
+        raise ModelError(f"{path}: the labels input is {inputs[LABELS].type} {inputs[LABELS].shape}, "
+                         f"not int64 (batch,)")
+    fixed = [d if isinstance(d, int) else None for d in images.shape[1:]]
+    if len(images.shape) != 4 or any(d is not None and d != want for d, want in zip(fixed, info.image_shape)):
+        raise ModelError(f"{path}: the images output is {images.shape} but the metadata says image_shape "
+                         f"{list(info.image_shape)}; the metadata does not describe this graph")
 
 
 class OnnxGenerator:
@@ -86,24 +134,30 @@ class OnnxGenerator:
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
                  batch_size: int = DEFAULT_BATCH_SIZE):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"{self.path} does not exist; give the path of an exported .onnx model")
-        if batch_size < 1:
-            raise ModelError(f"batch_size must be at least 1, not {batch_size}")
-        self.batch_size = batch_size
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ModelError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, not {batch_size}")
+        check_model_file(self.path)
         self.session = create_session(self.path, device, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = ModelInfo.from_metadata(meta, self.path)
         _check_signature(self.session, self.path, self.info)
+        # at most MAX_BATCH_BYTES of images per onnxruntime call, whatever batch size was asked
+        self.batch_size = max(1, min(batch_size, MAX_BATCH_BYTES // (4 * self.image_values)))
         self.providers = self.session.get_providers()
         # Where large batches are bound (inputs and output placed by onnxruntime on that device).
         self.binding_device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else None
+
+    @property
+    def image_values(self) -> int:
+        return int(np.prod(self.info.image_shape))
 
     def generate(self, noise: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """Images (B, C, H, W) float32 in [-1, 1] for the caller's own noise (B, noise_dim)."""
         noise = np.ascontiguousarray(noise, dtype=np.float32)
         if noise.ndim != 2 or noise.shape[1] != self.info.noise_dim:
             raise ModelError(f"noise must have shape (batch, {self.info.noise_dim}), not {noise.shape}")
+        if not np.isfinite(noise).all():
+            raise ModelError("noise holds NaN or infinite values; give finite numbers (standard normal)")
         feeds = {NOISE: noise}
         if self.info.conditional:
             if labels is None:
@@ -132,22 +186,33 @@ class OnnxGenerator:
         return binding.copy_outputs_to_cpu()[0]
 
     def resolve_labels(self, n: int, labels: Labels) -> np.ndarray | None:
-        """n labels from: None (cGAN: each class in turn), "cycle", one int, or a sequence of n."""
+        """n labels from: None (cGAN: each class in turn), "cycle", one int, a LabelCycle, or a
+        sequence of n."""
+        return self._label_source(n, labels)(0, n)
+
+    def _label_source(self, n: int, labels: Labels):
+        """labels_for(start, count): the labels of images start..start+count, computed per batch, so
+        a pattern (cycle, one label, --per-class) costs no memory for any n."""
         k = self.info.num_classes
         if not self.info.conditional:
             if labels is not None:
                 raise ModelError("this model is unconditional (num_classes 0): labels cannot be used")
-            return None
+            return lambda start, count: None
         if labels is None or (isinstance(labels, str) and labels == "cycle"):
-            return np.arange(n, dtype=np.int64) % k
+            labels = LabelCycle(np.arange(k))
         if isinstance(labels, str):
             raise ModelError(f"labels must be an int, a sequence of ints or 'cycle', not {labels!r}")
-        array = np.asarray(labels)
-        if array.ndim == 0:
-            array = np.full(n, int(array), dtype=np.int64)
-        if array.shape != (n,):
-            raise ModelError(f"got {len(array)} labels for {n} images; give one label or exactly {n}")
-        return self._check_labels(array)
+        if not isinstance(labels, LabelCycle):
+            array = np.asarray(labels)
+            if array.ndim == 0:
+                labels = LabelCycle(array.reshape(1))
+            elif array.shape != (n,):
+                raise ModelError(f"got {len(array)} labels for {n} images; give one label or exactly {n}")
+            else:
+                checked = self._check_labels(array)
+                return lambda start, count: checked[start:start + count]
+        pattern = self._check_labels(labels.pattern)
+        return lambda start, count: labels.take(pattern, start, count)
 
     def _check_labels(self, labels: np.ndarray) -> np.ndarray:
         if labels.size and not np.issubdtype(labels.dtype, np.integer):
@@ -167,19 +232,24 @@ class OnnxGenerator:
         if n < 1:
             raise ModelError(f"n must be at least 1, not {n}")
         batch_size = batch_size or self.batch_size
-        if batch_size < 1:
-            raise ModelError(f"batch_size must be at least 1, not {batch_size}")
-        all_labels = self.resolve_labels(n, labels)
-        rng = np.random.default_rng(seed)
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ModelError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, not {batch_size}")
+        batch_size = max(1, min(batch_size, MAX_BATCH_BYTES // (4 * self.image_values)))
+        labels_for = self._label_source(n, labels)
+        rng = np.random.default_rng(check_seed(seed))
         for start in range(0, n, batch_size):
             count = min(batch_size, n - start)
             noise = rng.standard_normal((count, self.info.noise_dim), dtype=np.float32)
-            chunk = None if all_labels is None else all_labels[start:start + count]
-            yield start, self.generate(noise, chunk)
+            yield start, self.generate(noise, labels_for(start, count))
 
     def sample(self, n: int, labels: Labels = None, seed: int | None = None,
                batch_size: int | None = None) -> np.ndarray:
         """n images (n, C, H, W) float32 in [-1, 1]; standard-normal noise from default_rng(seed)."""
+        if n > 0 and n * self.image_values > MAX_SAMPLE_VALUES:
+            raise ModelError(f"{n} images of {'x'.join(map(str, self.info.image_shape))} need "
+                             f"{n * self.image_values * 4 / 2**30:.1f} GiB in one array (at most "
+                             f"{MAX_SAMPLE_VALUES * 4 / 2**30:.0f} GiB); stream them with iter_batches "
+                             f"(ganpack sample --out-dir)")
         out = np.empty((n, *self.info.image_shape), dtype=np.float32) if n > 0 else None
         for start, images in self.iter_batches(n, labels, seed, batch_size):
             out[start:start + len(images)] = images
@@ -187,7 +257,27 @@ class OnnxGenerator:
 
     def noise(self, n: int, seed: int | None = None) -> np.ndarray:
         """The noise `sample(n, seed=seed)` uses, for callers that want to reuse or edit it."""
-        return np.random.default_rng(seed).standard_normal((n, self.info.noise_dim), dtype=np.float32)
+        return np.random.default_rng(check_seed(seed)).standard_normal((n, self.info.noise_dim), dtype=np.float32)
+
+
+def check_seed(seed: int | None) -> int | None:
+    """Seeds are 0..2**32-1 everywhere (train takes the same range)."""
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise ModelError(f"--seed must be in 0..{SEED_MAX}, not {seed}")
+    return seed
+
+
+@dataclass(frozen=True)
+class LabelCycle:
+    """Labels by pattern, never stored whole: image i gets pattern[(i // repeat) % len(pattern)].
+    LabelCycle(arange(k)) cycles the classes; LabelCycle(arange(k), repeat=K) is --per-class K."""
+
+    pattern: np.ndarray
+    repeat: int = 1
+
+    def take(self, pattern: np.ndarray, start: int, count: int) -> np.ndarray:
+        index = np.arange(start, start + count, dtype=np.int64) // self.repeat
+        return pattern[index % len(pattern)]
 
 
 @dataclass(frozen=True)
@@ -207,9 +297,9 @@ class LabelRequest:
         if any(given) and num_classes == 0:
             raise ModelError("this model is unconditional (num_classes 0): drop --label/--labels/--per-class")
         if per_class is not None:
-            if per_class < 1:
-                raise ModelError(f"--per-class must be at least 1, not {per_class}")
-            return cls(per_class * num_classes, np.repeat(np.arange(num_classes), per_class), per_class)
+            if not 1 <= per_class <= MAX_IMAGES // num_classes:
+                raise ModelError(f"--per-class must be in 1..{MAX_IMAGES // num_classes}, not {per_class}")
+            return cls(per_class * num_classes, LabelCycle(np.arange(num_classes), per_class), per_class)
         if labels is not None:
             try:
                 items = [int(x) for x in labels.split(",") if x.strip()]
@@ -217,7 +307,7 @@ class LabelRequest:
                 raise ModelError(f"--labels must be comma-separated integers like 0,1,2, not {labels!r}") from None
             if not items:
                 raise ModelError("--labels is empty; give e.g. --labels 0,1,2")
-            return cls(n, [items[i % len(items)] for i in range(n)], None)
+            return cls(n, LabelCycle(np.asarray(items, dtype=np.int64)), None)
         return cls(n, label, None)
 
 

@@ -7,6 +7,7 @@ the monitors (grids, TensorBoard, evaluation, the caller's) see it.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +17,21 @@ import torch
 from torch import nn
 
 from gan_pack import runlog
-from gan_pack.checkpoint import CHECKPOINT_NAME, check_resume_config, load_checkpoint, restore, save_checkpoint
+from gan_pack.checkpoint import (
+    BEST_CHECKPOINT_NAME,
+    CHECKPOINT_NAME,
+    check_resume_config,
+    check_same_data,
+    checkpoint_data,
+    load_checkpoint,
+    restore,
+    save_checkpoint,
+)
 from gan_pack.config import DatasetInfo, Recipe, TrainConfig
 from gan_pack.data import Batches, load_dataset, make_batches
 from gan_pack.distributed import World, barrier, join, leave, mean_over_processes, resolve_device, wrap
 from gan_pack.errors import CheckpointError, ConfigError
+from gan_pack.files import check_output_path, remove_orphans
 from gan_pack.models import EMA, build_discriminator, build_generator, recalibrate_batchnorm
 from gan_pack.monitor import InTrainingEvaluation, Monitor, SampleGrids, TensorBoardLogger
 from gan_pack.step import EagerStep, GraphedStep, Networks, StepSettings, make_step
@@ -166,20 +177,28 @@ def finish_epoch_models(trainer: Trainer) -> None:
 
 
 def prepare_run(config: TrainConfig, resume: bool, world: World = World()) -> Trainer:
-    """Build (or restore) a Trainer and its run folder; raise before writing anything on bad input."""
+    """Build (or restore) a Trainer and write its config.json; raise before writing on bad input.
+
+    The caller holds the run folder's lock. A resumed run must find its data unchanged, and its
+    metrics.jsonl is rewound to the checkpoint's step (the steps after it are trained again). A
+    fresh run in a folder whose first checkpoint was never written starts a new log."""
     run_dir = Path(config.run.out)
     ckpt = None
     if resume:
         ckpt = load_checkpoint(run_dir)
         check_resume_config(ckpt["config"], config)
+        saved_data = checkpoint_data(ckpt, run_dir)
     elif (run_dir / CHECKPOINT_NAME).exists():
         raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it "
                               f"or choose another --out")
     trainer = build_trainer(config, world)
     if ckpt is not None:
-        restore(trainer, ckpt)
+        check_same_data(saved_data, trainer.info, config.run.data_dir)
+        restore(trainer, ckpt, run_dir)
     if world.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        for name in (CHECKPOINT_NAME, BEST_CHECKPOINT_NAME):
+            remove_orphans(run_dir / name)
+        runlog.rewind_metrics(run_dir, trainer.step)
         runlog.write_config(run_dir, config.to_dict(), trainer.info.to_dict())
     return trainer
 
@@ -199,14 +218,26 @@ def train(config: TrainConfig, resume: bool = False, monitors: Sequence[Monitor]
     """Train to config.schedule.epochs total epochs, writing the run folder as it goes.
 
     Under torchrun every process trains and rank 0 alone writes (grids, checkpoints, logs,
-    evaluations) and calls the monitors. Every check on the user's input happens before the run
-    folder is touched."""
+    evaluations), holds the folder's lock and calls the monitors. Every check on the user's input
+    happens before the run folder is touched; a fresh run that fails or is stopped before its first
+    checkpoint removes the folder it created."""
     world = World.from_env()
+    run_dir = check_output_path(config.run.out, folder=True)
     watching = [*standard_monitors(config), *monitors] if world.main else []
-    trainer = prepare_run(config, resume, world)
+    created, lock = world.main and not run_dir.exists(), None
     try:
+        lock = runlog.lock_run(run_dir) if world.main else None
+        trainer = prepare_run(config, resume, world)
         train_epochs(trainer, watching)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        if created and not (run_dir / CHECKPOINT_NAME).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
+        if lock is not None:
+            lock.release()
         leave(world)
     return trainer
 

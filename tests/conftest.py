@@ -120,3 +120,27 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
         sys.argv = argv
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def one_error_line(code, err, *words):
+    """The standard for bad input: exit 2, one line on stderr starting 'error:', no traceback."""
+    assert code == 2 and "Traceback" not in err, (code, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def ganpack_command(*args) -> list[str]:
+    """The command line of a separate `ganpack` process (this interpreter, this checkout)."""
+    import sys
+
+    return [sys.executable, "-m", "gan_pack", *map(str, args)]
+
+
+def ganpack_process(*args, timeout: float = 300, **kwargs):
+    """Run `ganpack ARGS` as its own process; returns the CompletedProcess (text output)."""
+    import subprocess
+
+    return subprocess.run(ganpack_command(*args), capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+                          **kwargs)

@@ -8,15 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_cli, shipped
-
-
-def one_error_line(code, err, *words):
-    assert code == 2 and "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    for word in words:
-        assert word in lines[0], (word, lines[0])
+from conftest import ROOT, one_error_line, run_cli, shipped
 
 
 def test_version(capsys):

@@ -133,7 +133,7 @@ def test_rgb_32px_generator_with_mnist_classifier(tiny_classifier, tmp_path, cap
                       image_size=32, channels=3, batch_size=4))
     export_generator(tmp_path / "run", tmp_path / "rgb.onnx", ExportOptions(batch_sizes=(1, 7)))
     code, _, err = run_cli(["evaluate", tmp_path / "rgb.onnx", "--classifier", tiny_classifier,
-                            "--data-dir", tmp_path, "-n", "10"], capsys)
+                            "--data-dir", tmp_path, "-n", "16"], capsys)
     assert code == 2 and "(3, 32, 32)" in err and "Traceback" not in err
 
 
@@ -147,7 +147,7 @@ def test_classifier_with_other_class_count(tiny_classifier, exported_models, tin
             prop.value = "3"
     onnx.save(model, str(tmp_path / "three.onnx"))
     code, _, err = run_cli(["evaluate", exported_models[("cgan", "mlp")], "--classifier", tmp_path / "three.onnx",
-                            "--data-dir", tiny_idx, "-n", "10"], capsys)
+                            "--data-dir", tiny_idx, "-n", "16"], capsys)
     assert code == 2 and "10 classes" in err
 
 
@@ -155,7 +155,7 @@ def test_generator_given_as_classifier(capsys, tmp_path):
     from conftest import shipped
 
     code, _, err = run_cli(["evaluate", shipped("mnist-cgan.onnx"), "--classifier", shipped("mnist-cgan.onnx"),
-                            "--data-dir", tmp_path, "-n", "10"], capsys)
+                            "--data-dir", tmp_path, "-n", "16"], capsys)
     assert code == 2 and "not a gan_pack classifier" in err
 
 
