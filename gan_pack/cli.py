@@ -191,9 +191,11 @@ def progress(total: int, unit: str):
     if not sys.stderr.isatty():
         yield lambda k: None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True) as bar:
+    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True,
+                  console=Console(stderr=True)) as bar:
         task = bar.add_task(unit, total=total)
         yield lambda k: bar.advance(task, k)
 

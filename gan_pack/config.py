@@ -235,7 +235,7 @@ class Evaluation:
         p = []
         if self.eval_every < 0 or (self.eval_every and not self.classifier):
             p.append("--eval-every needs --classifier (an exported classifier) and a positive value")
-        if self.eval_n < 2:
+        if self.eval_n < EVAL_N_MIN:
             p.append(f"--eval-n must be at least {EVAL_N_MIN}, not {self.eval_n}")
         return p + _limits(self)
 

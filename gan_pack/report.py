@@ -49,7 +49,7 @@ def load_run(run_dir: str | Path, warn=None) -> RunData:
                   metrics.skipped_lines)
     if run.skipped_lines:
         warn(f"warning: skipped {run.skipped_lines} unreadable line(s) of {path / runlog.METRICS} "
-             f"(a run killed mid-write?)")
+             f"(cut short by a kill, or not records of a run)")
     if refused:
         warn(f"warning: left out {len(refused)} sample file(s) that are not PNG images inside {path} "
              f"(links or other files), e.g. {refused[0]}")

@@ -75,7 +75,7 @@ def tiny_classifier(tmp_path_factory, tiny_idx):
     pytest.importorskip("torch")
     from gan_pack.classifier import ClassifierConfig, export_classifier, train_classifier
 
-    config = ClassifierConfig(data_dir=str(tiny_idx), epochs=1, batch_size=16, device="cpu")
+    config = ClassifierConfig(data_dir=str(tiny_idx), epochs=8, batch_size=16, device="cpu")   # about 80% right
     model, acc = train_classifier(config, log=lambda line: None)
     path = tmp_path_factory.mktemp("cls") / "classifier.onnx"
     export_classifier(model, path, config, acc)
@@ -195,5 +195,24 @@ def test_in_training_evaluation_logs_and_keeps_best(tiny_classifier, tiny_idx, t
     resumed = tiny_config(run, tiny_idx, epochs=3, eval_every=1, classifier=str(tiny_classifier), eval_n=40)
     train(resumed, resume=True)
     evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
-    assert [e["epoch"] for e in evals] == [1, 2, 1, 3]
+    assert [e["epoch"] for e in evals] == [1, 2, best["epoch"], 3]
     assert (run / "checkpoint-best.pt").read_bytes() == before
+
+
+@torch_needed
+def test_data_dir_of_another_data_set_is_warned_about(tiny_classifier, exported_models, tiny_idx, tmp_path, capsys):
+    """MNIST and Fashion-MNIST share file names: the classifier's own accuracy on the test set tells."""
+    import shutil
+
+    from conftest import synthetic_digits
+    from gan_pack.idx import write_idx
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_idx, other)
+    images, labels = synthetic_digits(40, seed=1)
+    write_idx(other / "t10k-labels-idx1-ubyte.gz", ((labels + 5) % 10).astype(np.uint8))     # other meanings
+    args = ["evaluate", exported_models[("cgan", "mlp")], "--classifier", tiny_classifier, "-n", "30"]
+    code, _, err = run_cli([*args, "--data-dir", other], capsys)
+    assert code == 0 and "seems to hold another data set" in err
+    code, _, err = run_cli([*args, "--data-dir", tiny_idx], capsys)
+    assert code == 0 and "another data set" not in err
