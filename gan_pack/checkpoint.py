@@ -138,10 +138,11 @@ def check_same_data(saved: DatasetInfo, loaded: DatasetInfo, data_dir: str | Non
     same = (saved.fingerprint == loaded.fingerprint if saved.fingerprint else
             (saved.name, saved.size, tuple(saved.image_shape)) == (loaded.name, loaded.size, tuple(loaded.image_shape)))
     if not same:
-        raise CheckpointError(f"--data-dir {data_dir} holds other data ({loaded.describe()}, fingerprint "
-                              f"{loaded.fingerprint[:12]}) than the run was trained on ({saved.describe()}, "
-                              f"fingerprint {saved.fingerprint[:12] or 'not recorded'}); give the run's data "
-                              f"or start a new --out")
+        shape = "x".join(map(str, loaded.image_shape))
+        raise CheckpointError(f"--data-dir {data_dir} holds other data than the run was trained on: "
+                              f"{loaded.size} images of {shape}, fingerprint {loaded.fingerprint[:12]}, against "
+                              f"the run's {saved.describe()}, fingerprint {saved.fingerprint[:12] or 'not recorded'}; "
+                              f"give the run's data or start a new --out")
 
 
 def restore(trainer: Trainer, ckpt: dict, source: str | Path = "checkpoint") -> None:
