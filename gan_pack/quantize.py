@@ -112,23 +112,26 @@ def quantize_onnx(model: Path, target: Path, output: Path, mode: str = "auto", a
     return report
 
 
+MAX_CALIBRATION_N = 100_000
+
+
 def quantize_generator(model: str | Path, output: str | Path | None = None, mode: str = "auto",
                        calibration_n: int = 512, seed: int = 0, atol: float | None = None,
                        allow_mismatch: bool = False) -> ParityReport:
     """Write an int8 variant of an exported fp32 generator (default NAME.int8.onnx beside it);
     returns its parity report against the fp32 one."""
-    try:
-        import onnx  # noqa: F401
-    except ImportError as e:
-        raise ConfigError("quantize needs the onnx package: pip install onnx (it comes with [train])") from e
     problems = bound_problems(atol)
     if mode not in MODES:
         problems.append(f"--mode must be auto, static or dynamic, not {mode!r}")
-    if calibration_n < 1:
-        problems.append(f"--calibration-n must be at least 1, not {calibration_n}")
+    if not 1 <= calibration_n <= MAX_CALIBRATION_N:
+        problems.append(f"--calibration-n must be in 1..{MAX_CALIBRATION_N}, not {calibration_n}")
     if problems:
         raise ConfigError("; ".join(problems))
     model = Path(model)
     output = check_output_path(output or default_output(model), ".onnx")
+    try:
+        import onnx  # noqa: F401
+    except ImportError as e:
+        raise ConfigError("quantize needs the onnx package: pip install onnx (it comes with [train])") from e
     with atomic_path(output) as tmp:
         return quantize_onnx(model, tmp, output, mode, atol, allow_mismatch, calibration_n, seed)
