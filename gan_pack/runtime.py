@@ -211,7 +211,9 @@ class OnnxGenerator:
             else:
                 checked = self._check_labels(array)
                 return lambda start, count: checked[start:start + count]
-        pattern = self._check_labels(labels.pattern)
+        if not len(labels.pattern) or labels.repeat < 1:
+            raise ModelError("a LabelCycle needs at least one label and a repeat of at least 1")
+        pattern = self._check_labels(np.asarray(labels.pattern))
         return lambda start, count: labels.take(pattern, start, count)
 
     def _check_labels(self, labels: np.ndarray) -> np.ndarray:
