@@ -79,6 +79,9 @@ def load_checkpoint(path: str | Path) -> dict:
     except Exception as e:
         raise CheckpointError(f"{path} is not a gan_pack checkpoint ({type(e).__name__}); "
                               f"give a run folder or the {CHECKPOINT_NAME} inside one") from e
+    if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise CheckpointError(f"{path} is a bare state dict, not a gan_pack run: export it with --from "
+                              f"tutorial-gan|tutorial-cgan or --module FILE.py:Class (see ganpack export --help)")
     if not isinstance(ckpt, dict) or "format" not in ckpt or "config" not in ckpt:
         raise CheckpointError(f"{path} is not a gan_pack checkpoint; give a run folder or "
                               f"the {CHECKPOINT_NAME} inside one")

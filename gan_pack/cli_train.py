@@ -154,10 +154,24 @@ class ConsoleMonitor:
         pass
 
 
+OWN = "Your own generator (a state dict and the class that builds it)"
+
+
+class Tutorial(str, Enum):
+    gan = "tutorial-gan"
+    cgan = "tutorial-cgan"
+
+
+class LabelInput(str, Enum):
+    index = "index"
+    onehot = "onehot"
+
+
 def export(
-    source: Annotated[Path, typer.Argument(help="A run folder or its checkpoint.pt.")],
+    source: Annotated[Path, typer.Argument(help="A run folder or its checkpoint.pt; or, with --module or --from, "
+                                                "a state dict (generator.pth).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
-    weights: Annotated[Weights, typer.Option(help="ema (default) or raw generator weights.")] = Weights.ema,
+    weights: Annotated[Weights, typer.Option(help="ema (default) or raw generator weights of a run.")] = Weights.ema,
     opset: Annotated[int, typer.Option(help="ONNX opset (18..23).")] = 18,
     atol: Annotated[Optional[float], typer.Option(
         help="Parity bound: max abs difference from PyTorch (default 1e-4 fp32, 2e-2 fp16); for int8, mean "
@@ -165,19 +179,75 @@ def export(
     precision: Annotated[Precision, typer.Option(
         help="fp32, fp16 (half weights and compute, float32 I/O) or int8 (quantized fp32 export).")] = Precision.fp32,
     allow_mismatch: Annotated[bool, typer.Option(help="Write the model even if parity fails (loudly).")] = False,
+    module: Annotated[Optional[str], _option("FILE.py:ClassName of your generator (imports that file).", OWN)] = None,
+    init: Annotated[Optional[str], _option("JSON keyword arguments for the class, e.g. '{\"ngpu\": 1}'.", OWN)] = None,
+    tutorial: Annotated[Optional[Tutorial], _option(
+        "The classic MNIST tutorial's generator (sizes read from the weights).", OWN, "--from")] = None,
+    noise_dim: Annotated[Optional[int], _option("Length of the noise vector (needed with --module).", OWN)] = None,
+    num_classes: Annotated[Optional[int], _option("Classes of a conditional generator (0: none).", OWN)] = None,
+    class_names: Annotated[Optional[str], _option("Comma-separated class names, for the metadata.", OWN)] = None,
+    dataset: Annotated[str, _option("What it was trained on, for the metadata.", OWN)] = "unknown",
+    image_shape: Annotated[Optional[str], _option("C,H,W of an image (default: from the output).", OWN)] = None,
+    noise_shape: Annotated[Optional[str], _option(
+        "The noise shape your forward takes per sample, e.g. 100,1,1 (default: flat).", OWN)] = None,
+    label_input: Annotated[LabelInput, _option("What your forward takes as labels: index or onehot.", OWN)] \
+        = LabelInput.index,
+    output_range: Annotated[str, _option("Your output's range: -1,1 (Tanh) or 0,1 (Sigmoid).", OWN)] = "-1,1",
 ) -> None:
-    """Export a trained generator to one self-contained .onnx file and prove it matches PyTorch.
+    """Export a generator to one self-contained .onnx file and prove it matches PyTorch.
 
-    Example: ganpack export runs/demo -o runs/demo.onnx
+    Examples: ganpack export runs/demo -o runs/demo.onnx;
+    ganpack export generator.pth --from tutorial-cgan -o mnist-cgan.onnx;
+    ganpack export netG.pth --module models.py:Generator --noise-dim 100 --noise-shape 100,1,1 -o dcgan.onnx
     """
     _require_torch()
     from gan_pack.contract import parity_path
-    from gan_pack.export import ExportOptions, export_generator
+    from gan_pack.export import ExportOptions, check_outputs, export_generator, write_package
 
     options = ExportOptions(weights=weights.value, opset=opset, atol=atol, precision=precision.value,
                             allow_mismatch=allow_mismatch)
-    show_parity(export_generator(source, output, options))
+    own = {"--noise-dim": noise_dim, "--num-classes": num_classes, "--class-names": class_names,
+           "--image-shape": image_shape, "--noise-shape": noise_shape, "--init": init}
+    if module is None and tutorial is None:
+        given = [flag for flag, value in own.items() if value is not None]
+        if given:
+            raise GanPackError(f"{', '.join(given)} describe your own generator: add --module FILE.py:Class or --from")
+        show_parity(export_generator(source, output, options))
+    else:
+        from gan_pack.importer import package_file, parse_init
+
+        if module is not None and tutorial is not None:
+            raise GanPackError("give either --module (your class) or --from (the tutorial's), not both")
+        settings = {"noise_dim": noise_dim, "num_classes": num_classes, "dataset": dataset,
+                    "class_names": [c.strip() for c in class_names.split(",")] if class_names else [],
+                    "image_shape": _ints("--image-shape", image_shape),
+                    "noise_shape": _ints("--noise-shape", noise_shape),
+                    "label_input": label_input.value, "output_range": _range(output_range),
+                    "source": module or tutorial.value, "arch": tutorial.value if tutorial else "imported"}
+        output = check_outputs(output)
+        packaged = package_file(source, settings, module, parse_init(init), tutorial.value if tutorial else None)
+        show_parity(write_package(packaged, output, options))
     typer.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB) and {parity_path(output)}")
+
+
+def _ints(flag: str, text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise GanPackError(f"{flag} takes comma-separated integers like 1,28,28, not {text!r}") from None
+    if not values or min(values) < 1:
+        raise GanPackError(f"{flag} takes positive sizes, not {text!r}")
+    return values
+
+
+def _range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        raise GanPackError(f"--output-range takes -1,1 or 0,1, not {text!r}") from None
+    return low, high
 
 
 def show_parity(reports) -> None:

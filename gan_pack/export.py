@@ -1,8 +1,9 @@
 """torch -> ONNX export of a generator, then the contract's checks (metadata, parity).
 
-Export and validation are two functions (`to_onnx`, `check_parity`); `export_generator` composes
-them and writes the file only when the parity holds. int8 is the fp32 export, checked against
-PyTorch, then quantized and checked against the fp32 file.
+Export and validation are two functions (`to_onnx`, `check_parity`); `write_package` composes
+them and writes the file only when the parity holds. What it writes is a `Packaged` generator: a
+run's (`package_run`, here) or any PyTorch module's (`importer.package_module`). int8 is the fp32
+export, checked against PyTorch, then quantized and checked against the fp32 file.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from gan_pack.contract import (
     require_parity,
     set_metadata,
 )
-from gan_pack.errors import CheckpointError, ConfigError
+from gan_pack.errors import CheckpointError, ConfigError, GanPackError, ModelError
 from gan_pack.files import atomic_path, check_output_path, write_text_atomic
 from gan_pack.graph import fold_batchnorm_into_next_gemm, rename_batch_axis
 from gan_pack.models import build_generator
@@ -151,20 +152,40 @@ def check_parity(onnx_path: Path, reference: nn.Module, noise_dim: int, num_clas
                           bound, precision, "pytorch fp32 eval", options.batch_sizes)
 
 
-def _export_onnx(generator: nn.Module, ckpt: dict, path: Path, output: Path, options: ExportOptions) -> ParityReport:
+@dataclass
+class Packaged:
+    """A generator ready to write: eval mode, speaking the contract (noise [+ labels] -> images in
+    [-1, 1]), with the metadata that describes it (generator_metadata, before precision and parity)."""
+
+    generator: nn.Module
+    noise_dim: int
+    num_classes: int
+    metadata: dict[str, str]
+
+
+def package_run(source: str | Path, weights: str = "ema") -> Packaged:
+    """A run folder's (or checkpoint's) generator, packaged."""
+    generator, ckpt = load_generator(source, weights)
+    config, info = ckpt["config"], ckpt["dataset"]
+    metadata = generator_metadata(config, info, ckpt["epoch"], ckpt["step"], weights, "fp32", 0, gan_pack.__version__)
+    return Packaged(generator, int(config["noise_dim"]), int(info["num_classes"]), metadata)
+
+
+def _export_onnx(packaged: Packaged, path: Path, output: Path, options: ExportOptions) -> ParityReport:
     """Write the fp32/fp16 model to `path` with its metadata and parity report (fatal on failure:
     then the caller's atomic write leaves nothing at `output`)."""
     import onnx
 
-    config, info = ckpt["config"], ckpt["dataset"]
-    noise_dim, num_classes = int(config["noise_dim"]), int(info["num_classes"])
+    generator, noise_dim, num_classes = packaged.generator, packaged.noise_dim, packaged.num_classes
     half = options.precision == "fp16"
-    to_onnx(ExportedGenerator(copy.deepcopy(generator), half).eval(), path, noise_dim, num_classes, options.opset)
+    try:
+        to_onnx(ExportedGenerator(copy.deepcopy(generator), half).eval(), path, noise_dim, num_classes, options.opset)
+    except Exception as e:  # torch.export raises many types; the trap it hits most is a fixed batch
+        raise export_failure(e) from e
     model = onnx.load(str(path))
     rename_batch_axis(model)
     fold_batchnorm_into_next_gemm(model)
-    metadata = generator_metadata(config, info, ckpt["epoch"], ckpt["step"], options.weights,
-                                  "fp16" if half else "fp32", options.opset, gan_pack.__version__)
+    metadata = {**packaged.metadata, "precision": "fp16" if half else "fp32", "opset": str(options.opset)}
     set_metadata(model, metadata)
     onnx.save(model, str(path))
     onnx.checker.check_model(str(path), full_check=True)
@@ -175,28 +196,51 @@ def _export_onnx(generator: nn.Module, ckpt: dict, path: Path, output: Path, opt
     return report
 
 
-def export_generator(source: str | Path, output: str | Path,
-                     options: ExportOptions | None = None) -> list[ParityReport]:
-    """Export, validate and write `output` (+ NAME.parity.json); returns the parity reports (fp32
+def export_failure(e: Exception) -> Exception:
+    """torch.export's error, as one line that says what to change in the module."""
+    if isinstance(e, (KeyboardInterrupt, GanPackError)):
+        return e
+    text = " ".join(str(e).split())
+    if "batch" in text and ("constraint" in text.lower() or "specializ" in text.lower() or "guard" in text.lower()):
+        return ModelError("the module's forward fixes the batch size (e.g. view(64, ...) or a shape kept as a "
+                          "constant), so the graph cannot take other batch sizes; use view(x.size(0), ...) or "
+                          "reshape(-1, ...)")
+    return ModelError(f"torch.onnx.export could not trace the generator ({type(e).__name__}: {text[:300]}); "
+                      f"see docs/export.md for what a traceable forward needs")
+
+
+def write_package(packaged: Packaged, output: Path, options: ExportOptions) -> list[ParityReport]:
+    """Write `output` (+ NAME.parity.json), proven against PyTorch; returns the parity reports (fp32
     or fp16 vs PyTorch; for int8 that one, then int8 vs the fp32 file). Nothing is left at
     `output` on failure."""
     from gan_pack.quantize import quantize_onnx
 
-    options = options or ExportOptions()
-    output = check_output_path(output, ".onnx")
-    check_output_path(parity_path(output))
-    generator, ckpt = load_generator(source, options.weights)
     with atomic_path(output) as tmp:
         if options.precision != "int8":
-            reports = [_export_onnx(generator, ckpt, tmp, output, options)]
+            reports = [_export_onnx(packaged, tmp, output, options)]
             parity_file = reports[0].to_dict()
         else:
             with tempfile.TemporaryDirectory() as scratch:
                 fp32 = Path(scratch) / "fp32.onnx"
-                reports = [_export_onnx(generator, ckpt, fp32, output, options)]
+                reports = [_export_onnx(packaged, fp32, output, options)]
                 reports.append(quantize_onnx(fp32, tmp, output, "auto", options.atol, options.allow_mismatch))
             parity_file = {"fp32_vs_pytorch": reports[0].to_dict(), "int8_vs_fp32": reports[1].to_dict()}
     write_text_atomic(parity_path(output), json.dumps(parity_file, indent=2) + "\n")
+    return reports
+
+
+def check_outputs(output: str | Path) -> Path:
+    output = check_output_path(output, ".onnx")
+    check_output_path(parity_path(output))
+    return output
+
+
+def export_generator(source: str | Path, output: str | Path,
+                     options: ExportOptions | None = None) -> list[ParityReport]:
+    """Export a run's generator to `output` (see write_package) and note it in the run folder."""
+    options = options or ExportOptions()
+    output = check_outputs(output)
+    reports = write_package(package_run(source, options.weights), output, options)
     run_dir = Path(source) if Path(source).is_dir() else Path(source).parent
     if runlog.is_run(run_dir):
         runlog.record_export(run_dir, output, reports[-1].precision, options.weights)
