@@ -101,3 +101,35 @@ def test_web_page_canvas_matches_python(web_ready, server, tmp_path):
     assert pixels.shape == python.shape == (28, 6 * 28)
     assert np.abs(pixels - python.astype(int)).max() <= 1
     assert Image.open(tmp_path / "page.png").size == (900, 420)
+
+
+def test_web_page_samples_an_imported_tutorial_generator(web_ready, server, tmp_path, tiny_idx):
+    """The tutorial's generator.pth, exported with --from tutorial-cgan, in the page (?model=)."""
+    import sys
+
+    from conftest import ganpack_process
+
+    script = ROOT / "examples" / "tutorial" / "cgan_tutorial.py"
+    trained = subprocess.run([sys.executable, script, "--data-dir", tiny_idx, "--out", tmp_path / "generator.pth"],
+                             capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    model = WEB_EXAMPLE / ".test-tutorial.onnx"
+    noise_file = WEB_EXAMPLE / ".test-noise.json"
+    try:
+        exported = ganpack_process("export", tmp_path / "generator.pth", "--from", "tutorial-cgan", "-o", model)
+        assert exported.returncode == 0, exported.stderr
+        g = OnnxGenerator(model)
+        noise, labels = g.noise(4, seed=9), np.array([7, 1, 0, 4])
+        noise_file.write_text(json.dumps(noise.tolist()))
+        url = f"{server}/examples/web/index.html?model=.test-tutorial.onnx&noise=.test-noise.json&labels=7,1,0,4"
+        result = subprocess.run(["node", "drive.mjs", url, str(tmp_path / "canvas.json")],
+                                cwd=WEB_EXAMPLE, capture_output=True, text=True, timeout=180)
+        python = np.concatenate(list(to_uint8(g.generate(noise, labels))[:, :, :, 0]), axis=1)
+    finally:
+        for path in (model, noise_file, model.with_name(".test-tutorial.parity.json")):
+            path.unlink(missing_ok=True)
+    assert result.returncode == 0, result.stderr
+    canvas = json.loads((tmp_path / "canvas.json").read_text())
+    pixels = np.array(canvas["pixels"]).reshape(canvas["height"], canvas["width"])
+    assert pixels.shape == python.shape == (28, 4 * 28)
+    assert np.abs(pixels - python.astype(int)).max() <= 1

@@ -315,3 +315,21 @@ def test_mistakes_are_one_line(zoo, tmp_path, capsys, mistake, words):
     code, _, err = run_cli(["export", *args, "-o", tmp_path / "x.onnx"], capsys)
     one_error_line(code, err, words)
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_the_tutorial_script_worked_example(tmp_path, tiny_idx, capsys):
+    """examples/tutorial/cgan_tutorial.py (the tutorial as users have it) -> generator.pth -> export."""
+    import subprocess
+
+    from conftest import ROOT
+
+    done = subprocess.run([sys.executable, ROOT / "examples" / "tutorial" / "cgan_tutorial.py", "--data-dir", tiny_idx,
+                           "--epochs", "2", "--out", tmp_path / "generator.pth"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    code, _, err = run_cli(["export", tmp_path / "generator.pth", "--from", "tutorial-cgan", "--dataset", "mnist",
+                            "-o", tmp_path / "tutorial.onnx"], capsys)
+    assert code == 0, err
+    g = OnnxGenerator(tmp_path / "tutorial.onnx")
+    assert (g.info.noise_dim, g.info.num_classes, g.info.image_shape) == (100, 10, (1, 28, 28))
+    assert g.sample(10, seed=0).shape == (10, 1, 28, 28)

@@ -1,5 +1,6 @@
-// Samples exported/mnist-cgan.onnx with onnxruntime-web and draws the images on a canvas, 1 canvas
-// pixel per image pixel (the CSS scales it up). Noise: standard normal from ../shared/samples.mjs
+// Samples exported/mnist-cgan.onnx (or, with ?model=PATH, any MNIST-shaped cGAN with 100-d noise, e.g.
+// one made by `ganpack export generator.pth --from tutorial-cgan`) with onnxruntime-web and draws
+// the images on a canvas, 1 canvas pixel per image pixel (the CSS scales it up). Noise: standard normal from ../shared/samples.mjs
 // seeded by the seed box, or, with ?noise=FILE.json ([[100 floats], ...]) and ?labels=0,3,5, exactly
 // the noise a caller gives (the tests use that to compare with Python). When done, window.ganpack
 // holds {pixels, width, height} read back from the canvas.
@@ -8,7 +9,7 @@ import { gaussianNoise, greyStrip } from '../shared/samples.mjs';
 // ort is the global that ort.wasm.min.js (a classic script, loaded first) defines.
 ort.env.wasm.wasmPaths = new URL('node_modules/onnxruntime-web/dist/', location.href).href;
 ort.env.wasm.numThreads = 1;
-const MODEL = '../../exported/mnist-cgan.onnx';
+const DEFAULT_MODEL = '../../exported/mnist-cgan.onnx';
 const NOISE_DIM = 100;
 
 function draw(images, count, height, width) {
@@ -56,7 +57,9 @@ async function main() {
   for (let d = 0; d < 10; d++) select.add(new Option(String(d), String(d)));
   select.value = '3';
   const params = new URLSearchParams(location.search);
-  const session = await ort.InferenceSession.create(MODEL, { executionProviders: ['wasm'] });
+  const model = params.get('model') || DEFAULT_MODEL;
+  document.getElementById('model').textContent = model;
+  const session = await ort.InferenceSession.create(model, { executionProviders: ['wasm'] });
   document.getElementById('go').onclick = () => sample(session, new URLSearchParams());
   await sample(session, params);
   window.ganpackDone = true;
