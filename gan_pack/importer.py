@@ -5,7 +5,7 @@ or the classic MNIST GAN/cGAN tutorial's `generator.pth`.
     ganpack export netG.pth --module models.py:Generator --init '{"ngpu": 1}' --noise-dim 100 \\
         --noise-shape 100,1,1 -o dcgan.onnx
 
-`package_module(module, spec)` does the same for a module already in memory. Importing a file runs
+`export_module(module, output, spec)` does the same for a module already in memory. Importing a file runs
 its code: give only files you trust, as with any Python import.
 """
 
@@ -23,9 +23,9 @@ from torch import nn
 
 import gan_pack
 from gan_pack.adapter import ContractAdapter, ImportSpec, check_generator, probe
-from gan_pack.contract import generator_metadata
+from gan_pack.contract import ParityReport, generator_metadata
 from gan_pack.errors import CheckpointError, ConfigError
-from gan_pack.export import Packaged
+from gan_pack.export import ExportOptions, Packaged, check_outputs, write_package
 
 TUTORIALS = ("tutorial-gan", "tutorial-cgan")
 
@@ -185,6 +185,14 @@ def package_module(module: nn.Module, spec: ImportSpec) -> Packaged:
     del metadata["epochs"], metadata["steps"]                # unknown for a module trained elsewhere
     metadata["imported_from"] = spec.source
     return Packaged(adapter, spec.noise_dim, spec.num_classes, metadata)
+
+
+def export_module(module: nn.Module, output: str | Path, spec: ImportSpec,
+                  options: ExportOptions | None = None) -> list[ParityReport]:
+    """What `ganpack export --module` does, for a module already in memory: adapt, check the traps,
+    export, prove parity, write `output` and NAME.parity.json."""
+    output = check_outputs(output)
+    return write_package(package_module(module, spec), output, options or ExportOptions())
 
 
 def package_file(weights: str | Path, settings: dict, module_spec: str | None = None, init: dict | None = None,

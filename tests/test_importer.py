@@ -240,12 +240,11 @@ def test_pytorch_examples_dcgan_is_3x64x64(zoo, tmp_path, capsys):
 
 def test_python_function_packages_a_module_in_memory(zoo, tmp_path):
     from gan_pack.adapter import ImportSpec
-    from gan_pack.export import ExportOptions, write_package
-    from gan_pack.importer import package_module
+    from gan_pack.importer import export_module
 
     _, module = trained(zoo, "SigmoidGAN", noise=(16,))
     spec = ImportSpec(noise_dim=16, output_range=(0.0, 1.0), dataset="toy", source="in memory")
-    reports = write_package(package_module(module, spec), tmp_path / "m.onnx", ExportOptions())
+    reports = export_module(module, tmp_path / "m.onnx", spec)
     assert reports[0].ok and OnnxGenerator(tmp_path / "m.onnx").info.dataset == "toy"
 
 
