@@ -16,7 +16,7 @@ import typer
 import gan_pack
 from gan_pack import cli_train
 from gan_pack.config import Device
-from gan_pack.errors import GanPackError, Interrupted
+from gan_pack.errors import GanPackError, Interrupted, in_chain
 
 try:  # typer >= 0.20 vendors click and raises its own exceptions; older typer raises click's
     from typer import TyperException as UsageProblem
@@ -70,17 +70,11 @@ def main() -> None:
         typer.echo(f"error: {_one_line(write_failure(e.filename or 'a file', e))}", err=True)
         code = 2
     except Exception as e:
-        if not _caused_by_interrupt(e):      # a library (torch.onnx) wraps Ctrl-C in its own error
+        if in_chain(e, KeyboardInterrupt) is None:      # a library (torch.onnx) wraps Ctrl-C in its own error
             raise
         typer.echo("interrupted", err=True)
         code = 130
     sys.exit(code or 0)
-
-
-def _caused_by_interrupt(e: BaseException | None, depth: int = 0) -> bool:
-    if e is None or depth > 20:
-        return False
-    return isinstance(e, KeyboardInterrupt) or _caused_by_interrupt(e.__cause__ or e.__context__, depth + 1)
 
 
 def printable(text: str, limit: int = 200) -> str:

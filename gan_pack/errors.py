@@ -36,3 +36,11 @@ class RunError(GanPackError):
 
 class Interrupted(GanPackError):
     """Ctrl-C: the message says what was kept and how to continue. Exit code 130."""
+
+
+def in_chain(e: BaseException | None, kind: type, depth: int = 0) -> BaseException | None:
+    """The first exception of `kind` in e's chain of causes (libraries such as torch.onnx wrap Ctrl-C
+    or a full disk in an error of their own)."""
+    if e is None or depth > 20:
+        return None
+    return e if isinstance(e, kind) else in_chain(e.__cause__ or e.__context__, kind, depth + 1)

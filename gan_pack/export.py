@@ -39,7 +39,7 @@ from gan_pack.contract import (
     require_parity,
     set_metadata,
 )
-from gan_pack.errors import CheckpointError, ConfigError, GanPackError, ModelError
+from gan_pack.errors import CheckpointError, ConfigError, GanPackError, ModelError, in_chain
 from gan_pack.files import atomic_path, check_output_path, write_text_atomic
 from gan_pack.graph import fold_batchnorm_into_next_gemm, rename_batch_axis
 from gan_pack.models import build_generator
@@ -196,9 +196,17 @@ def _export_onnx(packaged: Packaged, path: Path, output: Path, options: ExportOp
     return report
 
 
-def export_failure(e: Exception) -> Exception:
-    """torch.export's error, as one line that says what to change in the module."""
-    if isinstance(e, (KeyboardInterrupt, GanPackError)):
+def export_failure(e: Exception) -> BaseException:
+    """torch.export's error, as one line that says what to change in the module; a Ctrl-C or a full
+    disk that it wrapped comes out as itself."""
+    from gan_pack.files import DISK_ERRNOS
+
+    disk = in_chain(e, OSError)
+    if in_chain(e, KeyboardInterrupt) is not None:
+        return KeyboardInterrupt()
+    if disk is not None and disk.errno in DISK_ERRNOS:
+        return disk
+    if isinstance(e, GanPackError):
         return e
     text = " ".join(str(e).split())
     if "batch" in text and ("constraint" in text.lower() or "specializ" in text.lower() or "guard" in text.lower()):
