@@ -80,15 +80,40 @@ def generator_metadata(config: dict, dataset: dict, epochs: int, steps: int, wei
         "precision": precision,
         "opset": str(opset),
         "train_config": json.dumps(config, sort_keys=True),
+        **image_metadata(dataset["image_shape"]),
     }
 
 
+PRODUCER, DOMAIN = "gan_pack", "org.ganpack"
+PIXEL_FORMATS = {1: "Gray8", 3: "Rgb8"}
+
+
+def image_metadata(image_shape) -> dict[str, str]:
+    """ONNX's image conventions (onnx/docs/MetadataProps.md) for the `images` output in [-1, 1]."""
+    return {"Image.BitmapPixelFormat": PIXEL_FORMATS.get(int(image_shape[0]), "Gray8"),
+            "Image.ColorSpaceGamma": "SRGB", "Image.NominalPixelRange": "Normalized_1_1"}
+
+
+def describe(metadata: dict[str, str]) -> str:
+    """A generator in one Markdown paragraph: the ModelProto's doc_string."""
+    k, shape = int(metadata.get("num_classes", 0)), json.loads(metadata.get("image_shape", "[1, 28, 28]"))
+    labels = f" and `labels` int64 `[batch]` in 0..{k - 1}" if k else ""
+    return (f"gan_pack {metadata.get('model', '?')} generator ({metadata.get('arch', '?')}) of "
+            f"{metadata.get('dataset', '?')} images. Inputs: `noise` float32 `[batch, {metadata.get('noise_dim')}]` "
+            f"(standard normal){labels}. Output: `images` float32 `[batch, {', '.join(map(str, shape))}]` in [-1, 1].")
+
+
 def set_metadata(model, metadata: dict[str, str]) -> None:
-    """Replace an onnx ModelProto's metadata with `metadata` (what ModelInfo.from_metadata reads)."""
+    """Replace an onnx ModelProto's metadata with `metadata` (what ModelInfo.from_metadata reads), and
+    fill ONNX's identity fields (producer, version, domain, model_version, doc_string) from it."""
     del model.metadata_props[:]
     for key, value in metadata.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
+    model.producer_name, model.producer_version = PRODUCER, metadata.get("gan_pack.version", "")
+    model.domain, model.model_version = DOMAIN, 1
+    if metadata.get("gan_pack.kind") == GENERATOR_KIND:
+        model.doc_string = describe(metadata)
 
 
 @dataclass(frozen=True)
