@@ -65,3 +65,17 @@ def test_golden_pixels_for_fixed_noise(name):
 def test_each_evaluation_names_the_file_beside_it(name):
     evaluation = json.loads((EXPORTED / name.replace(".onnx", ".eval.json")).read_text())
     assert evaluation["model_sha256"] == file_sha256(shipped(name))
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_each_shipped_generator_is_a_verified_package(name, capsys):
+    """exported/NAME/ is the package of exported/NAME.onnx (the same bytes), and it verifies here."""
+    from conftest import run_cli
+
+    stem = name.removesuffix(".onnx")
+    package = EXPORTED / stem
+    assert file_sha256(package / name) == file_sha256(shipped(name))
+    assert json.loads((package / f"{stem}.json").read_text())["name"] == stem
+    code, out, err = run_cli(["verify", package], capsys)
+    assert code == 0, err
+    assert out.count(" ok") == 4 and "verified" in out
