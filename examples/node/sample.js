@@ -1,29 +1,38 @@
-// Sample an exported gan_pack generator with onnxruntime-node and write the images as one PGM strip.
+// Sample a packaged gan_pack generator with onnxruntime-node and write the images as one strip:
+// PGM for grey images, PPM for RGB ones. What the model needs (noise size, classes and their names,
+// image shape) comes from the package's manifest, NAME.json beside NAME.onnx (`ganpack pack`).
 //
-//   node sample.js --model ../../exported/mnist-cgan.onnx --label 3 --count 8 --seed 0 --out digits.pgm
-//   node sample.js --model M.onnx --noise noise.json --labels 3,3 --out x.pgm   (noise: [[100 floats], ...])
+//   node sample.js --model ../../exported/mnist-cgan/mnist-cgan.onnx --label 3 --count 8 --seed 0 --out digits.pgm
+//   node sample.js --model M.onnx --noise noise.json --labels 3,3 --out x.pgm   (noise: [[noise_dim floats], ...])
 //
 // The noise here is standard normal from a small seeded generator (../shared/samples.mjs), not
 // numpy's: pass --noise to reproduce Python's images exactly.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { gaussianNoise, greyStrip } from '../shared/samples.mjs';
+import { gaussianNoise, manifestPaths, pixelStrip } from '../shared/samples.mjs';
 
 function parseArgs(argv) {
-  const args = { count: 1, seed: 0, label: 0, out: 'sample.pgm', 'noise-dim': 100 };
+  const args = { count: 1, seed: 0, label: 0, out: 'sample.pgm' };
   for (let i = 0; i < argv.length; i += 2) args[argv[i].replace(/^--/, '')] = argv[i + 1];
   if (!args.model) throw new Error('--model PATH.onnx is required');
   return args;
 }
 
-function toPgm(images, count, height, width) {
-  const header = Buffer.from(`P5\n${width * count} ${height}\n255\n`);
-  return Buffer.concat([header, Buffer.from(greyStrip(images, count, height, width))]);
+function readManifest(model) {
+  const path = manifestPaths(model).find((candidate) => existsSync(candidate));
+  if (!path) throw new Error(`no manifest (${manifestPaths(model)[0]}) beside ${model}: package it with ganpack pack`);
+  return JSON.parse(readFileSync(path, 'utf8'));
+}
+
+function toNetpbm(images, count, [channels, height, width]) {
+  const magic = channels === 3 ? 'P6' : 'P5';
+  const header = Buffer.from(`${magic}\n${width * count} ${height}\n255\n`);
+  return Buffer.concat([header, Buffer.from(pixelStrip(images, count, channels, height, width))]);
 }
 
 const args = parseArgs(process.argv.slice(2));
+const manifest = readManifest(args.model);
 const session = await ort.InferenceSession.create(args.model);
-const noiseDim = Number(args['noise-dim']);
 let noise, count;
 if (args.noise) {
   const rows = JSON.parse(readFileSync(args.noise, 'utf8'));
@@ -31,14 +40,17 @@ if (args.noise) {
   noise = Float32Array.from(rows.flat());
 } else {
   count = Number(args.count);
-  noise = gaussianNoise(count, noiseDim, Number(args.seed));
+  noise = gaussianNoise(count, manifest.noise_dim, Number(args.seed));
 }
-const feeds = { noise: new ort.Tensor('float32', noise, [count, noise.length / count]) };
-if (session.inputNames.includes('labels')) {
-  const labels = args.labels ? args.labels.split(',').map(Number) : Array(count).fill(Number(args.label));
+const feeds = { noise: new ort.Tensor('float32', noise, [count, manifest.noise_dim]) };
+let labels = [];
+if (manifest.num_classes > 0) {
+  labels = args.labels ? args.labels.split(',').map(Number) : Array(count).fill(Number(args.label));
+  const bad = labels.find((label) => !(label >= 0 && label < manifest.num_classes));
+  if (bad !== undefined) throw new Error(`label ${bad} is out of range: classes 0..${manifest.num_classes - 1}`);
   feeds.labels = new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [count]);
 }
 const { images } = await session.run(feeds);
-const [, , height, width] = images.dims;
-writeFileSync(args.out, toPgm(images.data, count, height, width));
-console.log(`wrote ${args.out} (${count} image(s) of ${height}x${width})`);
+writeFileSync(args.out, toNetpbm(images.data, count, manifest.image_shape));
+const names = [...new Set(labels)].map((label) => manifest.class_names[label]).join(', ');
+console.log(`wrote ${args.out} (${count} image(s) of ${manifest.image_shape.join('x')}${names ? `: ${names}` : ''})`);

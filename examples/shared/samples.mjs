@@ -1,5 +1,5 @@
-// What the Node.js and browser examples share: the seeded noise and the image-to-grey mapping.
-// No dependencies, so Node imports it from disk and the page from the same server.
+// What the Node.js and browser examples share: the seeded noise, the image-to-pixel mapping and where
+// a model's manifest lies. No dependencies, so Node imports it from disk and the page from the same server.
 
 // A small seeded uniform generator in [0, 1) (mulberry32).
 export function mulberry32(seed) {
@@ -23,15 +23,25 @@ export function gaussianNoise(count, dim, seed) {
   return noise;
 }
 
-// Images (count, 1, H, W) in [-1, 1] -> one grey strip (H, count * W) of bytes, the mapping of
+// Images (count, C, H, W) in [-1, 1], C = 1 or 3 -> one strip (H, count * W, C) of bytes, the mapping of
 // gan_pack.images.to_uint8.
-export function greyStrip(images, count, height, width) {
-  const strip = new Uint8Array(height * width * count);
+export function pixelStrip(images, count, channels, height, width) {
+  const strip = new Uint8Array(height * width * count * channels);
   for (let n = 0; n < count; n++)
-    for (let y = 0; y < height; y++)
-      for (let x = 0; x < width; x++) {
-        const v = images[(n * height + y) * width + x];
-        strip[y * width * count + n * width + x] = Math.min(255, Math.max(0, Math.floor((v + 1) * 127.5 + 0.5)));
-      }
+    for (let c = 0; c < channels; c++)
+      for (let y = 0; y < height; y++)
+        for (let x = 0; x < width; x++) {
+          const v = images[((n * channels + c) * height + y) * width + x];
+          strip[(y * width * count + n * width + x) * channels + c] =
+            Math.min(255, Math.max(0, Math.floor((v + 1) * 127.5 + 0.5)));
+        }
   return strip;
+}
+
+// Where `ganpack pack` put the manifest of a model: NAME.json beside NAME.onnx (and beside its
+// variants NAME.fp16.onnx, NAME.int8.onnx). The manifest holds what onnxruntime-node and -web cannot
+// read from the model's metadata: noise_dim, num_classes, class_names, image_shape.
+export function manifestPaths(model) {
+  const stem = model.replace(/\.onnx$/, '');
+  return [...new Set([`${stem}.json`, `${stem.replace(/\.(fp16|int8)$/, '')}.json`])];
 }

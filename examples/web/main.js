@@ -1,67 +1,84 @@
-// Samples exported/mnist-cgan.onnx (or, with ?model=PATH, any MNIST-shaped cGAN with 100-d noise, e.g.
-// one made by `ganpack export generator.pth --from tutorial-cgan`) with onnxruntime-web and draws
-// the images on a canvas, 1 canvas pixel per image pixel (the CSS scales it up). Noise: standard normal from ../shared/samples.mjs
-// seeded by the seed box, or, with ?noise=FILE.json ([[100 floats], ...]) and ?labels=0,3,5, exactly
-// the noise a caller gives (the tests use that to compare with Python). When done, window.ganpack
-// holds {pixels, width, height} read back from the canvas.
-import { gaussianNoise, greyStrip } from '../shared/samples.mjs';
+// Samples a packaged gan_pack generator with onnxruntime-web and draws the images on a canvas, 1 canvas
+// pixel per image pixel (the CSS scales it up). The model is exported/mnist-cgan/mnist-cgan.onnx, or
+// ?model=PATH (relative to this page) for any package; what it needs (noise size, class names, image
+// shape) comes from the package's manifest, NAME.json beside NAME.onnx. Noise: standard normal from
+// ../shared/samples.mjs seeded by the seed box, or, with ?noise=FILE.json ([[noise_dim floats], ...])
+// and ?labels=0,3,5, exactly the noise a caller gives (the tests use that to compare with Python).
+// When done, window.ganpack holds {pixels, width, height, channels, classNames} read back from the page.
+import { gaussianNoise, manifestPaths, pixelStrip } from '../shared/samples.mjs';
 
 // ort is the global that ort.wasm.min.js (a classic script, loaded first) defines.
 ort.env.wasm.wasmPaths = new URL('node_modules/onnxruntime-web/dist/', location.href).href;
 ort.env.wasm.numThreads = 1;
-const DEFAULT_MODEL = '../../exported/mnist-cgan.onnx';
-const NOISE_DIM = 100;
+const DEFAULT_MODEL = '../../exported/mnist-cgan/mnist-cgan.onnx';
 
-function draw(images, count, height, width) {
+async function readManifest(model) {
+  for (const path of manifestPaths(model)) {
+    const response = await fetch(path);
+    if (response.ok) return response.json();
+  }
+  throw new Error(`no manifest (${manifestPaths(model)[0]}) beside ${model}: package it with ganpack pack`);
+}
+
+function draw(images, count, [channels, height, width], classNames) {
   const canvas = document.getElementById('view');
   canvas.width = width * count;
   canvas.height = height;
   const ctx = canvas.getContext('2d');
   const frame = ctx.createImageData(width * count, height);
-  greyStrip(images, count, height, width).forEach((grey, i) => frame.data.set([grey, grey, grey, 255], 4 * i));
+  const strip = pixelStrip(images, count, channels, height, width);
+  for (let i = 0; i < width * count * height; i++) {
+    const [r, g, b] = channels === 3 ? strip.subarray(3 * i, 3 * i + 3) : [strip[i], strip[i], strip[i]];
+    frame.data.set([r, g, b, 255], 4 * i);
+  }
   ctx.putImageData(frame, 0, 0);
   canvas.style.width = `${Math.min(56 * count, 1120)}px`;
   const back = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-  const pixels = Array.from({ length: canvas.width * canvas.height }, (_, i) => back[4 * i]);
-  window.ganpack = { pixels, width: canvas.width, height: canvas.height };
+  const pixels = [];
+  for (let i = 0; i < canvas.width * canvas.height; i++)
+    for (let c = 0; c < channels; c++) pixels.push(back[4 * i + c]);
+  window.ganpack = { pixels, width: canvas.width, height: canvas.height, channels, classNames };
 }
 
-async function inputs(params) {
+async function inputs(params, manifest) {
   if (params.has('noise')) {
     const rows = await (await fetch(params.get('noise'))).json();
-    const labels = params.get('labels').split(',').map(Number);
+    const labels = params.has('labels') ? params.get('labels').split(',').map(Number) : [];
     return { noise: Float32Array.from(rows.flat()), labels, count: rows.length };
   }
   const count = Number(document.getElementById('count').value);
-  const digit = Number(document.getElementById('digit').value);
+  const label = Number(document.getElementById('label').value);
   const seed = Number(document.getElementById('seed').value);
-  return { noise: gaussianNoise(count, NOISE_DIM, seed), labels: Array(count).fill(digit), count };
+  const labels = manifest.num_classes ? Array(count).fill(label) : [];
+  return { noise: gaussianNoise(count, manifest.noise_dim, seed), labels, count };
 }
 
-async function sample(session, params) {
-  const { noise, labels, count } = await inputs(params);
-  const feeds = {
-    noise: new ort.Tensor('float32', noise, [count, NOISE_DIM]),
-    labels: new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [count]),
-  };
+async function sample(session, manifest, params) {
+  const { noise, labels, count } = await inputs(params, manifest);
+  const feeds = { noise: new ort.Tensor('float32', noise, [count, manifest.noise_dim]) };
+  if (manifest.num_classes) feeds.labels = new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [count]);
   const started = performance.now();
   const { images } = await session.run(feeds);
-  const [, , height, width] = images.dims;
-  draw(images.data, count, height, width);
+  draw(images.data, count, manifest.image_shape, manifest.class_names);
+  const names = [...new Set(labels)].map((label) => manifest.class_names[label]).join(', ');
   document.getElementById('status').textContent =
-    `${count} image(s) of digit(s) ${[...new Set(labels)].join(', ')} in ${(performance.now() - started).toFixed(1)} ms`;
+    `${count} image(s)${names ? ` of ${names}` : ''} in ${(performance.now() - started).toFixed(1)} ms`;
 }
 
 async function main() {
-  const select = document.getElementById('digit');
-  for (let d = 0; d < 10; d++) select.add(new Option(String(d), String(d)));
-  select.value = '3';
   const params = new URLSearchParams(location.search);
   const model = params.get('model') || DEFAULT_MODEL;
+  const manifest = await readManifest(model);
   document.getElementById('model').textContent = model;
+  document.getElementById('title').textContent =
+    `gan_pack: ${manifest.name} (${manifest.dataset} ${manifest.model}) in the browser`;
+  const select = document.getElementById('label');
+  manifest.class_names.forEach((name, i) => select.add(new Option(name, String(i))));
+  select.value = String(Math.min(3, Math.max(manifest.num_classes - 1, 0)));
+  document.getElementById('label-box').hidden = !manifest.num_classes;
   const session = await ort.InferenceSession.create(model, { executionProviders: ['wasm'] });
-  document.getElementById('go').onclick = () => sample(session, new URLSearchParams());
-  await sample(session, params);
+  document.getElementById('go').onclick = () => sample(session, manifest, new URLSearchParams());
+  await sample(session, manifest, params);
   window.ganpackDone = true;
 }
 
