@@ -84,6 +84,9 @@ def staging(out: Path) -> Iterator[Path]:
         raise OutputPathError(f"{out} already exists; remove it or choose another -o")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)              # mkdtemp makes 0700; a package is for others to read
     try:
         yield tmp
         if out.exists():

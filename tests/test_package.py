@@ -56,6 +56,7 @@ def resum(folder):
 
 
 def test_the_package_holds_every_file(package):
+    assert package.stat().st_mode & 0o005 == 0o005                          # others may read it
     names = sorted(p.name for p in package.iterdir())
     assert names == sorted(["README.md", SUMS, "tiny.golden.json", "tiny.json", "tiny.onnx", "tiny.fp16.onnx",
                             "tiny.fp16.parity.json", "tiny.int8.onnx", "tiny.parity.json", "tiny.png"])
