@@ -71,7 +71,7 @@ async function main() {
   const manifest = await readManifest(model);
   document.getElementById('model').textContent = model;
   document.getElementById('title').textContent =
-    `gan_pack: ${manifest.name} (${manifest.dataset} ${manifest.model}) in the browser`;
+    `gan_pack in the browser: ${manifest.name}`;
   const select = document.getElementById('label');
   manifest.class_names.forEach((name, i) => select.add(new Option(name, String(i))));
   select.value = String(Math.min(3, Math.max(manifest.num_classes - 1, 0)));
