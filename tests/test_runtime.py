@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import ROOT, shipped
+from conftest import EXPORTED, ROOT, shipped
 from gan_pack.errors import DeviceError, ModelError
 from gan_pack.runtime import OnnxGenerator, slerp
 
@@ -165,7 +165,8 @@ def test_sample_and_evaluate_never_import_torch(tmp_path):
     model, classifier = shipped("mnist-cgan.onnx"), shipped("mnist-classifier.onnx")
     data = write_tiny_idx(tmp_path / "data")
     commands = [["sample", str(model), "--per-class", "2", "-o", str(tmp_path / "g.png")],
-                ["evaluate", str(model), "--classifier", str(classifier), "--data-dir", str(data), "-n", "20"]]
+                ["evaluate", str(model), "--classifier", str(classifier), "--data-dir", str(data), "-n", "20"],
+                ["verify", str(EXPORTED / "mnist-cgan")]]
     code = (
         "import sys\n"
         "from gan_pack.cli import main\n"
@@ -174,6 +175,7 @@ def test_sample_and_evaluate_never_import_torch(tmp_path):
         "    try:\n        main()\n    except SystemExit as e:\n        assert not e.code, e.code\n"
         "import gan_pack.runtime, gan_pack.images, gan_pack.evaluate, gan_pack.report, gan_pack.contract\n"
         "import gan_pack.runlog, gan_pack.graph, gan_pack.quantize, gan_pack.config, gan_pack.files\n"
+        "import gan_pack.verify, gan_pack.package, gan_pack.card, gan_pack.onnxscan\n"
         "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]\n"
         "assert not bad, bad\n"
         "print('torch-free')\n"
