@@ -6,7 +6,6 @@ work without torch installed."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from enum import Enum
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 import gan_pack
-from gan_pack import cli_train
+from gan_pack import cli_sample, cli_train
 from gan_pack.config import Device
 from gan_pack.errors import GanPackError, Interrupted, in_chain
 
@@ -89,136 +88,9 @@ def _one_line(e: Exception) -> str:
     return " ".join("".join(c if c.isprintable() else " " for c in part) for part in str(e).splitlines())
 
 
-class Format(str, Enum):
-    png = "png"
-    npy = "npy"
-
-
-ModelPath = Annotated[Path, typer.Argument(help="An exported generator (.onnx).")]
-MAX_WALK_STEPS = 1000
-
-
-def output_format(output: Path | None, fmt: Format | None) -> Format:
-    """The format of -o: its extension decides; --format, if given, must agree with it."""
-    if output is None:
-        return fmt or Format.png
-    by_suffix = {".png": Format.png, ".npy": Format.npy}.get(output.suffix.lower())
-    if by_suffix is None:
-        raise GanPackError(f"-o {output} must end in .png (a grid) or .npy (an array)")
-    if fmt is not None and fmt is not by_suffix:
-        raise GanPackError(f"--format {fmt.value} does not match -o {output}; drop --format or end -o in .{fmt.value}")
-    return by_suffix
-
-
-@app.command()
-def sample(
-    model: ModelPath,
-    n: Annotated[int, typer.Option("-n", "--num", help="How many images.")] = 64,
-    label: Annotated[Optional[int], typer.Option(help="cGAN: one label for all images.")] = None,
-    labels: Annotated[Optional[str], typer.Option(help="cGAN: labels like 0,1,2, repeated to fill -n.")] = None,
-    per_class: Annotated[Optional[int], typer.Option(help="cGAN: K images of every class, one row each.")] = None,
-    seed: Annotated[int, typer.Option(help="Noise seed (0..2**32-1): same seed, same images.")] = 0,
-    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
-    batch_size: Annotated[int, typer.Option(help="Images per onnxruntime call.")] = 1024,
-    threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (1..cores).")] = None,
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="One file: a grid (.png) or an array (.npy), by its extension.")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option(
-        help="One file per image here, streaming; over 1000 images, in subfolders of 1000.")] = None,
-    fmt: Annotated[Optional[Format], typer.Option("--format", help="png or npy (default: from -o, else png).")] \
-        = None,
-    nrow: Annotated[Optional[int], typer.Option(help="Images per grid row.")] = None,
-) -> None:
-    """Sample an exported generator with onnxruntime (no torch).
-
-    Examples: ganpack sample exported/mnist-cgan.onnx --per-class 10 -o samples.png;
-    ganpack sample exported/mnist-gan.onnx -n 100000 --out-dir samples/ --format npy
-    """
-    from gan_pack import images as imaging
-    from gan_pack.files import check_output_path
-    from gan_pack.runtime import MAX_IMAGES, LabelRequest, OnnxGenerator, check_seed
-
-    if not 1 <= n <= MAX_IMAGES:
-        raise GanPackError(f"-n must be in 1..{MAX_IMAGES}, not {n}")
-    if output is not None and out_dir is not None:
-        raise GanPackError("give either -o (one file) or --out-dir (one file per image), not both")
-    if nrow is not None and nrow < 1:
-        raise GanPackError(f"--nrow must be at least 1, not {nrow}")
-    check_seed(seed)
-    fmt = output_format(output, fmt) if out_dir is None else (fmt or Format.png)
-    if out_dir is not None:
-        check_output_path(out_dir, folder=True)
-    else:
-        output = check_output_path(output or Path(f"samples.{fmt.value}"), f".{fmt.value}")
-    generator = OnnxGenerator(model, device=device.value, threads=threads, batch_size=batch_size)
-    request = LabelRequest.parse(generator.info.num_classes, n, label, labels, per_class)
-    if out_dir is not None:
-        created = not out_dir.exists()
-        try:
-            with progress(request.n, "images") as advance:
-                for start, batch in generator.iter_batches(request.n, request.labels, seed):
-                    imaging.save_each(out_dir, batch, start, fmt.value, sharded=request.n > imaging.SHARD_SIZE)
-                    advance(len(batch))
-        except BaseException:
-            if created:
-                remove_empty_folders(out_dir)        # the images already written stay
-            raise
-        layout = f" in subfolders of {imaging.SHARD_SIZE}" if request.n > imaging.SHARD_SIZE else ""
-        typer.echo(f"wrote {request.n} {fmt.value} files to {out_dir}/{layout}")
-        return
-    images = generator.sample(request.n, request.labels, seed)
-    if fmt is Format.npy:
-        imaging.save_npy(output, images)
-    else:
-        imaging.save_grid(output, images, nrow or request.columns)
-    typer.echo(f"wrote {output} ({request.n} images, seed {seed})")
-
-
-def remove_empty_folders(root: Path) -> None:
-    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True) + [root]:
-        with contextlib.suppress(OSError):
-            folder.rmdir()                           # only succeeds when empty
-
-
-@contextlib.contextmanager
-def progress(total: int, unit: str):
-    """advance(k) for a long job: a progress bar on a terminal (stderr), nothing otherwise."""
-    if not sys.stderr.isatty():
-        yield lambda k: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    with Progress(BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True,
-                  console=Console(stderr=True)) as bar:
-        task = bar.add_task(unit, total=total)
-        yield lambda k: bar.advance(task, k)
-
-
-@app.command()
-def interpolate(
-    model: ModelPath,
-    steps: Annotated[int, typer.Option(help="Images along the walk, ends included.")] = 10,
-    label: Annotated[Optional[int], typer.Option(help="cGAN: walk in this class (default: one row per class).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the two end points.")] = 0,
-    output: Annotated[Path, typer.Option("--output", "-o", help="PNG to write.")] = Path("walk.png"),
-    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
-) -> None:
-    """A spherical interpolation (slerp) between two noise vectors: the classic latent walk.
-
-    Example: ganpack interpolate exported/mnist-cgan.onnx --steps 10 --label 3 -o walk.png
-    """
-    from gan_pack.files import check_output_path
-    from gan_pack.images import save_grid
-    from gan_pack.runtime import OnnxGenerator, latent_walk
-
-    if not 2 <= steps <= MAX_WALK_STEPS:
-        raise GanPackError(f"--steps must be in 2..{MAX_WALK_STEPS}, not {steps}")
-    check_output_path(output, ".png")
-    generator = OnnxGenerator(model, device=device.value)
-    noise, row_labels, rows = latent_walk(generator, steps, label, seed)
-    save_grid(output, generator.generate(noise, row_labels), nrow=steps)
-    typer.echo(f"wrote {output} ({rows} row(s) of {steps} steps, seed {seed})")
+ModelPath = cli_sample.ModelPath
+app.command()(cli_sample.sample)
+app.command()(cli_sample.interpolate)
 
 
 @app.command()
@@ -258,6 +130,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Noise seed.")] = 0,
     k: Annotated[int, typer.Option(help="Neighbours for precision/recall/density/coverage.")] = 5,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every figure here.")] = None,
+    truncation: Annotated[Optional[float], typer.Option(help=cli_sample.TRUNCATION_HELP)] = None,
 ) -> None:
     """Measure a generator offline, through onnxruntime: FCD, accuracy, coverage, PRDC.
 
@@ -271,7 +144,7 @@ def evaluate(
 
     if json_out is not None:
         check_output_path(json_out, ".json")
-    result = evaluate_generator(model, classifier, data_dir, n=n, seed=seed, k=k)
+    result = evaluate_generator(model, classifier, data_dir, n=n, seed=seed, k=k, truncation=truncation)
     typer.echo(format_report(result))
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")

@@ -218,7 +218,7 @@ def reference_metrics(real: RealReference) -> dict:
 
 def evaluate_generator(model_path: str | Path, classifier_path: str | Path, data_dir: str | Path,
                        n: int = 10000, seed: int = 0, k: int = 5, device: str = "cpu",
-                       warn=lambda msg: print(msg, file=sys.stderr)) -> dict:
+                       warn=lambda msg: print(msg, file=sys.stderr), truncation: float | None = None) -> dict:
     """Sample n images from an exported generator and measure them; returns the full report."""
     from gan_pack.runtime import OnnxGenerator
 
@@ -239,11 +239,12 @@ def evaluate_generator(model_path: str | Path, classifier_path: str | Path, data
         raise ModelError(f"the test set in {data_dir} has {len(real.test_features)} images, too few for --k {k}")
     check_real_data(real, classifier, data_dir, warn)
     labels = generator.resolve_labels(n, None)
-    fake = generator.sample(n, labels, seed)
+    fake = generator.sample(n, labels, seed, truncation=truncation)
     result = {"model": str(model_path), "model_sha256": file_sha256(model_path),
               "classifier": str(classifier_path), "classifier_sha256": file_sha256(classifier_path),
               "classifier_test_accuracy": classifier.test_accuracy, "dataset": classifier.dataset,
-              "n": n, "n_real": len(real.test_features), "seed": seed, "k": k,
+              "n": n, "n_real": len(real.test_features), "seed": seed, "k": k, "truncation": truncation,
+              "noise": "portable",
               **quality_metrics(fake, labels, classifier, real, k), **reference_metrics(real)}
     result["fcd_ratio_to_floor"] = result["fcd"] / max(result["fcd_floor_train_vs_test"], EPS)
     result["seconds"] = round(time.perf_counter() - started, 2)
@@ -263,5 +264,6 @@ def format_report(r: dict) -> str:
              ("precision", f"{r['precision']:.3f}"), ("recall", f"{r['recall']:.3f}"),
              ("density", f"{r['density']:.3f}"), ("coverage", f"{r['coverage']:.3f}")]
     width = max(len(name) for name, _ in rows)
-    head = f"{Path(r['model']).name}: n = {r['n']}, seed {r['seed']}, k = {r['k']}, {r['seconds']} s"
+    cut = f", truncation {r['truncation']}" if r.get("truncation") is not None else ""
+    head = f"{Path(r['model']).name}: n = {r['n']}, seed {r['seed']}{cut}, k = {r['k']}, {r['seconds']} s"
     return "\n".join([head] + [f"  {name:<{width}}  {value}" for name, value in rows])

@@ -32,6 +32,33 @@ def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) -> 
     return grid
 
 
+CAPTION_HEIGHT = 12
+
+
+def captioned_grid(images: np.ndarray, captions: list[str], nrow: int | None = None, padding: int = 2) -> np.ndarray:
+    """Like make_grid, with a line of text under each image (e.g. its seed)."""
+    from PIL import Image, ImageDraw
+
+    tiles = to_uint8(images)
+    n, h, w, c = tiles.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows, cell_w = math.ceil(n / nrow), max(w, 6 * max(map(len, captions)) + 2)
+    grid = np.zeros((rows * (h + CAPTION_HEIGHT + padding) + padding, nrow * (cell_w + padding) + padding, c),
+                    np.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        y, x = padding + r * (h + CAPTION_HEIGHT + padding), padding + col * (cell_w + padding)
+        grid[y:y + h, x:x + w] = tiles[i]
+    picture = Image.fromarray(grid[:, :, 0] if c == 1 else grid)
+    draw = ImageDraw.Draw(picture)
+    for i, caption in enumerate(captions):
+        r, col = divmod(i, nrow)
+        draw.text((padding + col * (cell_w + padding), padding + r * (h + CAPTION_HEIGHT + padding) + h),
+                  caption, fill=255 if c == 1 else (255, 255, 255))
+    pixels = np.asarray(picture)
+    return pixels[:, :, None] if pixels.ndim == 2 else pixels
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     """(H, W, C) uint8 with C in {1, 3} -> PNG file bytes."""
     from PIL import Image

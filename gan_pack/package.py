@@ -35,6 +35,7 @@ import gan_pack
 from gan_pack.contract import DEFAULT_ATOL, ModelInfo, file_sha256, image_metadata, parity_path, set_metadata
 from gan_pack.errors import ConfigError, ModelError
 from gan_pack.files import OutputPathError, check_output_path
+from gan_pack.noise import portable_noise
 
 PACKAGE_FORMAT, GOLDEN_FORMAT = "gan_pack.package/1", "gan_pack.golden/1"
 GOLDEN_COUNT, GOLDEN_SEED = 4, 2024
@@ -113,7 +114,7 @@ def golden_vectors(models: dict[str, Path], info: ModelInfo) -> dict:
     """GOLDEN_COUNT fixed inputs (every class spread over them) and the images each model file gives."""
     from gan_pack.runtime import OnnxGenerator
 
-    noise = np.random.default_rng(GOLDEN_SEED).standard_normal((GOLDEN_COUNT, info.noise_dim), dtype=np.float32)
+    noise = portable_noise(GOLDEN_SEED, 0, GOLDEN_COUNT, info.noise_dim)
     k = info.num_classes
     labels = [round(i * (k - 1) / max(GOLDEN_COUNT - 1, 1)) for i in range(GOLDEN_COUNT)] if k else None
     vectors = [{"noise": encode(noise[i]), "label": None if labels is None else labels[i], "images": {}}

@@ -12,6 +12,7 @@ import numpy as np
 
 from gan_pack.contract import IMAGES, LABELS, NOISE, ModelInfo
 from gan_pack.errors import DeviceError, ModelError
+from gan_pack.noise import SEED_MAX, check_truncation, portable_noise, random_seed
 
 DEVICES = ("cpu", "cuda", "auto")
 DEFAULT_BATCH_SIZE = 1024
@@ -19,7 +20,6 @@ MAX_BATCH_SIZE = 1 << 20
 MAX_BATCH_BYTES = 1 << 28       # images of one onnxruntime call (256 MiB of float32)
 MAX_SAMPLE_VALUES = 1 << 28     # sample() returns one array: at most 1 GiB of float32
 MAX_IMAGES = 10**12             # -n / --per-class: streamed, so only the count itself is bounded
-SEED_MAX = 2**32 - 1
 IO_BINDING_MIN_BATCH = 256     # on CUDA, batches from this size run through I/O binding
 Labels = Union[None, int, Sequence[int], np.ndarray, str, "LabelCycle"]
 
@@ -225,11 +225,13 @@ class OnnxGenerator:
             raise ModelError(f"label {int(bad[0])} is out of range: this model has classes 0..{k - 1}")
         return labels.astype(np.int64)
 
-    def iter_batches(self, n: int, labels: Labels = None, seed: int | None = None,
-                     batch_size: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def iter_batches(self, n: int, labels: Labels = None, seed: int | None = None, batch_size: int | None = None,
+                     truncation: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (start index, images) batch by batch, so memory stays bounded for any n.
 
-        The noise stream is the same whatever the batch size, so the first k images are too.
+        Image k's noise is the portable noise of (seed, k) (gan_pack.noise): the same whatever n and
+        the batch size, and the same in the Node and browser examples. truncation: redraw noise
+        components beyond +-truncation (the truncation trick).
         """
         if n < 1:
             raise ModelError(f"n must be at least 1, not {n}")
@@ -238,33 +240,35 @@ class OnnxGenerator:
             raise ModelError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, not {batch_size}")
         batch_size = max(1, min(batch_size, MAX_BATCH_BYTES // (4 * self.image_values)))
         labels_for = self._label_source(n, labels)
-        rng = np.random.default_rng(check_seed(seed))
+        seed = random_seed() if seed is None else check_seed(seed)
+        check_truncation(truncation)
         for start in range(0, n, batch_size):
             count = min(batch_size, n - start)
-            noise = rng.standard_normal((count, self.info.noise_dim), dtype=np.float32)
+            noise = portable_noise(seed, start, count, self.info.noise_dim, truncation)
             yield start, self.generate(noise, labels_for(start, count))
 
     def sample(self, n: int, labels: Labels = None, seed: int | None = None,
-               batch_size: int | None = None) -> np.ndarray:
-        """n images (n, C, H, W) float32 in [-1, 1]; standard-normal noise from default_rng(seed)."""
+               batch_size: int | None = None, truncation: float | None = None) -> np.ndarray:
+        """n images (n, C, H, W) float32 in [-1, 1]; image k from the portable noise of (seed, k)."""
         if n > 0 and n * self.image_values > MAX_SAMPLE_VALUES:
             raise ModelError(f"{n} images of {'x'.join(map(str, self.info.image_shape))} need "
                              f"{n * self.image_values * 4 / 2**30:.1f} GiB in one array (at most "
                              f"{MAX_SAMPLE_VALUES * 4 / 2**30:.0f} GiB); stream them with iter_batches "
                              f"(ganpack sample --out-dir)")
         out = np.empty((n, *self.info.image_shape), dtype=np.float32) if n > 0 else None
-        for start, images in self.iter_batches(n, labels, seed, batch_size):
+        for start, images in self.iter_batches(n, labels, seed, batch_size, truncation):
             out[start:start + len(images)] = images
         return out
 
-    def noise(self, n: int, seed: int | None = None) -> np.ndarray:
-        """The noise `sample(n, seed=seed)` uses, for callers that want to reuse or edit it."""
-        return np.random.default_rng(check_seed(seed)).standard_normal((n, self.info.noise_dim), dtype=np.float32)
+    def noise(self, n: int, seed: int | None = None, start: int = 0, truncation: float | None = None) -> np.ndarray:
+        """The noise of images start .. start + n - 1 of `seed`: what `sample` uses, to reuse or edit."""
+        seed = random_seed() if seed is None else check_seed(seed)
+        return portable_noise(seed, start, n, self.info.noise_dim, truncation)
 
 
 def check_seed(seed: int | None) -> int | None:
     """Seeds are 0..2**32-1 everywhere (train takes the same range)."""
-    if seed is not None and not 0 <= seed <= SEED_MAX:
+    if seed is not None and not (isinstance(seed, (int, np.integer)) and 0 <= seed <= SEED_MAX):
         raise ModelError(f"--seed must be in 0..{SEED_MAX}, not {seed}")
     return seed
 
@@ -324,13 +328,14 @@ def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
     return ((np.sin((1 - t) * omega) * a64 + np.sin(t * omega) * b64) / np.sin(omega)).astype(np.float32)
 
 
-def latent_walk(generator: OnnxGenerator, steps: int, label: int | None, seed: int | None):
+def latent_walk(generator: OnnxGenerator, steps: int, label: int | None, seed: int | None,
+                truncation: float | None = None):
     """(noise, labels, rows) of a slerp walk between two noise vectors of `seed`: one row in class
     `label`, or one row per class of a cGAN (the same walk in each), or one row for a GAN."""
     k = generator.info.num_classes
     if label is not None and k == 0:
         raise ModelError("this model is unconditional (num_classes 0): drop --label")
-    ends = generator.noise(2, seed)
+    ends = generator.noise(2, seed, truncation=truncation)
     walk = slerp(ends[0], ends[1], steps)                        # (steps, noise_dim)
     rows = [label] if label is not None else (list(range(k)) if k else [None])
     noise = np.concatenate([walk] * len(rows))

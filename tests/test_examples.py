@@ -206,3 +206,59 @@ def test_web_page_samples_an_imported_tutorial_generator(web_ready, server, tmp_
         shutil.rmtree(out, ignore_errors=True)
     assert canvas["array"].shape == python.shape == (28, 4 * 28, 1)
     assert np.abs(canvas["array"] - python).max() <= 1
+
+
+# ---------------------------------------------------------------- one seed, one image, everywhere
+
+def test_node_noise_is_the_portable_noise(node_ready):
+    """The JavaScript module gives the golden numbers that pin the definition in Python."""
+    from test_noise import GOLDEN
+
+    keys = json.dumps([list(key) for key in GOLDEN])
+    script = ("import('../shared/samples.mjs').then((m) => console.log(JSON.stringify("
+              f"{keys}.map(([s, k]) => Array.from(m.portableNoise(s, k, 1, 4))))))")
+    result = subprocess.run(["node", "-e", script], cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(np.float32(json.loads(result.stdout)), np.float32(list(GOLDEN.values())))
+
+
+@pytest.mark.parametrize("truncation", [None, 0.7])
+def test_node_seed_gives_pythons_images(node_ready, tmp_path, truncation):
+    model = package("mnist-cgan")
+    args = ["node", "sample.js", "--model", str(model), "--seed", "7", "--label", "3", "--count", "4",
+            "--out", str(tmp_path / "s.pgm")] + (["--truncation", str(truncation)] if truncation else [])
+    result = subprocess.run(args, cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    python = np.concatenate(list(to_uint8(OnnxGenerator(model).sample(4, labels=3, seed=7, truncation=truncation))),
+                            axis=1)[:, :, 0].astype(int)
+    assert np.abs(np.asarray(Image.open(tmp_path / "s.pgm")).astype(int) - python).max() <= 1
+
+
+def test_web_seed_gives_pythons_images(web_ready, server, tmp_path):
+    model = package("fashion-mnist-cgan")
+    url = f"{server}/examples/web/index.html?model=../../exported/fashion-mnist-cgan/fashion-mnist-cgan.onnx" \
+          "&seed=7&label=3&count=4&truncation=0.7"
+    result = subprocess.run(["node", "drive.mjs", url, str(tmp_path / "canvas.json")], cwd=WEB_EXAMPLE,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    canvas = json.loads((tmp_path / "canvas.json").read_text())
+    pixels = np.array(canvas["pixels"]).reshape(canvas["height"], canvas["width"])
+    python = np.concatenate(list(to_uint8(OnnxGenerator(model).sample(4, labels=3, seed=7, truncation=0.7))),
+                            axis=1)[:, :, 0].astype(int)
+    assert pixels.shape == python.shape and np.abs(pixels - python).max() <= 1
+
+
+def test_web_walk_frame_is_pythons(web_ready, server, tmp_path):
+    from gan_pack.walk import loop_noise
+
+    model = package("mnist-cgan")
+    url = f"{server}/examples/web/index.html?walk=10&seed=2"
+    result = subprocess.run(["node", "drive.mjs", url, str(tmp_path / "canvas.json")], cwd=WEB_EXAMPLE,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    canvas = json.loads((tmp_path / "canvas.json").read_text())
+    pixels = np.array(canvas["pixels"]).reshape(canvas["height"], canvas["width"])
+    g = OnnxGenerator(model)
+    z = loop_noise(g, 4, 60, 2)[10]
+    python = np.concatenate(list(to_uint8(g.generate(np.repeat(z[None], 10, 0), np.arange(10)))), axis=1)
+    assert pixels.shape == (28, 280) and np.abs(pixels - python[:, :, 0].astype(int)).max() <= 1

@@ -3,13 +3,14 @@
 // image shape) comes from the package's manifest, NAME.json beside NAME.onnx (`ganpack pack`).
 //
 //   node sample.js --model ../../exported/mnist-cgan/mnist-cgan.onnx --label 3 --count 8 --seed 0 --out digits.pgm
+//   node sample.js --model M.onnx --seed 7 --truncation 0.7 --count 4 --out x.pgm
 //   node sample.js --model M.onnx --noise noise.json --labels 3,3 --out x.pgm   (noise: [[noise_dim floats], ...])
 //
-// The noise here is standard normal from a small seeded generator (../shared/samples.mjs), not
-// numpy's: pass --noise to reproduce Python's images exactly.
+// The noise is gan_pack's portable noise (../shared/samples.mjs): a seed gives the same images here as
+// `ganpack sample --seed` and the web page.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { gaussianNoise, manifestPaths, pixelStrip } from '../shared/samples.mjs';
+import { manifestPaths, pixelStrip, portableNoise } from '../shared/samples.mjs';
 
 function parseArgs(argv) {
   const args = { count: 1, seed: 0, label: 0, out: 'sample.pgm' };
@@ -40,7 +41,8 @@ if (args.noise) {
   noise = Float32Array.from(rows.flat());
 } else {
   count = Number(args.count);
-  noise = gaussianNoise(count, manifest.noise_dim, Number(args.seed));
+  const truncation = args.truncation === undefined ? null : Number(args.truncation);
+  noise = portableNoise(Number(args.seed), 0, count, manifest.noise_dim, truncation);
 }
 const feeds = { noise: new ort.Tensor('float32', noise, [count, manifest.noise_dim]) };
 let labels = [];

@@ -1,26 +1,54 @@
 // What the Node.js and browser examples share: the seeded noise, the image-to-pixel mapping and where
 // a model's manifest lies. No dependencies, so Node imports it from disk and the page from the same server.
 
-// A small seeded uniform generator in [0, 1) (mulberry32).
-export function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+// gan_pack's portable noise (gan_pack/noise.py and docs/noise.md define it): image k of a seed gets
+// the same numbers in Python, Node and the browser, whatever the count or batch size.
+function mix(x) {                    // lowbias32, on uint32
+  x = (x ^ (x >>> 16)) >>> 0;
+  x = Math.imul(x, 0x7feb352d) >>> 0;
+  x = (x ^ (x >>> 15)) >>> 0;
+  x = Math.imul(x, 0x846ca68b) >>> 0;
+  return (x ^ (x >>> 16)) >>> 0;
 }
 
-// count x dim standard-normal values (Box-Muller). Not numpy's stream: pass Python's noise to match it.
-export function gaussianNoise(count, dim, seed) {
-  const uniform = mulberry32(seed);
+function key(seed, k) {
+  const high = Math.floor(k / 4294967296) >>> 0, low = (k % 4294967296) >>> 0;
+  return mix((mix((mix((seed ^ 0x9e3779b9) >>> 0) ^ high) >>> 0) ^ low) >>> 0);
+}
+
+function normal(k, c) {              // key k, counter c
+  const bits = (i) => mix((k ^ mix(((2 * c + i) ^ 0x632be5ab) >>> 0)) >>> 0);
+  const u1 = ((bits(0) >>> 8) + 0.5) / 16777216, u2 = ((bits(1) >>> 8) + 0.5) / 16777216;
+  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+}
+
+// count x dim standard normals of images start .. start + count - 1 of `seed`; with `truncation`,
+// components beyond +-truncation are drawn again (at most 256 times, then clipped).
+export function portableNoise(seed, start, count, dim, truncation = null) {
   const noise = new Float32Array(count * dim);
-  for (let i = 0; i < noise.length; i++) {
-    const u = Math.max(uniform(), 1e-12);
-    noise[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * uniform());
+  for (let n = 0; n < count; n++) {
+    const k = key(seed >>> 0, start + n);
+    for (let j = 0; j < dim; j++) {
+      let z = normal(k, j);
+      for (let attempt = 1; truncation !== null && Math.abs(z) > truncation && attempt <= 256; attempt++)
+        z = normal(k, (j + dim * attempt) >>> 0);
+      if (truncation !== null && Math.abs(z) > truncation) z = Math.sign(z) * truncation;
+      noise[n * dim + j] = z;
+    }
   }
   return noise;
+}
+
+// The point a fraction t of the way from a to b along the great circle (gan_pack.walk.slerp_at).
+export function slerp(a, b, t) {
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+  const omega = Math.acos(Math.min(1, Math.max(-1, dot / Math.sqrt(na * nb))));
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++)
+    out[i] = omega < 1e-6 ? (1 - t) * a[i] + t * b[i]
+      : (Math.sin((1 - t) * omega) * a[i] + Math.sin(t * omega) * b[i]) / Math.sin(omega);
+  return out;
 }
 
 // Images (count, C, H, W) in [-1, 1], C = 1 or 3 -> one strip (H, count * W, C) of bytes, the mapping of

@@ -1,11 +1,15 @@
 // Samples a packaged gan_pack generator with onnxruntime-web and draws the images on a canvas, 1 canvas
 // pixel per image pixel (the CSS scales it up). The model is exported/mnist-cgan/mnist-cgan.onnx, or
 // ?model=PATH (relative to this page) for any package; what it needs (noise size, class names, image
-// shape) comes from the package's manifest, NAME.json beside NAME.onnx. Noise: standard normal from
-// ../shared/samples.mjs seeded by the seed box, or, with ?noise=FILE.json ([[noise_dim floats], ...])
-// and ?labels=0,3,5, exactly the noise a caller gives (the tests use that to compare with Python).
-// When done, window.ganpack holds {pixels, width, height, channels, classNames} read back from the page.
-import { gaussianNoise, manifestPaths, pixelStrip } from '../shared/samples.mjs';
+// shape) comes from the package's manifest, NAME.json beside NAME.onnx. Noise: gan_pack's portable
+// noise (../shared/samples.mjs), so a seed gives the images `ganpack sample --seed` gives; the boxes
+// (or ?seed=7&label=3&count=4&truncation=0.7) choose them. ?noise=FILE.json ([[noise_dim floats], ...])
+// with ?labels=0,3,5 takes a caller's own noise. "walk" plays `ganpack interpolate --gif`'s loop
+// (?walk=F draws its frame F). When done, window.ganpack holds {pixels, width, height, channels,
+// classNames} read back from the page.
+import { manifestPaths, pixelStrip, portableNoise, slerp } from '../shared/samples.mjs';
+
+const WALK = { points: 4, frames: 60, fps: 20 };
 
 // ort is the global that ort.wasm.min.js (a classic script, loaded first) defines.
 ort.env.wasm.wasmPaths = new URL('node_modules/onnxruntime-web/dist/', location.href).href;
@@ -40,6 +44,11 @@ function draw(images, count, [channels, height, width], classNames) {
   window.ganpack = { pixels, width: canvas.width, height: canvas.height, channels, classNames };
 }
 
+function truncationOf() {
+  const psi = Number(document.getElementById('truncation').value);
+  return psi >= 3 ? null : psi;            // the slider's right end means no truncation
+}
+
 async function inputs(params, manifest) {
   if (params.has('noise')) {
     const rows = await (await fetch(params.get('noise'))).json();
@@ -50,19 +59,47 @@ async function inputs(params, manifest) {
   const label = Number(document.getElementById('label').value);
   const seed = Number(document.getElementById('seed').value);
   const labels = manifest.num_classes ? Array(count).fill(label) : [];
-  return { noise: gaussianNoise(count, manifest.noise_dim, seed), labels, count };
+  return { noise: portableNoise(seed, 0, count, manifest.noise_dim, truncationOf()), labels, count };
+}
+
+async function run(session, manifest, noise, labels, count) {
+  const feeds = { noise: new ort.Tensor('float32', noise, [count, manifest.noise_dim]) };
+  if (manifest.num_classes) feeds.labels = new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [count]);
+  return (await session.run(feeds)).images.data;
 }
 
 async function sample(session, manifest, params) {
   const { noise, labels, count } = await inputs(params, manifest);
-  const feeds = { noise: new ort.Tensor('float32', noise, [count, manifest.noise_dim]) };
-  if (manifest.num_classes) feeds.labels = new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [count]);
   const started = performance.now();
-  const { images } = await session.run(feeds);
-  draw(images.data, count, manifest.image_shape, manifest.class_names);
+  const images = await run(session, manifest, noise, labels, count);
+  draw(images, count, manifest.image_shape, manifest.class_names);
   const names = [...new Set(labels)].map((label) => manifest.class_names[label]).join(', ');
   document.getElementById('status').textContent =
     `${count} image(s)${names ? ` of ${names}` : ''} in ${(performance.now() - started).toFixed(1)} ms`;
+}
+
+// Frame f of the loop through images 0..points-1 of the seed: one panel per class of a cGAN.
+async function walkFrame(session, manifest, ends, frame) {
+  const position = (frame * WALK.points) / WALK.frames, i = Math.floor(position);
+  const z = slerp(ends.subarray(i * manifest.noise_dim, (i + 1) * manifest.noise_dim),
+    ends.subarray(((i + 1) % WALK.points) * manifest.noise_dim, (((i + 1) % WALK.points) + 1) * manifest.noise_dim),
+    position - i);
+  const panels = Math.max(manifest.num_classes, 1);
+  const noise = new Float32Array(panels * manifest.noise_dim);
+  for (let p = 0; p < panels; p++) noise.set(z, p * manifest.noise_dim);
+  const labels = manifest.num_classes ? [...Array(panels).keys()] : [];
+  draw(await run(session, manifest, noise, labels, panels), panels, manifest.image_shape, manifest.class_names);
+}
+
+async function playWalk(session, manifest) {
+  const seed = Number(document.getElementById('seed').value);
+  const ends = portableNoise(seed, 0, WALK.points, manifest.noise_dim, truncationOf());
+  for (let frame = 0; frame < WALK.frames; frame++) {
+    const started = performance.now();
+    await walkFrame(session, manifest, ends, frame);
+    document.getElementById('status').textContent = `walk: frame ${frame + 1}/${WALK.frames}`;
+    await new Promise((done) => setTimeout(done, Math.max(0, 1000 / WALK.fps - (performance.now() - started))));
+  }
 }
 
 async function main() {
@@ -76,9 +113,22 @@ async function main() {
   manifest.class_names.forEach((name, i) => select.add(new Option(name, String(i))));
   select.value = String(Math.min(3, Math.max(manifest.num_classes - 1, 0)));
   document.getElementById('label-box').hidden = !manifest.num_classes;
+  for (const name of ['seed', 'label', 'count', 'truncation'])
+    if (params.has(name)) document.getElementById(name).value = params.get(name);
+  const slider = document.getElementById('truncation');
+  const showPsi = () => { document.getElementById('psi').textContent = truncationOf() ?? 'off'; };
+  slider.oninput = showPsi;
+  showPsi();
   const session = await ort.InferenceSession.create(model, { executionProviders: ['wasm'] });
   document.getElementById('go').onclick = () => sample(session, manifest, new URLSearchParams());
-  await sample(session, manifest, params);
+  document.getElementById('walk').onclick = () => playWalk(session, manifest);
+  if (params.has('walk')) {
+    const ends = portableNoise(Number(document.getElementById('seed').value), 0, WALK.points, manifest.noise_dim,
+      truncationOf());
+    await walkFrame(session, manifest, ends, Number(params.get('walk')));
+  } else {
+    await sample(session, manifest, params);
+  }
   window.ganpackDone = true;
 }
 
