@@ -61,6 +61,7 @@ info: runtime
 
 benchmark: setup
 	$(VENV)/bin/python benchmarks/sampling.py
+	$(VENV)/bin/python benchmarks/noise.py
 
 # Training speed, tutorial loop vs gan_pack (GPU: add DEVICE=cuda CASES=mlp-64,mlp-1024,dcgan-64).
 DEVICE ?= auto
