@@ -11,7 +11,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[train,dev]'
+	$(VENV)/bin/pip install -q -e '.[train,dev,serve]'
 	touch $@
 
 # The runtime alone: numpy, onnxruntime, typer, pillow, scipy. No torch.

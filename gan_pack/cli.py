@@ -202,12 +202,15 @@ def pack(
         = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="--eval: the real data's IDX files.")] = None,
     name: Annotated[Optional[str], typer.Option(help="The files' name (default: the folder's).")] = None,
+    triton: Annotated[Optional[Path], typer.Option(
+        help="Also write a Triton model repository entry here: TRITON/NAME/config.pbtxt, 1/model.onnx.")] = None,
 ) -> None:
     """A self-describing, checkable package: model(s), manifest, model card, grid, golden vectors, checksums.
 
     Example: ganpack pack runs/demo -o dist/demo/ --variants fp16,int8 --eval
     --classifier exported/mnist-classifier.onnx --data-dir ../shared/data/mnist
     """
+    from gan_pack.files import check_output_path
     from gan_pack.package import PackOptions
     from gan_pack.package import pack as make_package
 
@@ -218,10 +221,18 @@ def pack(
                           data_dir=str(data_dir) if data_dir else None)
     if not source.is_file() or source.suffix != ".onnx":
         cli_train._require_torch()
+    if triton is not None:
+        check_output_path(triton / (name or output.name), folder=True)
     out = make_package(source, output, options, log=lambda line: typer.echo(line, err=True))
     for path in sorted(out.iterdir()):
         typer.echo(f"  {path.name:<32} {path.stat().st_size / 1e6:8.3f} MB")
     typer.echo(f"wrote {out}/ (check it anywhere with: ganpack verify {out})")
+    if triton is not None:
+        from gan_pack.package import write_triton
+
+        stem = name or out.name
+        entry = write_triton(out / f"{stem}.onnx", stem, triton)
+        typer.echo(f"wrote {entry}/config.pbtxt and {entry}/1/model.onnx (tritonserver --model-repository {triton})")
 
 
 @app.command()
@@ -246,6 +257,42 @@ def verify(
         more = f" (and {len(report.problems) - 1} more problem(s))" if len(report.problems) > 1 else ""
         raise VerifyError(f"{report.problems[0]}{more}")
     typer.echo("verified: every check holds")
+
+
+@app.command()
+def serve(
+    models: Annotated[list[Path], typer.Argument(help="Generators: .onnx files, packages, or folders of them.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
+    max_batch: Annotated[int, typer.Option(help="Dynamic batching: most images in one onnxruntime call.")] = 1024,
+    max_delay_ms: Annotated[float, typer.Option(help="Dynamic batching: wait this long for company when idle.")] \
+        = 2.0,
+    max_queue: Annotated[int, typer.Option(help="Requests waiting per model before 503.")] = 256,
+    max_images_per_request: Annotated[int, typer.Option(help="Larger requests get 413.")] = 4096,
+    batching: Annotated[bool, typer.Option(help="--no-batching: one onnxruntime call per request.")] = True,
+) -> None:
+    """Serve generators over HTTP in the Open Inference Protocol (KServe v2, Triton's HTTP API).
+
+    Example: ganpack serve exported/mnist-cgan/ exported/mnist-gan/ --port 8000;
+    then curl 'http://127.0.0.1:8000/v1/models/mnist-cgan/sample.png?n=16&label=3' -o threes.png
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("starlette") is None or importlib.util.find_spec("uvicorn") is None:
+        raise GanPackError("serve needs starlette and uvicorn: pip install 'gan-pack[serve]'")
+    if not 1 <= port <= 65535:
+        raise GanPackError(f"--port must be in 1..65535, not {port}")
+    import uvicorn
+
+    from gan_pack.serve import ServeOptions, create_app, load_models
+
+    options = ServeOptions(max_batch, max_delay_ms, max_queue, max_images_per_request, batching)
+    generators = load_models(models, device.value)
+    typer.echo(f"serving {', '.join(sorted(generators))} on http://{host}:{port}/v2 (Ctrl-C or SIGTERM to stop)",
+               err=True)
+    uvicorn.run(create_app(generators, options), host=host, port=port, log_level="warning",
+                timeout_graceful_shutdown=30)
 
 
 class Mode(str, Enum):

@@ -151,8 +151,8 @@ class OnnxGenerator:
     def image_values(self) -> int:
         return int(np.prod(self.info.image_shape))
 
-    def generate(self, noise: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-        """Images (B, C, H, W) float32 in [-1, 1] for the caller's own noise (B, noise_dim)."""
+    def check_inputs(self, noise: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The feeds for (noise, labels), checked as the contract says; a ModelError names what is wrong."""
         noise = np.ascontiguousarray(noise, dtype=np.float32)
         if noise.ndim != 2 or noise.shape[1] != self.info.noise_dim:
             raise ModelError(f"noise must have shape (batch, {self.info.noise_dim}), not {noise.shape}")
@@ -168,6 +168,14 @@ class OnnxGenerator:
             feeds[LABELS] = labels
         elif labels is not None:
             raise ModelError("this model is unconditional (num_classes 0): drop the labels")
+        return feeds
+
+    def generate(self, noise: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """Images (B, C, H, W) float32 in [-1, 1] for the caller's own noise (B, noise_dim)."""
+        return self.run_checked(self.check_inputs(noise, labels))
+
+    def run_checked(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Images for feeds that check_inputs made (a server batches several requests' feeds)."""
         images = self._run(feeds)
         # models exported before the graph clamped its output can overshoot +-1 by an ulp
         return np.clip(images, -1.0, 1.0, out=images)

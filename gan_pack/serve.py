@@ -1,0 +1,316 @@
+"""`ganpack serve`: generators over HTTP, in the Open Inference Protocol (KServe v2 REST, Triton's
+HTTP API), with a dynamic batcher. Torch-free: Starlette + uvicorn (the [serve] extra).
+
+- GET /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME, /v2/models/NAME/ready
+- POST /v2/models/NAME/infer: JSON tensors, or the binary tensor data extension (what tritonclient
+  sends by default); errors as {"error": "..."} with 400, 404, 413 or 503
+- GET /v1/models/NAME/sample.png?n=16&label=3&seed=1 (and sample.npy): seeded like `ganpack sample`
+
+The batcher merges the requests that wait for a model into one onnxruntime call (up to max_batch
+images; when the model is idle it waits max_delay_ms for company), then splits the images back.
+The graph has no cross-row operation (export proves row independence), so each request gets what
+it would get alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import gan_pack
+from gan_pack.contract import IMAGES, LABELS, NOISE
+from gan_pack.errors import ConfigError, GanPackError, ModelError
+from gan_pack.runtime import OnnxGenerator
+
+DTYPES = {"FP32": np.float32, "INT64": np.int64}
+HEADER = "Inference-Header-Content-Length"
+
+
+@dataclass
+class ServeOptions:
+    max_batch: int = 1024
+    max_delay_ms: float = 2.0
+    max_queue: int = 256
+    max_images_per_request: int = 4096
+    batching: bool = True
+
+    def __post_init__(self) -> None:
+        problems = [f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}"
+                    for name in ("max_batch", "max_queue", "max_images_per_request") if getattr(self, name) < 1]
+        if not 0 <= self.max_delay_ms <= 1000:
+            problems.append(f"--max-delay-ms must be in 0..1000, not {self.max_delay_ms}")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Job:
+    feeds: dict
+    count: int
+    done: asyncio.Future
+
+
+@dataclass
+class Batcher:
+    """One model's queue and the task that runs it: one onnxruntime call at a time."""
+
+    generator: OnnxGenerator
+    options: ServeOptions
+    executor: ThreadPoolExecutor
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    carried: Job | None = None
+
+    async def submit(self, feeds: dict, count: int) -> np.ndarray:
+        if self.queue.qsize() >= self.options.max_queue:
+            raise HTTPError(503, f"the queue is full ({self.options.max_queue} requests waiting); retry later")
+        job = Job(feeds, count, asyncio.get_running_loop().create_future())
+        self.queue.put_nowait(job)
+        return await job.done
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [self.carried or await self.queue.get()]
+            self.carried = None
+            if self.options.batching:
+                if self.queue.empty() and self.options.max_delay_ms:
+                    await asyncio.sleep(self.options.max_delay_ms / 1000)      # idle: wait a moment for company
+                images = jobs[0].count
+                while not self.queue.empty():
+                    job = self.queue.get_nowait()
+                    if images + job.count > self.options.max_batch:
+                        self.carried = job
+                        break
+                    jobs.append(job)
+                    images += job.count
+            try:
+                feeds = {name: np.concatenate([job.feeds[name] for job in jobs]) for name in jobs[0].feeds}
+                result = await loop.run_in_executor(self.executor, self.generator.run_checked, feeds)
+            except Exception as e:  # onnxruntime's own errors reach every waiting request
+                for job in jobs:
+                    if not job.done.done():
+                        job.done.set_exception(e)
+                continue
+            start = 0
+            for job in jobs:
+                if not job.done.done():
+                    job.done.set_result(result[start:start + job.count])
+                start += job.count
+
+
+def load_models(paths: list[Path], device: str) -> dict[str, OnnxGenerator]:
+    """name -> generator, from .onnx files, package folders, or folders of either."""
+    found: dict[str, Path] = {}
+    for path in paths:
+        if path.is_dir() and (path / f"{path.name}.onnx").is_file():
+            candidates = [path / f"{path.name}.onnx"]                       # a package
+        elif path.is_dir():
+            candidates = sorted(p for p in path.glob("*.onnx") if not p.name.endswith((".fp16.onnx", ".int8.onnx")))
+            candidates += sorted(p / f"{p.name}.onnx" for p in path.iterdir() if (p / f"{p.name}.onnx").is_file())
+        else:
+            candidates = [path]
+        for candidate in candidates:
+            name = candidate.name.removesuffix(".onnx")
+            if name in found and found[name] != candidate:
+                raise ConfigError(f"two models are named {name} ({found[name]} and {candidate}); serve one of them")
+            found[name] = candidate
+    models = {}
+    for name, path in found.items():
+        try:
+            models[name] = OnnxGenerator(path, device=device)
+        except ModelError:
+            if len(found) == 1:
+                raise
+    if not models:
+        raise ConfigError(f"no gan_pack generator in {', '.join(map(str, paths))}; give .onnx files or packages")
+    return models
+
+
+# ---------------------------------------------------------------- the protocol
+
+def model_metadata(name: str, g: OnnxGenerator) -> dict:
+    inputs = [{"name": NOISE, "datatype": "FP32", "shape": [-1, g.info.noise_dim]}]
+    if g.info.conditional:
+        inputs.append({"name": LABELS, "datatype": "INT64", "shape": [-1]})
+    return {"name": name, "versions": ["1"], "platform": "onnxruntime_onnx", "inputs": inputs,
+            "outputs": [{"name": IMAGES, "datatype": "FP32", "shape": [-1, *g.info.image_shape]}],
+            "parameters": {"num_classes": g.info.num_classes, "class_names": g.info.class_names,
+                           "dataset": g.info.dataset, "output_range": [-1, 1]}}
+
+
+def parse_infer(body: bytes, header_length: str | None, g: OnnxGenerator, limit: int) -> tuple[dict, dict, int]:
+    """(request JSON, checked feeds, image count) of an infer request; HTTPError 400/413 otherwise."""
+    try:
+        size = int(header_length) if header_length is not None else len(body)
+        request = json.loads(body[:size])
+        binary = memoryview(body)[size:]
+        tensors, offset = {}, 0
+        for entry in request["inputs"]:
+            name, shape, datatype = entry["name"], [int(d) for d in entry["shape"]], entry["datatype"]
+            expected = {NOISE: "FP32", LABELS: "INT64"}.get(name)
+            if expected is None or (name == LABELS and not g.info.conditional):
+                raise HTTPError(400, f"unexpected input {name!r}: this model takes "
+                                     f"{', '.join(i['name'] for i in model_metadata('', g)['inputs'])}")
+            if datatype != expected:
+                raise HTTPError(400, f"input {name!r} must be {expected}, not {datatype}")
+            count = int(np.prod(shape)) if shape else 1
+            if shape and shape[0] > limit:
+                raise HTTPError(413, f"{shape[0]} images in one request; at most {limit} (--max-images-per-request)")
+            parameters = entry.get("parameters") or {}
+            if "binary_data_size" in parameters:
+                nbytes = int(parameters["binary_data_size"])
+                raw = binary[offset:offset + nbytes]
+                offset += nbytes
+                array = np.frombuffer(raw, dtype=DTYPES[datatype])
+            else:
+                array = np.asarray(entry["data"], dtype=DTYPES[datatype]).reshape(-1)
+            if array.size != count:
+                raise HTTPError(400, f"input {name!r} has {array.size} values for shape {shape}")
+            tensors[name] = array.reshape(shape)
+    except HTTPError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise HTTPError(400, f"malformed inference request ({type(e).__name__}: {str(e)[:160]})") from e
+    if NOISE not in tensors:
+        raise HTTPError(400, "the request lacks the input 'noise'")
+    try:
+        feeds = g.check_inputs(tensors[NOISE], tensors.get(LABELS))
+    except ModelError as e:
+        raise HTTPError(400, str(e)) from e
+    return request, feeds, len(feeds[NOISE])
+
+
+def infer_response(name: str, request: dict, images: np.ndarray) -> tuple[bytes, dict]:
+    """(body, headers): JSON, or a JSON header then raw bytes when the client asked for binary data."""
+    wanted = request.get("outputs") or [{"name": IMAGES}]
+    binary = bool((request.get("parameters") or {}).get("binary_data_output")) or any(
+        (o.get("parameters") or {}).get("binary_data") for o in wanted)
+    output = {"name": IMAGES, "datatype": "FP32", "shape": list(images.shape)}
+    reply = {"model_name": name, "model_version": "1", "outputs": [output]}
+    if "id" in request:
+        reply["id"] = request["id"]
+    if not binary:
+        output["data"] = images.reshape(-1).tolist()
+        return json.dumps(reply).encode(), {"content-type": "application/json"}
+    raw = np.ascontiguousarray(images, dtype="<f4").tobytes()
+    output["parameters"] = {"binary_data_size": len(raw)}
+    head = json.dumps(reply).encode()
+    return head + raw, {"content-type": "application/octet-stream", HEADER: str(len(head))}
+
+
+def create_app(models: dict[str, OnnxGenerator], options: ServeOptions | None = None):
+    """The Starlette app serving `models` (name -> OnnxGenerator)."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    options = options or ServeOptions()
+    executor = ThreadPoolExecutor(max_workers=max(1, len(models)), thread_name_prefix="onnxruntime")
+    state: dict = {"batchers": {}, "tasks": []}
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    def model(request) -> tuple[str, OnnxGenerator]:
+        name = request.path_params["name"]
+        if name not in models:
+            raise HTTPError(404, f"unknown model {name!r}; this server has {', '.join(sorted(models))}")
+        return name, models[name]
+
+    async def live(request):
+        return JSONResponse({"live": True})
+
+    async def ready(request):
+        return JSONResponse({"ready": bool(state["batchers"])})
+
+    async def server(request):
+        return JSONResponse({"name": "gan_pack", "version": gan_pack.__version__,
+                             "extensions": ["binary_tensor_data"]})
+
+    async def metadata(request):
+        name, g = model(request)
+        return JSONResponse(model_metadata(name, g))
+
+    async def model_ready(request):
+        name, _ = model(request)
+        return JSONResponse({"name": name, "ready": name in state["batchers"]})
+
+    async def infer(request):
+        name, g = model(request)
+        body = await request.body()
+        parsed, feeds, count = parse_infer(body, request.headers.get(HEADER), g, options.max_images_per_request)
+        images = await state["batchers"][name].submit(feeds, count)
+        content, headers = infer_response(name, parsed, images)
+        return Response(content, headers=headers)
+
+    async def sample(request):
+        name, g = model(request)
+        fmt = request.path_params["fmt"]
+        if fmt not in ("png", "npy"):
+            raise HTTPError(404, f"sample.{fmt}: ask for sample.png (a grid) or sample.npy (an array)")
+        query = request.query_params
+        try:
+            n = int(query.get("n", 16))
+            seed = int(query.get("seed", 0))
+            label = int(query["label"]) if "label" in query else None
+            truncation = float(query["truncation"]) if "truncation" in query else None
+        except ValueError as e:
+            raise HTTPError(400, f"n, seed and label are integers and truncation a number ({e})") from e
+        if not 1 <= n <= options.max_images_per_request:
+            raise HTTPError(413 if n > 0 else 400, f"n must be in 1..{options.max_images_per_request}, not {n}")
+        try:
+            labels = g.resolve_labels(n, label) if g.info.conditional else None
+            noise = g.noise(n, seed, truncation=truncation)
+            feeds = g.check_inputs(noise, labels)
+        except (ModelError, GanPackError) as e:
+            raise HTTPError(400, str(e)) from e
+        images = await state["batchers"][name].submit(feeds, n)
+        buffer = io.BytesIO()
+        if fmt == "npy":
+            np.save(buffer, images)
+            return Response(buffer.getvalue(), media_type="application/octet-stream")
+        from gan_pack.images import make_grid, png_bytes
+
+        k = g.info.num_classes
+        return Response(png_bytes(make_grid(images, 10 if k and label is None else None)), media_type="image/png")
+
+    def guarded(handler):
+        async def wrapper(request):
+            try:
+                return await handler(request)
+            except HTTPError as e:
+                return error(e.status, str(e))
+            except ModelError as e:
+                return error(400, str(e))
+        return wrapper
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        for name, g in models.items():
+            batcher = Batcher(g, options, executor)
+            state["batchers"][name] = batcher
+            state["tasks"].append(asyncio.create_task(batcher.run()))
+        yield
+        for task in state["tasks"]:
+            task.cancel()
+        executor.shutdown(wait=True)
+
+    routes = [Route("/v2/health/live", guarded(live)), Route("/v2/health/ready", guarded(ready)),
+              Route("/v2", guarded(server)), Route("/v2/models/{name}", guarded(metadata)),
+              Route("/v2/models/{name}/ready", guarded(model_ready)),
+              Route("/v2/models/{name}/infer", guarded(infer), methods=["POST"]),
+              Route("/v1/models/{name}/sample.{fmt:str}", guarded(sample))]
+    return Starlette(routes=routes, lifespan=lifespan)

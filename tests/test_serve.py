@@ -1,0 +1,200 @@
+"""ganpack serve on 127.0.0.1, driven by Triton's own client (tritonclient.http) and plain HTTP."""
+
+import concurrent.futures
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+httpclient = pytest.importorskip("tritonclient.http")
+from tritonclient.utils import InferenceServerException
+
+from conftest import EXPORTED, shipped
+from gan_pack.runtime import OnnxGenerator
+from gan_pack.serve import ServeOptions, create_app, load_models
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """uvicorn in a thread, on a free port of 127.0.0.1."""
+
+    def __init__(self, models, options):
+        import uvicorn
+
+        self.port = free_port()
+        config = uvicorn.Config(create_app(models, options), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive()
+            time.sleep(0.02)
+        self.url = f"127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server():
+    models = load_models([EXPORTED / "mnist-cgan", EXPORTED / "mnist-gan.onnx"], "cpu")
+    running = Server(models, ServeOptions(max_images_per_request=256, max_queue=64))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return httpclient.InferenceServerClient(server.url)
+
+
+def infer(client, name, noise, labels=None, binary=True):
+    inputs = [httpclient.InferInput("noise", list(noise.shape), "FP32")]
+    inputs[0].set_data_from_numpy(noise, binary_data=binary)
+    if labels is not None:
+        inputs.append(httpclient.InferInput("labels", list(labels.shape), "INT64"))
+        inputs[1].set_data_from_numpy(labels, binary_data=binary)
+    outputs = [httpclient.InferRequestedOutput("images", binary_data=binary)]
+    return client.infer(name, inputs, outputs=outputs).as_numpy("images")
+
+
+def test_liveness_and_metadata(client):
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("mnist-cgan") and client.is_model_ready("mnist-gan")
+    meta = client.get_model_metadata("mnist-cgan")
+    assert [i["name"] for i in meta["inputs"]] == ["noise", "labels"]
+    assert meta["inputs"][0]["shape"] == [-1, 100] and meta["outputs"][0]["shape"] == [-1, 1, 28, 28]
+    assert client.get_server_metadata()["name"] == "gan_pack"
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_infer_equals_onnxgenerator(client, binary):
+    cgan, gan = OnnxGenerator(shipped("mnist-cgan.onnx")), OnnxGenerator(shipped("mnist-gan.onnx"))
+    noise, labels = cgan.noise(5, seed=3), np.array([0, 3, 5, 7, 9], dtype=np.int64)
+    np.testing.assert_array_equal(infer(client, "mnist-cgan", noise, labels, binary), cgan.generate(noise, labels))
+    np.testing.assert_array_equal(infer(client, "mnist-gan", noise, binary=binary), gan.generate(noise))
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_images(server):
+    """24 requests from 8 threads (a client each: tritonclient's is not thread-safe) of 1-3 images."""
+    g = OnnxGenerator(shipped("mnist-cgan.onnx"))
+    requests = [(g.noise(1 + i % 3, seed=i), np.full(1 + i % 3, i % 10, dtype=np.int64)) for i in range(24)]
+    local = threading.local()
+
+    def ask(request):
+        if not hasattr(local, "client"):
+            local.client = httpclient.InferenceServerClient(server.url)
+        return infer(local.client, "mnist-cgan", *request)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, requests))
+    for (noise, labels), images in zip(requests, answers):
+        np.testing.assert_array_equal(images, g.generate(noise, labels))
+
+
+def http(server, path, body=None, method=None):
+    request = urllib.request.Request(f"http://{server.url}{path}", data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def body(inputs):
+    return json.dumps({"inputs": inputs}).encode()
+
+
+NOISE_1 = {"name": "noise", "shape": [1, 100], "datatype": "FP32", "data": [0.0] * 100}
+
+
+@pytest.mark.parametrize("path, payload, status, words", [
+    ("/v2/models/nope/infer", body([NOISE_1]), 404, "unknown model 'nope'"),
+    ("/v2/models/mnist-cgan/infer", body([NOISE_1]), 400, "conditional: give labels"),
+    ("/v2/models/mnist-cgan/infer", body([NOISE_1, {"name": "labels", "shape": [1], "datatype": "INT64",
+                                                    "data": [10]}]), 400, "label 10 is out of range"),
+    ("/v2/models/mnist-gan/infer", body([{**NOISE_1, "datatype": "FP64"}]), 400, "must be FP32"),
+    ("/v2/models/mnist-gan/infer", body([{**NOISE_1, "shape": [1, 99], "data": [0.0] * 99}]), 400,
+     "noise must have shape (batch, 100)"),
+    ("/v2/models/mnist-gan/infer", body([{**NOISE_1, "data": [float("nan")] * 100}]).replace(b"NaN", b"NaN"), 400,
+     "NaN"),
+    ("/v2/models/mnist-gan/infer", body([{**NOISE_1, "shape": [300, 100], "data": [0.0] * 30000}]), 413,
+     "at most 256"),
+    ("/v2/models/mnist-gan/infer", b"{not json", 400, "malformed inference request"),
+    ("/v2/models/mnist-gan/infer", body([{"name": "extra", "shape": [1], "datatype": "FP32", "data": [0]}]), 400,
+     "unexpected input 'extra'"),
+    ("/v1/models/mnist-gan/sample.png?n=100000", None, 413, "n must be in 1..256"),
+    ("/v1/models/mnist-cgan/sample.png?label=12", None, 400, "out of range"),
+    ("/v1/models/mnist-cgan/sample.gif", None, 404, "sample.png"),
+])
+def test_bad_requests_get_their_status_and_message(server, path, payload, status, words):
+    code, _, content = http(server, path, payload, "POST" if payload is not None else "GET")
+    assert code == status and words in json.loads(content)["error"], content
+
+
+def test_bad_request_through_tritonclient(client):
+    with pytest.raises(InferenceServerException, match="out of range"):
+        infer(client, "mnist-cgan", np.zeros((1, 100), np.float32), np.array([11], dtype=np.int64))
+
+
+def test_png_and_npy_endpoints_are_seeded_like_ganpack_sample(server):
+    from io import BytesIO
+
+    from PIL import Image
+
+    code, headers, content = http(server, "/v1/models/mnist-cgan/sample.png?n=16&label=3&seed=1")
+    assert code == 200 and headers["content-type"] == "image/png" and content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(BytesIO(content)).size == (122, 122)
+    code, _, content = http(server, "/v1/models/mnist-cgan/sample.npy?n=4&label=3&seed=1&truncation=0.7")
+    expected = OnnxGenerator(shipped("mnist-cgan.onnx")).sample(4, labels=3, seed=1, truncation=0.7)
+    assert code == 200 and np.array_equal(np.load(BytesIO(content)), expected)
+
+
+def test_a_full_queue_answers_503():
+    models = load_models([EXPORTED / "mnist-cgan"], "cpu")
+    running = Server(models, ServeOptions(max_queue=1, max_delay_ms=200))
+    try:
+        statuses = []
+        payload = body([{"name": "noise", "shape": [256, 100], "datatype": "FP32", "data": [0.1] * 25600},
+                        {"name": "labels", "shape": [256], "datatype": "INT64", "data": [1] * 256}])
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            statuses = list(pool.map(lambda _: http(running, "/v2/models/mnist-cgan/infer", payload, "POST")[0],
+                                     range(12)))
+        assert 503 in statuses and 200 in statuses
+    finally:
+        running.stop()
+
+
+def test_triton_repository_parses_with_tritons_schema(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
+    from google.protobuf import text_format
+
+    from conftest import run_cli
+
+    code, out, err = run_cli(["pack", shipped("mnist-cgan.onnx"), "-o", tmp_path / "dist" / "mnist-cgan",
+                              "--triton", tmp_path / "models"], capsys)
+    assert code == 0, err
+    entry = tmp_path / "models" / "mnist-cgan"
+    config = text_format.Parse((entry / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert config.name == "mnist-cgan" and config.platform == "onnxruntime_onnx" and config.max_batch_size == 1024
+    assert [(i.name, list(i.dims)) for i in config.input] == [("noise", [100]), ("labels", [1])]
+    assert list(config.input[1].reshape.shape) == [] and config.input[0].data_type == model_config_pb2.TYPE_FP32
+    assert [(o.name, list(o.dims)) for o in config.output] == [("images", [1, 28, 28])]
+    assert config.HasField("dynamic_batching") and len(config.instance_group) == 1
+    packed = tmp_path / "dist" / "mnist-cgan" / "mnist-cgan.onnx"
+    assert (entry / "1" / "model.onnx").read_bytes() == packed.read_bytes()
