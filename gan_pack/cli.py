@@ -266,11 +266,13 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
     max_batch: Annotated[int, typer.Option(help="Dynamic batching: most images in one onnxruntime call.")] = 1024,
-    max_delay_ms: Annotated[float, typer.Option(help="Dynamic batching: wait this long for company when idle.")] \
-        = 2.0,
+    max_delay_ms: Annotated[float, typer.Option(
+        help="Dynamic batching: while requests come together, wait this long for more.")] = 2.0,
     max_queue: Annotated[int, typer.Option(help="Requests waiting per model before 503.")] = 256,
     max_images_per_request: Annotated[int, typer.Option(help="Larger requests get 413.")] = 4096,
     batching: Annotated[bool, typer.Option(help="--no-batching: one onnxruntime call per request.")] = True,
+    threads: Annotated[Optional[int], typer.Option(
+        help="onnxruntime intra-op threads per model (default: all cores but one, leaving one for HTTP).")] = None,
 ) -> None:
     """Serve generators over HTTP in the Open Inference Protocol (KServe v2, Triton's HTTP API).
 
@@ -288,7 +290,9 @@ def serve(
     from gan_pack.serve import ServeOptions, create_app, load_models
 
     options = ServeOptions(max_batch, max_delay_ms, max_queue, max_images_per_request, batching)
-    generators = load_models(models, device.value)
+    from gan_pack.runtime import usable_cores
+
+    generators = load_models(models, device.value, threads or max(1, usable_cores() - 1))
     typer.echo(f"serving {', '.join(sorted(generators))} on http://{host}:{port}/v2 (Ctrl-C or SIGTERM to stop)",
                err=True)
     uvicorn.run(create_app(generators, options), host=host, port=port, log_level="warning",

@@ -7,7 +7,8 @@ HTTP API), with a dynamic batcher. Torch-free: Starlette + uvicorn (the [serve] 
 - GET /v1/models/NAME/sample.png?n=16&label=3&seed=1 (and sample.npy): seeded like `ganpack sample`
 
 The batcher merges the requests that wait for a model into one onnxruntime call (up to max_batch
-images; when the model is idle it waits max_delay_ms for company), then splits the images back.
+images; while requests keep arriving together it also waits max_delay_ms for more, but a lone
+request is never delayed), then splits the images back.
 The graph has no cross-row operation (export proves row independence), so each request gets what
 it would get alone.
 """
@@ -72,6 +73,7 @@ class Batcher:
     executor: ThreadPoolExecutor
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     carried: Job | None = None
+    busy: bool = False              # the last batch merged several requests: others are likely to come
 
     async def submit(self, feeds: dict, count: int) -> np.ndarray:
         if self.queue.qsize() >= self.options.max_queue:
@@ -86,8 +88,8 @@ class Batcher:
             jobs = [self.carried or await self.queue.get()]
             self.carried = None
             if self.options.batching:
-                if self.queue.empty() and self.options.max_delay_ms:
-                    await asyncio.sleep(self.options.max_delay_ms / 1000)      # idle: wait a moment for company
+                if self.queue.empty() and self.options.max_delay_ms and self.busy:
+                    await asyncio.sleep(self.options.max_delay_ms / 1000)      # wait a moment for company
                 images = jobs[0].count
                 while not self.queue.empty():
                     job = self.queue.get_nowait()
@@ -96,6 +98,7 @@ class Batcher:
                         break
                     jobs.append(job)
                     images += job.count
+            self.busy = len(jobs) > 1
             try:
                 feeds = {name: np.concatenate([job.feeds[name] for job in jobs]) for name in jobs[0].feeds}
                 result = await loop.run_in_executor(self.executor, self.generator.run_checked, feeds)
@@ -111,7 +114,7 @@ class Batcher:
                 start += job.count
 
 
-def load_models(paths: list[Path], device: str) -> dict[str, OnnxGenerator]:
+def load_models(paths: list[Path], device: str, threads: int | None = None) -> dict[str, OnnxGenerator]:
     """name -> generator, from .onnx files, package folders, or folders of either."""
     found: dict[str, Path] = {}
     for path in paths:
@@ -130,7 +133,7 @@ def load_models(paths: list[Path], device: str) -> dict[str, OnnxGenerator]:
     models = {}
     for name, path in found.items():
         try:
-            models[name] = OnnxGenerator(path, device=device)
+            models[name] = OnnxGenerator(path, device=device, threads=threads)
         except ModelError:
             if len(found) == 1:
                 raise
