@@ -18,7 +18,6 @@ import resource
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -33,11 +32,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(models: list[str], batching: bool, delay_ms: float = 2.0) -> tuple[subprocess.Popen, int, float]:
+def start_server(models: list[str], batching: bool, delay_ms: float = 2.0,
+                 threads: int | None = None) -> tuple[subprocess.Popen, int, float]:
     port = free_port()
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "gan_pack", "serve", *models, "--port", str(port),
-                                "--max-delay-ms", str(delay_ms), *([] if batching else ["--no-batching"])], cwd=ROOT,
+                                "--max-delay-ms", str(delay_ms), *([] if batching else ["--no-batching"]),
+                                *(["--threads", str(threads)] if threads else [])], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while True:
         try:
@@ -63,39 +64,42 @@ def binary_request(noise: np.ndarray, labels: np.ndarray | None) -> tuple[bytes,
 
 
 def load(port: int, name: str, conditional: bool, noise_dim: int, clients: int, images: int, total: int) -> dict:
-    """`total` requests of `images` images from `clients` threads, each on its own keep-alive connection."""
+    """`total` requests of `images` images from `clients` keep-alive connections, driven by one asyncio
+    loop (raw HTTP/1.1, so the load generator takes as little of the shared CPU as it can)."""
+    import asyncio
+
     rng = np.random.default_rng(0)
     noise = rng.standard_normal((images, noise_dim), dtype=np.float32)
     labels = np.arange(images, dtype=np.int64) % 10 if conditional else None
     body, headers = binary_request(noise, labels)
-    latencies, lock, errors = [], threading.Lock(), []
-    remaining = [total]
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    message = (f"POST /v2/models/{name}/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    latencies, errors, remaining = [], [], [total]
 
-    def client():
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        mine = []
-        while True:
-            with lock:
-                if remaining[0] == 0:
-                    break
-                remaining[0] -= 1
+    async def client():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while remaining[0] > 0:
+            remaining[0] -= 1
             sent = time.perf_counter()
-            connection.request("POST", f"/v2/models/{name}/infer", body, headers)
-            response = connection.getresponse()
-            response.read()
-            if response.status != 200:
-                errors.append(response.status)
-            mine.append(time.perf_counter() - sent)
-        with lock:
-            latencies.extend(mine)
+            writer.write(message)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - sent)
+            if status != 200:
+                errors.append(status)
+        writer.close()
+
+    async def run():
+        await asyncio.gather(*(client() for _ in range(clients)))
 
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    asyncio.run(run())
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     used = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
@@ -114,6 +118,7 @@ def main() -> None:
     parser.add_argument("--model", default="exported/mnist-cgan-mlp.onnx")
     parser.add_argument("--requests", type=int, default=2000, help="requests per cell of single images")
     parser.add_argument("--max-delay-ms", type=float, default=2.0, help="the server's batching window")
+    parser.add_argument("--threads", type=int, default=None, help="the server's onnxruntime threads")
     args = parser.parse_args()
     from gan_pack.runtime import OnnxGenerator
 
@@ -132,7 +137,7 @@ def main() -> None:
           f"{'client cpu':>10} {'errors':>6}")
     results = {}
     for batching in (False, True):
-        process, port, _ = start_server([args.model], batching, args.max_delay_ms)
+        process, port, _ = start_server([args.model], batching, args.max_delay_ms, args.threads)
         try:
             for clients in (1, 8, 64):
                 for images in (1, 16):
