@@ -325,15 +325,21 @@ class LabelRequest:
         return cls(n, label, None)
 
 
-def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
-    """Spherical interpolation from a to b (each (noise_dim,)) in `steps` points, ends included."""
+def slerp_at(a: np.ndarray, b: np.ndarray, t) -> np.ndarray:
+    """The point(s) a fraction t (a number or an array of them) of the way from a to b along the
+    great circle; float64 math, float32 out."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     cos = np.dot(a64, b64) / (np.linalg.norm(a64) * np.linalg.norm(b64))
     omega = np.arccos(np.clip(cos, -1.0, 1.0))
-    t = np.linspace(0.0, 1.0, steps)[:, None]
+    t = np.asarray(t, dtype=np.float64)[..., None]
     if omega < 1e-6:
         return ((1 - t) * a64 + t * b64).astype(np.float32)
     return ((np.sin((1 - t) * omega) * a64 + np.sin(t * omega) * b64) / np.sin(omega)).astype(np.float32)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+    """Spherical interpolation from a to b (each (noise_dim,)) in `steps` points, ends included."""
+    return slerp_at(a, b, np.linspace(0.0, 1.0, steps))
 
 
 def latent_walk(generator: OnnxGenerator, steps: int, label: int | None, seed: int | None,

@@ -10,19 +10,9 @@ import numpy as np
 
 from gan_pack.errors import ModelError
 from gan_pack.images import make_grid
-from gan_pack.runtime import OnnxGenerator
+from gan_pack.runtime import OnnxGenerator, slerp_at
 
 MAX_POINTS, MAX_FRAMES, MAX_FPS = 64, 1000, 60
-
-
-def slerp_at(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    """The point a fraction t of the way from a to b along the great circle (float64 in, float32 out)."""
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    cos = np.dot(a64, b64) / (np.linalg.norm(a64) * np.linalg.norm(b64))
-    omega = np.arccos(np.clip(cos, -1.0, 1.0))
-    if omega < 1e-6:
-        return ((1 - t) * a64 + t * b64).astype(np.float32)
-    return ((np.sin((1 - t) * omega) * a64 + np.sin(t * omega) * b64) / np.sin(omega)).astype(np.float32)
 
 
 def loop_noise(generator: OnnxGenerator, points: int, frames: int, seed: int,
