@@ -316,4 +316,38 @@ def create_app(models: dict[str, OnnxGenerator], options: ServeOptions | None = 
               Route("/v2/models/{name}/ready", guarded(model_ready)),
               Route("/v2/models/{name}/infer", guarded(infer), methods=["POST"]),
               Route("/v1/models/{name}/sample.{fmt:str}", guarded(sample))]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+
+    async def fast_infer(scope, receive, send) -> None:
+        """POST /v2/models/NAME/infer as a bare ASGI handler: the hot path skips Starlette's routing,
+        middleware and Request objects (the same parsing, checks and replies as `infer`)."""
+        name = scope["path"][len("/v2/models/"):-len("/infer")]
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        header = next((v.decode() for k, v in scope["headers"] if k == b"inference-header-content-length"), None)
+        try:
+            if name not in models:
+                raise HTTPError(404, f"unknown model {name!r}; this server has {', '.join(sorted(models))}")
+            parsed, feeds, count = parse_infer(b"".join(chunks), header, models[name], options.max_images_per_request)
+            content, headers = infer_response(name, parsed, await state["batchers"][name].submit(feeds, count))
+            status = 200
+        except (HTTPError, ModelError) as e:
+            status = e.status if isinstance(e, HTTPError) else 400
+            content, headers = json.dumps({"error": str(e)}).encode(), {"content-type": "application/json"}
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        await send({"type": "http.response.start", "status": status,
+                    "headers": raw + [(b"content-length", str(len(content)).encode())]})
+        await send({"type": "http.response.body", "body": content})
+
+    async def asgi(scope, receive, send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and scope["method"] == "POST" and path.startswith("/v2/models/") \
+                and path.endswith("/infer") and path.count("/") == 4:
+            await fast_infer(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return asgi
