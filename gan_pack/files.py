@@ -112,39 +112,35 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _dead_temps(folder: Path, pattern: re.Pattern) -> list[Path]:
+    """Files of `folder` named by `pattern` whose writer (group 1: its pid; none: an older version's
+    temp, which named no writer) is gone."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    return [entry for entry in entries
+            if (match := pattern.match(entry.name)) and (match.group(1) is None or not _alive(int(match.group(1))))
+            and entry.is_file()]
+
+
 def orphan_temps(path: str | os.PathLike) -> list[Path]:
     """Temp files of earlier writes to `path` whose writing process is gone (killed mid-write)."""
     path = Path(path)
-    pattern, found = _temp_pattern(path.name), []
-    try:
-        entries = list(path.parent.iterdir())
-    except OSError:
-        return []
-    for entry in entries:
-        match = pattern.match(entry.name)
-        if match and (match.group(1) is None or not _alive(int(match.group(1)))) and entry.is_file():
-            found.append(entry)
-    return found
+    return _dead_temps(path.parent, _temp_pattern(path.name))
 
 
 def remove_orphans(path: str | os.PathLike, anywhere: bool = False) -> int:
     """Delete the orphaned temps of `path` (with anywhere=True: of any file in the folder `path`
     whose writer left its pid); returns how many."""
     removed = 0
-    for orphan in (_folder_orphans(Path(path)) if anywhere else orphan_temps(path)):
+    orphans = _dead_temps(Path(path), re.compile(r"^\..+\.(\d+)\.[a-z0-9_]+\.tmp$")) if anywhere \
+        else orphan_temps(path)
+    for orphan in orphans:
         with contextlib.suppress(OSError):
             orphan.unlink()
             removed += 1
     return removed
-
-
-def _folder_orphans(folder: Path) -> list[Path]:
-    pattern = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]+\.tmp$")
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return []
-    return [e for e in entries if (m := pattern.match(e.name)) and not _alive(int(m.group(1))) and e.is_file()]
 
 
 @contextlib.contextmanager

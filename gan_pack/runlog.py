@@ -59,8 +59,12 @@ def _read_lines(path: Path) -> tuple[list[dict], int]:
     is not a JSON object counts as unreadable."""
     if not path.is_file():
         return [], 0
+    return _parse_lines(path.read_text(encoding="utf-8", errors="replace").splitlines())
+
+
+def _parse_lines(lines: list[str]) -> tuple[list[dict], int]:
     records, skipped = [], 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in lines:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
@@ -104,7 +108,7 @@ def rewind_metrics(run_dir: str | Path, step: int) -> int:
     if not path.is_file():
         return 0
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    records, _ = _read_lines(path)
+    records, _ = _parse_lines(lines)
     kept = [r for r in records if _step(r) is not None and _step(r) <= step]
     if len(kept) == len(lines):
         return 0
