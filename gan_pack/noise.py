@@ -21,7 +21,8 @@ import os
 
 import numpy as np
 
-SEED_MAX = 2**32 - 1
+from gan_pack.config import SEED_MAX
+
 MAX_REDRAWS = 256
 MIN_TRUNCATION = 0.1         # below it, redraws would rarely succeed: P(|z| <= 0.1) = 8%
 _GOLDEN, _C = np.uint32(0x9E3779B9), np.uint32(0x632BE5AB)
