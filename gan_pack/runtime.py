@@ -59,7 +59,9 @@ def check_model_file(path: Path, what: str = "an exported .onnx model") -> None:
     from gan_pack.onnxscan import check_external_data
 
     if path.is_dir():
-        if (path / "config.json").is_file() or (path / "checkpoint.pt").is_file():
+        from gan_pack.runlog import is_run
+
+        if is_run(path) or (path / "checkpoint.pt").is_file():
             raise ModelError(f"{path} is a training run: export it first with "
                              f"ganpack export {path} -o NAME.onnx")
         raise ModelError(f"{path} is a folder; give the path of {what}")
@@ -134,15 +136,12 @@ class OnnxGenerator:
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
                  batch_size: int = DEFAULT_BATCH_SIZE):
         self.path = Path(path)
-        if not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise ModelError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, not {batch_size}")
         check_model_file(self.path)
         self.session = create_session(self.path, device, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = ModelInfo.from_metadata(meta, self.path)
         _check_signature(self.session, self.path, self.info)
-        # at most MAX_BATCH_BYTES of images per onnxruntime call, whatever batch size was asked
-        self.batch_size = max(1, min(batch_size, MAX_BATCH_BYTES // (4 * self.image_values)))
+        self.batch_size = self._bounded(batch_size)
         self.providers = self.session.get_providers()
         # Where large batches are bound (inputs and output placed by onnxruntime on that device).
         self.binding_device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else None
@@ -150,6 +149,12 @@ class OnnxGenerator:
     @property
     def image_values(self) -> int:
         return int(np.prod(self.info.image_shape))
+
+    def _bounded(self, batch_size: int) -> int:
+        """A batch size in range, lowered to at most MAX_BATCH_BYTES of images per onnxruntime call."""
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ModelError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, not {batch_size}")
+        return max(1, min(batch_size, MAX_BATCH_BYTES // (4 * self.image_values)))
 
     def check_inputs(self, noise: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The feeds for (noise, labels), checked as the contract says; a ModelError names what is wrong."""
@@ -243,12 +248,9 @@ class OnnxGenerator:
         """
         if n < 1:
             raise ModelError(f"n must be at least 1, not {n}")
-        batch_size = batch_size or self.batch_size
-        if not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise ModelError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, not {batch_size}")
-        batch_size = max(1, min(batch_size, MAX_BATCH_BYTES // (4 * self.image_values)))
+        batch_size = self._bounded(batch_size or self.batch_size)
         labels_for = self._label_source(n, labels)
-        seed = random_seed() if seed is None else check_seed(seed)
+        seed = seed_or_random(seed)
         check_truncation(truncation)
         for start in range(0, n, batch_size):
             count = min(batch_size, n - start)
@@ -270,8 +272,7 @@ class OnnxGenerator:
 
     def noise(self, n: int, seed: int | None = None, start: int = 0, truncation: float | None = None) -> np.ndarray:
         """The noise of images start .. start + n - 1 of `seed`: what `sample` uses, to reuse or edit."""
-        seed = random_seed() if seed is None else check_seed(seed)
-        return portable_noise(seed, start, n, self.info.noise_dim, truncation)
+        return portable_noise(seed_or_random(seed), start, n, self.info.noise_dim, truncation)
 
 
 def check_seed(seed: int | None) -> int | None:
@@ -279,6 +280,11 @@ def check_seed(seed: int | None) -> int | None:
     if seed is not None and not (isinstance(seed, (int, np.integer)) and 0 <= seed <= SEED_MAX):
         raise ModelError(f"--seed must be in 0..{SEED_MAX}, not {seed}")
     return seed
+
+
+def seed_or_random(seed: int | None) -> int:
+    """The seed, checked; a random one for a request that gave none."""
+    return random_seed() if seed is None else check_seed(seed)
 
 
 @dataclass(frozen=True)
