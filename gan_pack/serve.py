@@ -51,6 +51,16 @@ class ServeOptions:
             raise ConfigError("; ".join(problems))
 
 
+class AsgiEndpoint:
+    """A Starlette route endpoint that is a bare ASGI callable rather than a request handler."""
+
+    def __init__(self, handler):
+        self.handler = handler
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.handler(scope, receive, send)
+
+
 class HTTPError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -227,11 +237,14 @@ def create_app(models: dict[str, OnnxGenerator], options: ServeOptions | None = 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
 
-    def model(request) -> tuple[str, OnnxGenerator]:
-        name = request.path_params["name"]
+    def named(name: str) -> OnnxGenerator:
         if name not in models:
             raise HTTPError(404, f"unknown model {name!r}; this server has {', '.join(sorted(models))}")
-        return name, models[name]
+        return models[name]
+
+    def model(request) -> tuple[str, OnnxGenerator]:
+        name = request.path_params["name"]
+        return name, named(name)
 
     async def live(request):
         return JSONResponse({"live": True})
@@ -251,13 +264,28 @@ def create_app(models: dict[str, OnnxGenerator], options: ServeOptions | None = 
         name, _ = model(request)
         return JSONResponse({"name": name, "ready": name in state["batchers"]})
 
-    async def infer(request):
-        name, g = model(request)
-        body = await request.body()
-        parsed, feeds, count = parse_infer(body, request.headers.get(HEADER), g, options.max_images_per_request)
-        images = await state["batchers"][name].submit(feeds, count)
-        content, headers = infer_response(name, parsed, images)
-        return Response(content, headers=headers)
+    async def infer(scope, receive, send) -> None:
+        """POST /v2/models/NAME/infer as a bare ASGI handler: requests skip Starlette's routing,
+        middleware and Request objects on this hot path (the route below only answers 405 to other
+        methods)."""
+        name = scope["path"][len("/v2/models/"):-len("/infer")]
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        header = next((v.decode() for k, v in scope["headers"] if k == HEADER.lower().encode()), None)
+        try:
+            parsed, feeds, count = parse_infer(b"".join(chunks), header, named(name), options.max_images_per_request)
+            content, headers = infer_response(name, parsed, await state["batchers"][name].submit(feeds, count))
+            status = 200
+        except (HTTPError, ModelError) as e:
+            status = e.status if isinstance(e, HTTPError) else 400
+            content, headers = json.dumps({"error": str(e)}).encode(), {"content-type": "application/json"}
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        await send({"type": "http.response.start", "status": status,
+                    "headers": raw + [(b"content-length", str(len(content)).encode())]})
+        await send({"type": "http.response.body", "body": content})
 
     async def sample(request):
         name, g = model(request)
@@ -314,39 +342,15 @@ def create_app(models: dict[str, OnnxGenerator], options: ServeOptions | None = 
     routes = [Route("/v2/health/live", guarded(live)), Route("/v2/health/ready", guarded(ready)),
               Route("/v2", guarded(server)), Route("/v2/models/{name}", guarded(metadata)),
               Route("/v2/models/{name}/ready", guarded(model_ready)),
-              Route("/v2/models/{name}/infer", guarded(infer), methods=["POST"]),
+              Route("/v2/models/{name}/infer", AsgiEndpoint(infer), methods=["POST"]),  # other methods: 405
               Route("/v1/models/{name}/sample.{fmt:str}", guarded(sample))]
     app = Starlette(routes=routes, lifespan=lifespan)
-
-    async def fast_infer(scope, receive, send) -> None:
-        """POST /v2/models/NAME/infer as a bare ASGI handler: the hot path skips Starlette's routing,
-        middleware and Request objects (the same parsing, checks and replies as `infer`)."""
-        name = scope["path"][len("/v2/models/"):-len("/infer")]
-        chunks, more = [], True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        header = next((v.decode() for k, v in scope["headers"] if k == b"inference-header-content-length"), None)
-        try:
-            if name not in models:
-                raise HTTPError(404, f"unknown model {name!r}; this server has {', '.join(sorted(models))}")
-            parsed, feeds, count = parse_infer(b"".join(chunks), header, models[name], options.max_images_per_request)
-            content, headers = infer_response(name, parsed, await state["batchers"][name].submit(feeds, count))
-            status = 200
-        except (HTTPError, ModelError) as e:
-            status = e.status if isinstance(e, HTTPError) else 400
-            content, headers = json.dumps({"error": str(e)}).encode(), {"content-type": "application/json"}
-        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        await send({"type": "http.response.start", "status": status,
-                    "headers": raw + [(b"content-length", str(len(content)).encode())]})
-        await send({"type": "http.response.body", "body": content})
 
     async def asgi(scope, receive, send) -> None:
         path = scope.get("path", "")
         if scope["type"] == "http" and scope["method"] == "POST" and path.startswith("/v2/models/") \
                 and path.endswith("/infer") and path.count("/") == 4:
-            await fast_infer(scope, receive, send)
+            await infer(scope, receive, send)
         else:
             await app(scope, receive, send)
 
