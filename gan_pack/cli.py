@@ -223,7 +223,7 @@ def pack(
         cli_train._require_torch()
     if triton is not None:
         check_output_path(triton / (name or output.name), folder=True)
-    out = make_package(source, output, options, log=lambda line: typer.echo(line, err=True))
+    out = make_package(source, output, options)
     for path in sorted(out.iterdir()):
         typer.echo(f"  {path.name:<32} {path.stat().st_size / 1e6:8.3f} MB")
     typer.echo(f"wrote {out}/ (check it anywhere with: ganpack verify {out})")

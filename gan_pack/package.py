@@ -36,6 +36,7 @@ from gan_pack.contract import DEFAULT_ATOL, ModelInfo, file_sha256, image_metada
 from gan_pack.errors import ConfigError, ModelError
 from gan_pack.files import OutputPathError, check_output_path
 from gan_pack.noise import portable_noise
+from gan_pack.runtime import OnnxGenerator
 
 PACKAGE_FORMAT, GOLDEN_FORMAT = "gan_pack.package/1", "gan_pack.golden/1"
 GOLDEN_COUNT, GOLDEN_SEED = 4, 2024
@@ -98,9 +99,9 @@ def staging(out: Path) -> Iterator[Path]:
         raise
 
 
-def stamp(source: Path, target: Path) -> None:
+def stamp(source: Path, target: Path) -> ModelInfo:
     """Copy an exported generator, adding ONNX's identity fields and image conventions if it lacks
-    them; the graph is untouched."""
+    them; the graph is untouched. Returns its metadata."""
     import onnx
 
     model = onnx.load(str(source))
@@ -108,20 +109,18 @@ def stamp(source: Path, target: Path) -> None:
     info = ModelInfo.from_metadata(meta, source)
     set_metadata(model, {**meta, **{k: v for k, v in image_metadata(info.image_shape).items() if k not in meta}})
     onnx.save(model, str(target))
+    return info
 
 
-def golden_vectors(models: dict[str, Path], info: ModelInfo) -> dict:
+def golden_vectors(generators: dict[str, OnnxGenerator], info: ModelInfo) -> dict:
     """GOLDEN_COUNT fixed inputs (every class spread over them) and the images each model file gives."""
-    from gan_pack.runtime import OnnxGenerator
-
     noise = portable_noise(GOLDEN_SEED, 0, GOLDEN_COUNT, info.noise_dim)
     k = info.num_classes
     labels = [round(i * (k - 1) / max(GOLDEN_COUNT - 1, 1)) for i in range(GOLDEN_COUNT)] if k else None
     vectors = [{"noise": encode(noise[i]), "label": None if labels is None else labels[i], "images": {}}
                for i in range(GOLDEN_COUNT)]
     tolerance = {}
-    for name, path in models.items():
-        g = OnnxGenerator(path)
+    for name, g in generators.items():
         images = g.generate(noise, None if labels is None else np.asarray(labels, dtype=np.int64))
         for vector, image in zip(vectors, images):
             vector["images"][name] = encode(image)
@@ -131,12 +130,10 @@ def golden_vectors(models: dict[str, Path], info: ModelInfo) -> dict:
             "tolerance": tolerance, "vectors": vectors}
 
 
-def manifest(name: str, folder: Path, models: dict[str, Path], evaluation: dict | None) -> dict:
+def manifest(name: str, folder: Path, generators: dict[str, OnnxGenerator], evaluation: dict | None) -> dict:
     """The facts of the metadata, as plain JSON, and every file of the folder (size, SHA-256)."""
-    from gan_pack.runtime import OnnxGenerator
-
-    main = OnnxGenerator(models[f"{name}.onnx"])
-    info, raw = main.info, main.info.raw
+    info = generators[f"{name}.onnx"].info
+    raw = info.raw
     k = info.num_classes
     inputs = [{"name": "noise", "dtype": "float32", "shape": ["batch", info.noise_dim]}]
     if k:
@@ -144,8 +141,8 @@ def manifest(name: str, folder: Path, models: dict[str, Path], evaluation: dict 
     files = []
     for path in sorted(folder.iterdir()):
         entry = {"path": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
-        if path.name in models:
-            meta = OnnxGenerator(path).info
+        if path.name in generators:
+            meta = generators[path.name].info
             entry.update(role="model" if path.name == f"{name}.onnx" else "variant", precision=meta.precision,
                          opset=meta.opset, parity=meta.parity or json.loads(meta.raw.get("parity_vs_fp32", "null")))
         files.append(entry)
@@ -184,8 +181,7 @@ def place_models(source: Path, folder: Path, name: str, options: PackOptions) ->
     if source.is_file() and source.suffix == ".onnx":
         if "fp16" in options.variants:
             raise ConfigError("--variants fp16 is exported from PyTorch: pack the run folder, not the .onnx")
-        stamp(source, main)
-        parity = ModelInfo.from_metadata(_meta(main), main).parity
+        parity = stamp(source, main).parity
         if parity:
             (folder / parity_path(main).name).write_text(json.dumps(parity, indent=2) + "\n")
     else:
@@ -207,12 +203,6 @@ def place_models(source: Path, folder: Path, name: str, options: PackOptions) ->
     return models
 
 
-def _meta(path: Path) -> dict[str, str]:
-    from gan_pack.runtime import OnnxGenerator
-
-    return OnnxGenerator(path).info.raw
-
-
 def evaluation_for(source: Path, main: Path, options: PackOptions) -> dict | None:
     """A fresh evaluation (--eval), or NAME.eval.json beside the source if it names this very file."""
     if options.classifier is not None:
@@ -229,11 +219,10 @@ def evaluation_for(source: Path, main: Path, options: PackOptions) -> dict | Non
     return None
 
 
-def pack(source: str | Path, out: str | Path, options: PackOptions | None = None, log=lambda line: None) -> Path:
+def pack(source: str | Path, out: str | Path, options: PackOptions | None = None) -> Path:
     """Write the package of a run folder, checkpoint or exported .onnx into the folder `out`."""
     from gan_pack.card import model_card
     from gan_pack.images import save_grid
-    from gan_pack.runtime import OnnxGenerator
 
     options, source = options or PackOptions(), Path(source)
     out = check_output_path(out, folder=True)
@@ -246,15 +235,15 @@ def pack(source: str | Path, out: str | Path, options: PackOptions | None = None
         raise ConfigError("pack needs the onnx package: pip install onnx (it comes with [train])") from e
     with staging(out) as folder:
         models = place_models(source, folder, name, options)
-        main = models[f"{name}.onnx"]
-        g = OnnxGenerator(main)
+        generators = {file: OnnxGenerator(path) for file, path in models.items()}     # each opened once
+        main, g = models[f"{name}.onnx"], generators[f"{name}.onnx"]
         k = g.info.num_classes
         save_grid(folder / f"{name}.png", g.sample(10 * k if k else 64, seed=0), 10 if k else 8)
         evaluation = evaluation_for(source, main, options)
         if evaluation is not None:
             (folder / f"{name}.eval.json").write_text(json.dumps(evaluation, indent=2) + "\n")
-        (folder / f"{name}.golden.json").write_text(json.dumps(golden_vectors(models, g.info)) + "\n")
-        facts = manifest(name, folder, models, evaluation)          # lists every file written so far
+        (folder / f"{name}.golden.json").write_text(json.dumps(golden_vectors(generators, g.info)) + "\n")
+        facts = manifest(name, folder, generators, evaluation)          # lists every file written so far
         (folder / f"{name}.json").write_text(json.dumps(facts, indent=2) + "\n")
         (folder / "README.md").write_text(model_card(facts, evaluation, options.license))
         write_sums(folder)
@@ -279,8 +268,6 @@ def triton_config(name: str, info: ModelInfo, max_batch: int = 1024, delay_us: i
 
 def write_triton(model: Path, name: str, repository: str | Path, max_batch: int = 1024) -> Path:
     """REPOSITORY/NAME/config.pbtxt and REPOSITORY/NAME/1/model.onnx, built beside and renamed in."""
-    from gan_pack.runtime import OnnxGenerator
-
     out = check_output_path(Path(repository) / name, folder=True)
     info = OnnxGenerator(model).info
     with staging(out) as folder:
