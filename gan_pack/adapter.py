@@ -70,20 +70,22 @@ class ImportSpec:
 class ContractAdapter(nn.Module):
     """noise (B, noise_dim) [+ labels (B,)] -> images (B, C, H, W) in [-1, 1], around any module."""
 
-    def __init__(self, module: nn.Module, spec: ImportSpec, image_shape: tuple[int, int, int]):
+    def __init__(self, module: nn.Module, spec: ImportSpec, image_shape: tuple[int, int, int] | None):
         super().__init__()
-        self.module, self.image_shape = module, tuple(image_shape)
+        self.module, self.image_shape = module, tuple(image_shape or ())
         self.noise_shape = tuple(spec.noise_shape) if spec.noise_shape else None
         self.num_classes, self.onehot = spec.num_classes, spec.label_input == "onehot"
         self.zero_one = tuple(spec.output_range) == (0.0, 1.0)
 
-    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def inputs(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> tuple:
+        """What the module's own forward takes for the contract's (noise, labels)."""
         z = noise if self.noise_shape is None else noise.reshape(noise.shape[0], *self.noise_shape)
-        if self.num_classes:
-            given = F.one_hot(labels, self.num_classes).to(z.dtype) if self.onehot else labels
-            out = self.module(z, given)
-        else:
-            out = self.module(z)
+        if not self.num_classes:
+            return (z,)
+        return z, F.one_hot(labels, self.num_classes).to(z.dtype) if self.onehot else labels
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.module(*self.inputs(noise, labels))
         out = out.reshape(out.shape[0], *self.image_shape)                    # (B, C, H, W)
         return out * 2 - 1 if self.zero_one else out
 
@@ -99,16 +101,11 @@ def _inputs(spec: ImportSpec, batch: int) -> tuple[torch.Tensor, torch.Tensor | 
 def _run(module: nn.Module, spec: ImportSpec, batch: int, worked: list[int]) -> torch.Tensor:
     """The raw module's output at one batch size, its errors explained (`worked`: the batch sizes
     that ran before)."""
-    adapter = ContractAdapter(module, spec, (1, 1, 1))
-    noise, labels = _inputs(spec, batch)
-    z = noise if adapter.noise_shape is None else noise.reshape(batch, *adapter.noise_shape)
+    args = ContractAdapter(module, spec, image_shape=None).inputs(*_inputs(spec, batch))   # no output reshape here
     try:
-        if spec.num_classes:
-            out = module(z, F.one_hot(labels, spec.num_classes).float() if adapter.onehot else labels)
-        else:
-            out = module(z)
+        out = module(*args)
     except Exception as e:  # the user's forward may raise anything
-        raise ModelError(_explain_failure(e, spec, batch, worked, tuple(z.shape))) from e
+        raise ModelError(_explain_failure(e, spec, batch, worked, tuple(args[0].shape))) from e
     if not isinstance(out, torch.Tensor):
         raise ModelError(f"forward returns a {type(out).__name__}, not a tensor of images")
     return out.float()
