@@ -34,7 +34,7 @@ import numpy as np
 import gan_pack
 from gan_pack.contract import DEFAULT_ATOL, ModelInfo, file_sha256, image_metadata, parity_path, set_metadata
 from gan_pack.errors import ConfigError, ModelError
-from gan_pack.files import OutputPathError, check_output_path
+from gan_pack.files import OutputPathError, check_output_path, make_folder, write_failure
 from gan_pack.noise import portable_noise
 from gan_pack.runtime import OnnxGenerator
 
@@ -84,8 +84,11 @@ def staging(out: Path) -> Iterator[Path]:
     """A temp folder beside `out`, renamed to `out` only if the block succeeds."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputPathError(f"{out} already exists; remove it or choose another -o")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+    make_folder(out.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+    except OSError as e:        # a place that looks writable but is not (e.g. /proc), or a full disk
+        raise write_failure(out, e) from e
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)              # mkdtemp makes 0700; a package is for others to read

@@ -173,6 +173,7 @@ def test_pack_with_evaluation_puts_figures_in_the_card(tmp_path, trained_runs, t
     (["{onnx}", "-o", "{new}", "--variants", "fp16"], "--variants fp16 is exported from PyTorch"),
     (["{onnx}", "-o", "{new}", "--variants", "int4"], "--variants takes fp16 and int8"),
     (["{onnx}", "-o", "{new}", "--eval"], "--eval goes with --classifier and --data-dir"),
+    (["{onnx}", "-o", "/proc/gan-pack-test"], "/proc"),              # looks writable to root, is not
 ])
 def test_pack_mistakes(tmp_path, capsys, trained_runs, args, words):
     (tmp_path / "existing").mkdir()
