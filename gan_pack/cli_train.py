@@ -162,6 +162,12 @@ class Tutorial(str, Enum):
     cgan = "tutorial-cgan"
 
 
+class Rewrite(str, Enum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
 class LabelInput(str, Enum):
     index = "index"
     onehot = "onehot"
@@ -179,6 +185,9 @@ def export(
     precision: Annotated[Precision, typer.Option(
         help="fp32, fp16 (half weights and compute, float32 I/O) or int8 (quantized fp32 export).")] = Precision.fp32,
     allow_mismatch: Annotated[bool, typer.Option(help="Write the model even if parity fails (loudly).")] = False,
+    rewrite: Annotated[Rewrite, typer.Option(
+        help="Transposed convolutions as phase convolutions, thin convolutions as a matrix product: auto "
+             "(kept where they measure faster on this CPU), on, or off.")] = Rewrite.auto,
     module: Annotated[Optional[str], _option("FILE.py:ClassName of your generator (imports that file).", OWN)] = None,
     init: Annotated[Optional[str], _option("JSON keyword arguments for the class, e.g. '{\"ngpu\": 1}'.", OWN)] = None,
     tutorial: Annotated[Optional[Tutorial], _option(
@@ -205,7 +214,7 @@ def export(
     from gan_pack.export import ExportOptions, check_outputs, export_generator, write_package
 
     options = ExportOptions(weights=weights.value, opset=opset, atol=atol, precision=precision.value,
-                            allow_mismatch=allow_mismatch)
+                            allow_mismatch=allow_mismatch, rewrite=rewrite.value)
     own = {"--noise-dim": noise_dim, "--num-classes": num_classes, "--class-names": class_names,
            "--image-shape": image_shape, "--noise-shape": noise_shape, "--init": init}
     if module is None and tutorial is None:

@@ -43,6 +43,7 @@ from gan_pack.errors import CheckpointError, ConfigError, GanPackError, ModelErr
 from gan_pack.files import atomic_path, check_output_path, write_text_atomic
 from gan_pack.graph import fold_batchnorm_into_next_gemm, rename_batch_axis
 from gan_pack.models import build_generator
+from gan_pack.rewrite import REWRITE_MODES, rewrite_for_cpu
 
 OPSETS = range(18, 24)            # what the dynamo exporter writes and onnxruntime runs
 EXPORT_EXAMPLE_BATCH = 4
@@ -58,6 +59,7 @@ class ExportOptions:
     atol: float | None = None                     # None: the precision's default
     batch_sizes: tuple[int, ...] = PARITY_BATCHES
     allow_mismatch: bool = False
+    rewrite: str = "auto"                         # auto | on | off: see rewrite.py
 
     def __post_init__(self) -> None:
         problems = []
@@ -67,6 +69,8 @@ class ExportOptions:
             problems.append(f"--opset {self.opset} is not supported; use {OPSETS[0]}..{OPSETS[-1]}")
         if self.precision not in DEFAULT_ATOL:
             problems.append(f"--precision must be fp32, fp16 or int8, not {self.precision!r}")
+        if self.rewrite not in REWRITE_MODES:
+            problems.append(f"--rewrite must be auto, on or off, not {self.rewrite!r}")
         problems += bound_problems(self.atol)
         if problems:
             raise ConfigError("; ".join(problems))
@@ -186,6 +190,11 @@ def _export_onnx(packaged: Packaged, path: Path, output: Path, options: ExportOp
     rename_batch_axis(model)
     fold_batchnorm_into_next_gemm(model)
     metadata = {**packaged.metadata, "precision": "fp16" if half else "fp32", "opset": str(options.opset)}
+    if not half:                          # fp16 is for GPUs, whose ConvTranspose is fast already
+        with tempfile.TemporaryDirectory() as scratch:
+            record = rewrite_for_cpu(model, options.rewrite, scratch)
+        if record:
+            metadata["rewrites"] = json.dumps(record)
     set_metadata(model, metadata)
     onnx.save(model, str(path))
     onnx.checker.check_model(str(path), full_check=True)

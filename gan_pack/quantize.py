@@ -25,6 +25,7 @@ from gan_pack.contract import (
 )
 from gan_pack.errors import ConfigError, ModelError
 from gan_pack.files import atomic_path, check_output_path
+from gan_pack.rewrite import rewrite_graph
 
 MODES = ("auto", "static", "dynamic")
 CONVOLUTIONS = {"Conv", "ConvTranspose"}
@@ -64,11 +65,20 @@ def _calibration_reader(info, n: int, batch: int, seed: int):
     return Reader()
 
 
-def _quantize(source: Path, target: Path, mode: str, info, calibration_n: int, seed: int) -> None:
+def _quantize(source: Path, target: Path, mode: str, info, calibration_n: int, seed: int) -> dict | None:
+    """Quantize `source` into `target`; returns the rewrites applied first (None if none): transposed
+    convolutions become phase convolutions, which static quantization turns into QLinearConv (a
+    ConvTranspose would stay in float between its Dequantize and Quantize nodes)."""
+    import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory() as scratch:
+        model = onnx.load(str(source))
+        done = rewrite_graph(model, phases=True, taps=False)
+        if done:
+            source = Path(scratch) / "rewritten.onnx"
+            onnx.save(model, str(source))
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared))
         if mode == "dynamic":
@@ -77,6 +87,7 @@ def _quantize(source: Path, target: Path, mode: str, info, calibration_n: int, s
             quantize_static(str(prepared), str(target), _calibration_reader(info, calibration_n, 64, seed),
                             quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return {"rewrites": {k: v for k, v in done.counts.items() if v}, "kept": True} if done else None
 
 
 def _parity(reference, candidate, mode: str, bound: float) -> ParityReport:
@@ -98,7 +109,7 @@ def quantize_onnx(model: Path, target: Path, output: Path, mode: str = "auto", a
     if reference.info.precision != "fp32":
         raise ModelError(f"{model} is {reference.info.precision}; quantize the fp32 export")
     mode = choose_mode(model) if mode == "auto" else mode
-    _quantize(model, target, mode, reference.info, calibration_n, seed)
+    rewrites = _quantize(model, target, mode, reference.info, calibration_n, seed)
     report = _parity(reference, OnnxGenerator(target), mode, atol or DEFAULT_ATOL["int8"])
     require_parity(report, "the int8 model does not match the fp32 one", output, allow_mismatch)
     quantized = onnx.load(str(target))
@@ -106,6 +117,8 @@ def quantize_onnx(model: Path, target: Path, output: Path, mode: str = "auto", a
     meta = {k: v for k, v in reference.info.raw.items() if k != "parity"}
     meta.update({"precision": report.precision, "parity_vs_fp32": json.dumps(report.to_dict()),
                  "quantized_from_sha256": file_sha256(model)})
+    if rewrites:
+        meta["rewrites"] = json.dumps(rewrites)
     set_metadata(quantized, meta)
     onnx.save(quantized, str(target))
     OnnxGenerator(target)                                   # the contract still holds
