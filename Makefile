@@ -37,7 +37,7 @@ test-runtime: runtime
 	$(RUNTIME_VENV)/bin/python -m pytest -q tests/test_runtime.py tests/test_cli.py tests/test_images.py \
 		tests/test_evaluate.py tests/test_shipped.py tests/test_idx.py tests/test_config.py tests/test_report.py \
 		tests/test_quantize.py tests/test_contract.py tests/test_runlog.py tests/test_files.py tests/test_limits.py \
-		tests/test_noise.py tests/test_sampling.py
+		tests/test_noise.py tests/test_sampling.py tests/test_memory.py
 	$(RUNTIME_VENV)/bin/ganpack sample exported/mnist-gan.onnx -n 16 -o /tmp/ganpack-ci-sample.png
 
 # The Node.js and browser examples against Python's output (npm ci; Chromium from Debian).

@@ -333,18 +333,19 @@ def optimize(
     from gan_pack.rewrite import optimize_generator
 
     path = output or model
-    record, report = optimize_generator(model, path, mode.value, atol, allow_mismatch)
-    if record is None:
-        typer.echo(f"{model} has nothing to rewrite (no ConvTranspose 4/2/1, no thin Conv); nothing written")
-        return
-    rates = record.get("images_per_s")
-    speed = (f": {rates['rewritten']:,.0f} against {rates['original']:,.0f} images/s at batch {record['batch']}"
+    done = optimize_generator(model, path, mode.value, atol, allow_mismatch)
+    rates = (done.record or {}).get("images_per_s")
+    speed = (f": {rates['rewritten']:,.0f} against {rates['original']:,.0f} images/s at batch {done.record['batch']}"
              if rates else "")
-    if report is None:
-        typer.echo(f"the rewritten graph was not faster on this CPU{speed}; nothing written")
-        return
-    cli_train.show_parity([report])
-    typer.echo(f"wrote {path} ({', '.join(f'{n} {k}' for k, n in record['rewrites'].items())}){speed}")
+    if done.report is not None:
+        cli_train.show_parity([done.report])
+    if done.record is None:
+        what = "nothing to rewrite (no ConvTranspose 4/2/1, no thin Conv)"
+    elif done.report is None:
+        what = f"the rewritten graph was not faster on this CPU{speed}; the graph is unchanged"
+    else:
+        what = f"rewrote {', '.join(f'{n} {k}' for k, n in done.record['rewrites'].items())}{speed}"
+    typer.echo(f"{model}: {what}; " + (f"wrote {path} with its activation size" if done.written else "nothing written"))
 
 
 @app.command()

@@ -46,7 +46,8 @@ def sample(
         help="One image per seed, e.g. 0-99 or 1,5,9 (image 0 of each): grid captions or file names say it.")] = None,
     truncation: Annotated[Optional[float], typer.Option(help=TRUNCATION_HELP)] = None,
     device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
-    batch_size: Annotated[int, typer.Option(help="Images per onnxruntime call.")] = 1024,
+    batch_size: Annotated[Optional[int], typer.Option(
+        help="Images per onnxruntime call (default: what fits 8 MiB of activations, at most 1024).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (1..cores).")] = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="One file: a grid (.png) or an array (.npy), by its extension.")] = None,
@@ -92,10 +93,12 @@ def sample(
     else:
         from gan_pack import images as imaging
 
-        images = generator.sample(request.n, request.labels, seed, truncation=truncation)
-        if fmt is Format.npy:
-            imaging.save_npy(output, images)
+        if fmt is Format.npy:                 # streamed: the array is never whole in memory
+            generator.check_one_array(request.n)
+            batches = generator.iter_batches(request.n, request.labels, seed, truncation=truncation)
+            imaging.save_npy_batches(output, (request.n, *generator.info.image_shape), (b for _, b in batches))
         else:
+            images = generator.sample(request.n, request.labels, seed, truncation=truncation)
             imaging.save_grid(output, images, nrow or request.columns)
         typer.echo(f"wrote {output} ({request.n} images, seed {seed})")
 

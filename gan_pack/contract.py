@@ -134,6 +134,7 @@ class ModelInfo:
     version: str
     parity: dict | None
     raw: dict[str, str] = field(repr=False, default_factory=dict)
+    activation_bytes: int | None = None           # per image, from the graph (graph.activation_bytes)
 
     @property
     def conditional(self) -> bool:
@@ -156,7 +157,8 @@ class ModelInfo:
                        dataset=meta.get("dataset", "?"), epochs=int(meta.get("epochs", 0)),
                        weights=meta.get("weights", "?"), precision=meta.get("precision", "fp32"),
                        opset=int(meta.get("opset", 0)), version=meta.get("gan_pack.version", "?"),
-                       parity=json.loads(meta["parity"]) if "parity" in meta else None, raw=dict(meta))
+                       parity=json.loads(meta["parity"]) if "parity" in meta else None, raw=dict(meta),
+                       activation_bytes=int(meta["activation_bytes"]) if "activation_bytes" in meta else None)
             if "parity_vs_fp32" in meta:
                 problems = parity_problems(json.loads(meta["parity_vs_fp32"]), "parity_vs_fp32")
             else:
@@ -178,6 +180,8 @@ class ModelInfo:
                      f"{MAX_IMAGE_VALUES} values")
         if not 1 <= self.noise_dim <= MAX_NOISE_DIM:
             p.append(f"noise_dim {self.noise_dim} is not in 1..{MAX_NOISE_DIM}")
+        if self.activation_bytes is not None and not 1 <= self.activation_bytes <= MAX_ACTIVATION_BYTES:
+            p.append(f"activation_bytes {self.activation_bytes} is not in 1..{MAX_ACTIVATION_BYTES}")
         if not 0 <= self.num_classes <= MAX_CLASSES:
             p.append(f"num_classes {self.num_classes} is not in 0..{MAX_CLASSES}")
         if not isinstance(self.class_names, list) or not all(isinstance(c, str) for c in self.class_names) \
@@ -189,6 +193,7 @@ class ModelInfo:
 
 
 MAX_CHANNELS, MAX_IMAGE_VALUES, MAX_NOISE_DIM, MAX_CLASSES = 4, 1 << 24, 1 << 16, 100_000
+MAX_ACTIVATION_BYTES = 1 << 34                 # per image: 16 GiB
 
 
 def parity_problems(parity, key: str) -> list[str]:

@@ -41,7 +41,7 @@ from gan_pack.contract import (
 )
 from gan_pack.errors import CheckpointError, ConfigError, GanPackError, ModelError, in_chain
 from gan_pack.files import atomic_path, check_output_path, write_text_atomic
-from gan_pack.graph import fold_batchnorm_into_next_gemm, rename_batch_axis
+from gan_pack.graph import activation_bytes, fold_batchnorm_into_next_gemm, rename_batch_axis
 from gan_pack.models import build_generator
 from gan_pack.rewrite import REWRITE_MODES, rewrite_for_cpu
 
@@ -195,6 +195,7 @@ def _export_onnx(packaged: Packaged, path: Path, output: Path, options: ExportOp
             record = rewrite_for_cpu(model, options.rewrite, scratch)
         if record:
             metadata["rewrites"] = json.dumps(record)
+    metadata["activation_bytes"] = str(activation_bytes(model))
     set_metadata(model, metadata)
     onnx.save(model, str(path))
     onnx.checker.check_model(str(path), full_check=True)

@@ -61,3 +61,28 @@ def fold_batchnorm_into_next_gemm(model) -> int:
     for name in [n for n in inits if n not in used]:
         model.graph.initializer.remove(inits[name])
     return len(folded)
+
+
+def activation_bytes(model) -> int:
+    """Bytes of activations one image keeps alive at once, from the graph (shapes inferred with
+    batch 1, each tensor live from the node that makes it to the last node that reads it). It is
+    what the runtime sizes its batches by (metadata `activation_bytes`); onnxruntime's own buffers
+    (blocked layouts, im2col) come on top, which the runtime's factor allows for."""
+    from onnx import helper, shape_inference
+
+    graph = shape_inference.infer_shapes(model).graph
+    sizes = {}
+    for value in [*graph.value_info, *graph.output]:
+        t = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else 1 for d in t.shape.dim][1:]   # per image
+        itemsize = helper.tensor_dtype_to_np_dtype(t.elem_type).itemsize if t.elem_type else 4
+        sizes[value.name] = int(np.prod(dims, dtype=np.int64)) * itemsize
+    last_read = {name: i for i, node in enumerate(graph.node) for name in node.input}
+    outputs = {o.name for o in graph.output}
+    live, peak = {}, 0
+    for i, node in enumerate(graph.node):
+        live.update((name, sizes.get(name, 0)) for name in node.output)
+        peak = max(peak, sum(live.values()))
+        for name in [n for n in live if last_read.get(n, -1) <= i and n not in outputs]:
+            del live[name]
+    return max(peak, 1)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_pack.files import remove_orphans, write_bytes_atomic
+from gan_pack.files import atomic_path, remove_orphans, write_bytes_atomic
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -81,6 +81,23 @@ def save_npy(path: str | os.PathLike, array: np.ndarray, clean: bool = True) -> 
     buffer = io.BytesIO()
     np.save(buffer, array)
     write_bytes_atomic(path, buffer.getvalue(), clean)
+
+
+def save_npy_batches(path: str | os.PathLike, shape: tuple[int, ...], batches) -> None:
+    """One float32 .npy of `shape`, written batch by batch as `batches` yields them: the whole
+    array is never in memory. The file appears only once every batch is in."""
+    expected = int(np.prod(shape, dtype=np.int64))
+    written = 0
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                  "shape": tuple(int(x) for x in shape)}
+        np.lib.format.write_array_header_1_0(f, header)
+        for batch in batches:
+            batch = np.ascontiguousarray(batch, dtype=np.float32)
+            f.write(batch.data)
+            written += batch.size
+        if written != expected:
+            raise ValueError(f"{written} values written for an array of {expected}")
 
 
 SHARD_SIZE = 1000      # files per subfolder of --out-dir

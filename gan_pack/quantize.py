@@ -25,6 +25,7 @@ from gan_pack.contract import (
 )
 from gan_pack.errors import ConfigError, ModelError
 from gan_pack.files import atomic_path, check_output_path
+from gan_pack.graph import activation_bytes
 from gan_pack.rewrite import rewrite_graph
 
 MODES = ("auto", "static", "dynamic")
@@ -119,6 +120,7 @@ def quantize_onnx(model: Path, target: Path, output: Path, mode: str = "auto", a
                  "quantized_from_sha256": file_sha256(model)})
     if rewrites:
         meta["rewrites"] = json.dumps(rewrites)
+    meta["activation_bytes"] = str(activation_bytes(quantized))
     set_metadata(quantized, meta)
     onnx.save(quantized, str(target))
     OnnxGenerator(target)                                   # the contract still holds

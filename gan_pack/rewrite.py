@@ -32,6 +32,7 @@ import numpy as np
 from gan_pack.contract import DEFAULT_ATOL, bound_problems, file_sha256, measure_parity, require_parity, set_metadata
 from gan_pack.errors import ConfigError, ModelError
 from gan_pack.files import atomic_path, check_output_path
+from gan_pack.graph import activation_bytes
 from gan_pack.runtime import OnnxGenerator, create_session
 
 PHASES = "convtranspose_phases"        # the names metadata records
@@ -287,13 +288,32 @@ def rewrite_for_cpu(model, mode: str, scratch) -> dict | None:
     return record
 
 
+@dataclass
+class Optimized:
+    """What optimize did: the rewrite record (None: nothing to rewrite), the parity report of a
+    rewritten graph against the original (None: the graph was not changed), and whether it wrote."""
+
+    record: dict | None
+    report: object | None
+    written: bool
+
+
+def _was_rewritten(raw: dict[str, str]) -> bool:
+    import json
+
+    try:
+        return bool(json.loads(raw["rewrites"])["kept"])
+    except (KeyError, ValueError, TypeError):
+        return False
+
+
 def optimize_generator(model: str | Path, output: str | Path | None = None, mode: str = "auto",
-                       atol: float | None = None, allow_mismatch: bool = False):
-    """Rewrite an exported fp32 generator's kernels (default: in place, atomically). The result is
-    proven against the file it came from (parity at batch 1, 7, 64 and 1000, and row independence;
-    fatal on mismatch) and records `rewrites`, `parity_vs_original` and `rewritten_from_sha256`.
-    Returns (record, parity report); the report is None when nothing was written (nothing to
-    rewrite, or auto measured the original faster)."""
+                       atol: float | None = None, allow_mismatch: bool = False) -> Optimized:
+    """Rewrite an exported fp32 generator's kernels (default: in place, atomically), and record its
+    activation size (metadata `activation_bytes`, which the runtime sizes batches by). A rewritten
+    graph is proven against the file it came from (parity at batch 1, 7, 64 and 1000, and row
+    independence; fatal on mismatch) and records `rewrites`, `parity_vs_original` and
+    `rewritten_from_sha256`. Nothing is written when nothing would change."""
     import json
     import tempfile
 
@@ -310,22 +330,27 @@ def optimize_generator(model: str | Path, output: str | Path | None = None, mode
     if info.precision != "fp32":
         raise ModelError(f"{model} is {info.precision}; optimize the fp32 export (int8 from "
                          f"ganpack quantize is rewritten already)")
-    if "rewrites" in info.raw:
+    if _was_rewritten(info.raw):
         raise ModelError(f"{model} was rewritten already ({info.raw['rewrites']}); optimize the original export")
     output = check_output_path(output or model, ".onnx")
     graph = onnx.load(str(model))
     with tempfile.TemporaryDirectory() as scratch:
         record = rewrite_for_cpu(graph, mode, scratch)
-    if record is None or not record["kept"]:
-        return record, None
+    kept = record is not None and record["kept"]
+    if not kept and info.activation_bytes is not None and output == model:
+        return Optimized(record, None, False)
+    meta = {**info.raw, "activation_bytes": str(activation_bytes(graph))}
+    if record is not None:
+        meta["rewrites"] = json.dumps(record)
+    report = None
     with atomic_path(output) as tmp:
-        onnx.save(graph, str(tmp))
-        report = measure_parity(OnnxGenerator(tmp).generate, reference.generate, info.noise_dim,
-                                info.num_classes, atol or DEFAULT_ATOL["fp32"], "fp32", "the original fp32 file")
-        require_parity(report, "the rewritten model does not match the original", output, allow_mismatch)
-        set_metadata(graph, {**info.raw, "rewrites": json.dumps(record),
-                             "parity_vs_original": json.dumps(report.to_dict()),
-                             "rewritten_from_sha256": file_sha256(model)})
+        if kept:
+            onnx.save(graph, str(tmp))
+            report = measure_parity(OnnxGenerator(tmp).generate, reference.generate, info.noise_dim,
+                                    info.num_classes, atol or DEFAULT_ATOL["fp32"], "fp32", "the original fp32 file")
+            require_parity(report, "the rewritten model does not match the original", output, allow_mismatch)
+            meta.update(parity_vs_original=json.dumps(report.to_dict()), rewritten_from_sha256=file_sha256(model))
+        set_metadata(graph, meta)
         onnx.save(graph, str(tmp))
         OnnxGenerator(tmp)                                   # the contract still holds
-    return record, report
+    return Optimized(record, report, True)

@@ -15,7 +15,10 @@ from gan_pack.errors import DeviceError, ModelError
 from gan_pack.noise import SEED_MAX, check_truncation, portable_noise, random_seed
 
 DEVICES = ("cpu", "cuda", "auto")
-DEFAULT_BATCH_SIZE = 1024
+DEFAULT_BATCH_SIZE = 1024       # the largest batch chosen by itself (and the batch on a GPU)
+MEMORY_BUDGET = 8 << 20         # what one CPU call's activations may take when the batch is chosen
+ARENA_FACTOR = 2                # onnxruntime's arena grows by doubling, and adds buffers of its own
+FALLBACK_BATCH_SIZE = 256       # models whose metadata lacks activation_bytes (older exports)
 MAX_BATCH_SIZE = 1 << 20
 MAX_BATCH_BYTES = 1 << 28       # images of one onnxruntime call (256 MiB of float32)
 MAX_SAMPLE_VALUES = 1 << 28     # sample() returns one array: at most 1 GiB of float32
@@ -134,17 +137,31 @@ class OnnxGenerator:
     """
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE):
+                 batch_size: int | None = None, memory_budget: int = MEMORY_BUDGET):
         self.path = Path(path)
         check_model_file(self.path)
         self.session = create_session(self.path, device, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = ModelInfo.from_metadata(meta, self.path)
         _check_signature(self.session, self.path, self.info)
-        self.batch_size = self._bounded(batch_size)
         self.providers = self.session.get_providers()
         # Where large batches are bound (inputs and output placed by onnxruntime on that device).
         self.binding_device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else None
+        if not 1 << 20 <= memory_budget <= 1 << 40:
+            raise ModelError(f"memory_budget must be 1 MiB..1 TiB, not {memory_budget} bytes")
+        self.batch_size = self._bounded(self._fitted_batch(memory_budget) if batch_size is None else batch_size)
+
+    def _fitted_batch(self, budget: int) -> int:
+        """The batch whose activations fit `budget` on the CPU: a power of two up to
+        DEFAULT_BATCH_SIZE, from the metadata's activation_bytes (per image). On a GPU (its memory
+        is another budget) and for models without the figure: the fixed defaults."""
+        per_image = self.info.activation_bytes
+        if self.binding_device is not None:
+            return DEFAULT_BATCH_SIZE
+        if per_image is None:
+            return FALLBACK_BATCH_SIZE
+        fits = max(1, min(budget // (ARENA_FACTOR * per_image), DEFAULT_BATCH_SIZE))
+        return 1 << (fits.bit_length() - 1)
 
     @property
     def image_values(self) -> int:
@@ -248,7 +265,7 @@ class OnnxGenerator:
         """
         if n < 1:
             raise ModelError(f"n must be at least 1, not {n}")
-        batch_size = self._bounded(batch_size or self.batch_size)
+        batch_size = self._bounded(self.batch_size if batch_size is None else batch_size)
         labels_for = self._label_source(n, labels)
         seed = seed_or_random(seed)
         check_truncation(truncation)
@@ -260,15 +277,19 @@ class OnnxGenerator:
     def sample(self, n: int, labels: Labels = None, seed: int | None = None,
                batch_size: int | None = None, truncation: float | None = None) -> np.ndarray:
         """n images (n, C, H, W) float32 in [-1, 1]; image k from the portable noise of (seed, k)."""
+        self.check_one_array(n)
+        out = np.empty((n, *self.info.image_shape), dtype=np.float32) if n > 0 else None
+        for start, images in self.iter_batches(n, labels, seed, batch_size, truncation):
+            out[start:start + len(images)] = images
+        return out
+
+    def check_one_array(self, n: int) -> None:
+        """n images in one array (or one .npy file) are at most 1 GiB of float32."""
         if n > 0 and n * self.image_values > MAX_SAMPLE_VALUES:
             raise ModelError(f"{n} images of {'x'.join(map(str, self.info.image_shape))} need "
                              f"{n * self.image_values * 4 / 2**30:.1f} GiB in one array (at most "
                              f"{MAX_SAMPLE_VALUES * 4 / 2**30:.0f} GiB); stream them with iter_batches "
                              f"(ganpack sample --out-dir)")
-        out = np.empty((n, *self.info.image_shape), dtype=np.float32) if n > 0 else None
-        for start, images in self.iter_batches(n, labels, seed, batch_size, truncation):
-            out[start:start + len(images)] = images
-        return out
 
     def noise(self, n: int, seed: int | None = None, start: int = 0, truncation: float | None = None) -> np.ndarray:
         """The noise of images start .. start + n - 1 of `seed`: what `sample` uses, to reuse or edit."""

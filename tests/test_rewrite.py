@@ -112,25 +112,38 @@ def test_other_layers_are_left_alone(op, attrs, c_out):
     assert model.SerializeToString() == before
 
 
-def test_optimize_rewrites_in_place_with_proof(tmp_path, capsys):
-    """The shipped DCGAN: in place, parity against the original at 1/7/64/1000, metadata recorded."""
-    model = tmp_path / "dcgan.onnx"
-    model.write_bytes(shipped("mnist-cgan.onnx").read_bytes())
-    code, out, err = run_cli(["optimize", model, "--mode", "on"], capsys)
-    assert code == 0, err
+@pytest.fixture
+def convtranspose_export(trained_runs, tmp_path):
+    """A DCGAN cGAN exported as before the rewrite (ConvTranspose nodes)."""
+    pytest.importorskip("torch")
+    from gan_pack.export import ExportOptions, export_generator
+
+    path = tmp_path / "dcgan.onnx"
+    export_generator(trained_runs[("cgan", "dcgan")], path, ExportOptions(batch_sizes=(1, 7), rewrite="off"))
+    return path
+
+
+def test_optimize_rewrites_in_place_with_proof(convtranspose_export, tmp_path, capsys):
+    """In place, parity against the original at 1/7/64/1000, metadata recorded."""
     from gan_pack.contract import file_sha256
     from gan_pack.runtime import OnnxGenerator
 
-    rewritten, original = OnnxGenerator(model), OnnxGenerator(shipped("mnist-cgan.onnx"))
+    model = convtranspose_export
+    original = tmp_path / "original.onnx"
+    original.write_bytes(model.read_bytes())
+    code, out, err = run_cli(["optimize", model, "--mode", "on"], capsys)
+    assert code == 0, err
+    rewritten = OnnxGenerator(model)
     meta = rewritten.info.raw
     assert json.loads(meta["rewrites"])["rewrites"] == {PHASES: 2, TAPS: 1}
     parity = json.loads(meta["parity_vs_original"])
     assert [b["batch"] for b in parity["batches"]] == [1, 7, 64, 1000] and parity["ok"]
-    assert meta["rewritten_from_sha256"] == file_sha256(shipped("mnist-cgan.onnx"))
-    ops = {n.op_type for n in onnx.load(str(model)).graph.node}
-    assert "ConvTranspose" not in ops
-    images = rewritten.sample(20, labels=list(range(10)) * 2, seed=4)
-    np.testing.assert_allclose(images, original.sample(20, labels=list(range(10)) * 2, seed=4), atol=1e-4)
+    assert meta["rewritten_from_sha256"] == file_sha256(original)
+    assert int(meta["activation_bytes"]) > 0
+    assert "ConvTranspose" not in {n.op_type for n in onnx.load(str(model)).graph.node}
+    labels = list(range(10)) * 2
+    np.testing.assert_allclose(rewritten.sample(20, labels=labels, seed=4),
+                               OnnxGenerator(original).sample(20, labels=labels, seed=4), atol=1e-4)
     assert "fp32 vs the original fp32 file" in out
 
     code, out, err = run_cli(["optimize", model], capsys)             # a second time: refused
@@ -138,24 +151,37 @@ def test_optimize_rewrites_in_place_with_proof(tmp_path, capsys):
 
 
 def test_optimize_refuses_and_leaves_alone(tmp_path, capsys):
+    """The MLP has nothing to rewrite: optimize records its activation size only, once."""
+    from gan_pack.runtime import OnnxGenerator
+
     mlp = tmp_path / "mlp.onnx"
-    mlp.write_bytes(shipped("mnist-cgan-mlp.onnx").read_bytes())
+    model = onnx.load(str(shipped("mnist-cgan-mlp.onnx")))
+    kept = [p for p in model.metadata_props if p.key != "activation_bytes"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    onnx.save(model, str(mlp))
+    code, out, err = run_cli(["optimize", mlp], capsys)
+    assert code == 0 and "nothing to rewrite" in out and "wrote" in out, out
+    assert OnnxGenerator(mlp).info.activation_bytes > 0
+    assert onnx.load(str(mlp)).graph == model.graph                  # only the metadata changed
     before = mlp.read_bytes()
     code, out, err = run_cli(["optimize", mlp], capsys)
-    assert code == 0 and "nothing to rewrite" in out and mlp.read_bytes() == before
+    assert code == 0 and "nothing written" in out and mlp.read_bytes() == before
     code, out, err = run_cli(["optimize", shipped("mnist-cgan.onnx"), "-o", tmp_path / "x.png"], capsys)
     one_error_line(code, err, ".onnx")
     code, out, err = run_cli(["optimize", shipped("mnist-cgan.onnx"), "--atol", "nan"], capsys)
     one_error_line(code, err)
+    code, out, err = run_cli(["optimize", shipped("mnist-cgan.onnx"), "--mode", "off"], capsys)
+    assert code == 2 and "Traceback" not in err
     assert list(tmp_path.iterdir()) == [mlp]
 
 
-def test_quantize_turns_transposed_convolutions_into_int8_convolutions(tmp_path):
+def test_quantize_turns_transposed_convolutions_into_int8_convolutions(convtranspose_export, tmp_path):
     from gan_pack.quantize import quantize_generator
     from gan_pack.runtime import OnnxGenerator
 
     output = tmp_path / "dcgan.int8.onnx"
-    quantize_generator(shipped("mnist-cgan.onnx"), output, "static", calibration_n=64)
+    quantize_generator(convtranspose_export, output, "static", calibration_n=64)
     ops = {n.op_type for n in onnx.load(str(output)).graph.node}
     assert "ConvTranspose" not in ops and "QuantizeLinear" in ops
     meta = OnnxGenerator(output).info.raw
