@@ -1,10 +1,14 @@
-"""Sampling speed and cold start, measured side by side in one run (not a test).
+"""Sampling speed, memory and cold start, measured side by side in one run (not a test).
 
 For the classic MLP cGAN: onnxruntime CPU (default session, and tuned) against PyTorch eager CPU
-on the same weights and noise, at batch 1, 64 and 1024, timed in interleaved rounds; then the cold start of a whole
-`ganpack sample` process against a process that only imports torch.
+on the same weights and noise, at batch 1, 64 and 1024, timed in interleaved rounds, and its fp16
+and int8 variants. For the DCGAN cGAN: PyTorch eager against the export with ConvTranspose (as
+exported before the rewrite), the rewritten export and its int8 variant, with the useful GFLOP/s
+and their share of this machine's matrix-product peak (measured in the same run). Then the peak
+memory of `ganpack sample -n 100000 --format npy` and the cold start of `ganpack sample -n 64`
+for the shipped models, against a process that only imports torch.
 
-Usage: .venv/bin/python benchmarks/sampling.py [--seconds 2]
+Usage: .venv/bin/python benchmarks/sampling.py [--seconds 2] [--only mlp|dcgan|memory]
 """
 
 from __future__ import annotations
@@ -21,12 +25,20 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_pack.runtime import create_session
+
 ROOT = Path(__file__).resolve().parents[1]
 BATCHES = (1, 64, 1024)
 
 
 def build_mlp_cgan(folder: Path):
     """A classic MLP cGAN with calibrated BatchNorm, saved as a checkpoint and exported."""
+    return build_cgan(folder, "mlp")
+
+
+def build_cgan(folder: Path, arch: str, **export):
+    """A cGAN of the preset `arch` with calibrated BatchNorm (untrained weights: speed does not
+    depend on them), saved as a checkpoint in `folder` and exported to folder/ARCH.onnx."""
     import numpy as np
     import torch
 
@@ -41,12 +53,12 @@ def build_mlp_cgan(folder: Path):
     data.mkdir()
     write_idx(data / "train-images-idx3-ubyte", np.random.default_rng(0).integers(0, 255, (64, 28, 28)))
     write_idx(data / "train-labels-idx1-ubyte", np.arange(64) % 10)
-    config = TrainConfig.from_dict(dict(model="cgan", arch="mlp", out=str(folder), device="cpu", data_dir=str(data)))
+    config = TrainConfig.from_dict(dict(model="cgan", arch=arch, out=str(folder), device="cpu", data_dir=str(data)))
     t = build_trainer(config)
     recalibrate_batchnorm(t.ema.model, 100, 10, torch.device("cpu"))
     save_checkpoint(t, folder)
-    export_generator(folder, folder / "mlp.onnx", ExportOptions(batch_sizes=(1, 7)))
-    return load_generator(folder)[0], folder / "mlp.onnx"
+    export_generator(folder, folder / f"{arch}.onnx", ExportOptions(batch_sizes=(1, 7), **export))
+    return load_generator(folder)[0], folder / f"{arch}.onnx"
 
 
 def rate(fn, batch: int, seconds: float) -> float:
@@ -169,9 +181,138 @@ def cold_start_table(model: Path) -> list[str]:
     return rows
 
 
+def useful_macs(generator, noise_dim: int = 100, num_classes: int = 10) -> int:
+    """Multiply-adds one image needs: in x out for a Linear; for a (transposed) convolution,
+    C_in x C_out/groups x the (input, tap) pairs that land inside the output (zero padding and
+    cropped borders add nothing to the image, so they are not counted)."""
+    import torch
+    from torch import nn
+
+    def pairs(n_in: int, n_out: int, k: int, s: int, p: int, transposed: bool) -> int:
+        if transposed:
+            return sum(0 <= i * s - p + t < n_out for i in range(n_in) for t in range(k))
+        return sum(0 <= o * s - p + t < n_in for o in range(n_out) for t in range(k))
+
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        x = inputs[0]
+        if isinstance(module, nn.Linear):
+            total += module.in_features * module.out_features
+            return
+        transposed = isinstance(module, nn.ConvTranspose2d)
+        per_axis = [pairs(x.shape[2 + a], output.shape[2 + a], module.kernel_size[a], module.stride[a],
+                          module.padding[a], transposed) for a in (0, 1)]
+        total += module.in_channels * module.out_channels // module.groups * per_axis[0] * per_axis[1]
+
+    hooks = [m.register_forward_hook(count) for m in generator.modules()
+             if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+    with torch.no_grad():
+        generator(torch.zeros(1, noise_dim), torch.zeros(1, dtype=torch.long) if num_classes else None)
+    for h in hooks:
+        h.remove()
+    return total
+
+
+def matmul_peaks(seconds: float) -> dict[str, float]:
+    """This machine's matrix-product rate through onnxruntime (2048^3, all cores): fp32 MatMul in
+    GFLOP/s and uint8 x int8 MatMulInteger in GOP/s, the ceilings the generators are held to."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    n, rng, rates = 2048, np.random.default_rng(0), {}
+    cases = {"fp32": ("MatMul", TensorProto.FLOAT, TensorProto.FLOAT, rng.standard_normal((n, n), dtype=np.float32),
+                      rng.standard_normal((n, n), dtype=np.float32)),
+             "int8": ("MatMulInteger", TensorProto.UINT8, TensorProto.INT32,
+                      rng.integers(0, 255, (n, n), dtype=np.uint8), rng.integers(-127, 127, (n, n), dtype=np.int8))}
+    for name, (op, dtype, out_type, a, b) in cases.items():
+        graph = helper.make_graph([helper.make_node(op, ["a", "b"], ["c"])], "peak",
+                                  [helper.make_tensor_value_info("a", dtype, [n, n])],
+                                  [helper.make_tensor_value_info("c", out_type, [n, n])],
+                                  [numpy_helper.from_array(b, "b")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        rates[name] = rate(lambda: s.run(None, {"a": a}), 1, seconds) * 2 * n ** 3 / 1e9
+    return rates
+
+
+def dcgan_tables(folder: Path, seconds: float) -> list[str]:
+    """The DCGAN cGAN: PyTorch eager against the ConvTranspose export, the rewritten export and its
+    int8 variant (same weights and noise, interleaved rounds), with GFLOP/s and share of peak."""
+    import torch
+
+    from gan_pack.quantize import quantize_generator
+    from gan_pack.rewrite import optimize_generator
+
+    torch.set_num_threads(os.cpu_count())
+    generator, convtranspose = build_cgan(folder, "dcgan", rewrite="off")
+    paths = {"ort ConvTranspose": convtranspose, "ort rewritten": folder / "dcgan.rewritten.onnx",
+             "ort int8": folder / "dcgan.int8.onnx"}
+    optimize_generator(convtranspose, paths["ort rewritten"], "on")
+    quantize_generator(paths["ort rewritten"], paths["ort int8"], "static", calibration_n=256)
+    macs, peaks = useful_macs(generator), matmul_peaks(seconds)
+    runs = {name: create_session(path, "cpu", None) for name, path in paths.items()}
+    rows = [f"useful work: {2 * macs / 1e6:.1f} MFLOP an image; this machine's matrix-product peak through "
+            f"onnxruntime: {peaks['fp32']:.0f} GFLOP/s fp32, {peaks['int8']:.0f} GOP/s int8 (2048^3, all cores)",
+            "",
+            f"{'batch':>6} {'torch eager':>12} " + " ".join(f"{name:>18}" for name in paths)]
+    shares = []
+    for batch in BATCHES:
+        noise = np.random.default_rng(0).standard_normal((batch, 100), dtype=np.float32)
+        labels = np.arange(batch, dtype=np.int64) % 10
+        tn, tl = torch.from_numpy(noise), torch.from_numpy(labels)
+
+        def torch_run():
+            with torch.inference_mode():
+                generator(tn, tl)
+
+        fns = {"torch": torch_run, **{name: (lambda s=s: s.run(["images"], {"noise": noise, "labels": labels}))
+                                      for name, s in runs.items()}}
+        r = interleaved_rates(fns, batch, 4 * seconds)
+        rows.append(f"{batch:>6} {r['torch']:>12,.0f} " + " ".join(
+            f"{r[name]:>9,.0f} ({r[name] / r['torch']:.2f}x)" for name in paths))
+        flops = {name: 2 * macs * r[name] / 1e9 for name in ("torch", *paths)}
+        shares.append(f"{batch:>6} " + " ".join(
+            f"{flops[name]:>8.1f} ({flops[name] / peaks['int8' if 'int8' in name else 'fp32']:>4.0%})"
+            for name in flops))
+    rows += ["", "useful GFLOP/s (share of the fp32 peak; int8: of the int8 peak)",
+             f"{'batch':>6} " + " ".join(f"{name:>15}" for name in ("torch eager", *paths)), *shares]
+    return rows
+
+
+def memory_table(n: int) -> list[str]:
+    """Peak resident memory of whole `ganpack sample` processes on the shipped generators (runtime
+    venv): -n N to one .npy, and the cold start of -n 64 to a PNG grid."""
+    runtime_python = ROOT / ".venv-runtime" / "bin" / "python"
+    python = str(runtime_python) if runtime_python.exists() else sys.executable
+    scratch = Path(tempfile.mkdtemp())
+    rows = [f"{'model':<32} {'batch':>5} {'-n ' + str(n) + ' npy: s':>16} {'peak MiB':>9} {'output MiB':>11} "
+            f"{'-n 64: s':>9} {'peak MiB':>9}"]
+    try:
+        models = sorted(p for p in (ROOT / "exported").glob("*.onnx") if "classifier" not in p.name)
+        for model in models:
+            from gan_pack.runtime import OnnxGenerator
+
+            batch = OnnxGenerator(model).batch_size
+            out = scratch / "x.npy"
+            wall, peak = measure_process([python, "-m", "gan_pack", "sample", str(model), "-n", str(n),
+                                          "-o", str(out)], repeats=1)
+            size = out.stat().st_size / 2**20
+            cold_wall, cold_peak = measure_process([python, "-m", "gan_pack", "sample", str(model), "-n", "64",
+                                                    "-o", str(scratch / "x.png")])
+            rows.append(f"{model.name:<32} {batch:>5} {wall:>16.1f} {peak:>9.1f} {size:>11.1f} "
+                        f"{cold_wall:>9.3f} {cold_peak:>9.1f}")
+    finally:
+        shutil.rmtree(scratch)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    parser.add_argument("--only", choices=("mlp", "dcgan", "memory"), help="run one part")
+    parser.add_argument("--memory-n", type=int, default=100_000, help="images of the memory runs")
     args = parser.parse_args()
     import onnxruntime
     import torch
@@ -180,13 +321,22 @@ def main() -> None:
           f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}")
     folder = Path(tempfile.mkdtemp())
     try:
-        generator, path = build_mlp_cgan(folder)
-        print("\nMLP cGAN images/s on CPU (same weights, same noise)")
-        print("\n".join(throughput_table(generator, path, args.seconds)))
-        print("\nvariants of the same generator, onnxruntime CPU images/s")
-        print("\n".join(variants_table(folder, path, args.seconds)))
-        print("\ncold start (shipped exported/mnist-cgan-mlp.onnx)")
-        print("\n".join(cold_start_table(ROOT / "exported" / "mnist-cgan-mlp.onnx")))
+        if args.only in (None, "mlp"):
+            (folder / "mlp").mkdir()
+            generator, path = build_mlp_cgan(folder / "mlp")
+            print("\nMLP cGAN images/s on CPU (same weights, same noise)")
+            print("\n".join(throughput_table(generator, path, args.seconds)))
+            print("\nvariants of the same generator, onnxruntime CPU images/s")
+            print("\n".join(variants_table(folder / "mlp", path, args.seconds)))
+        if args.only in (None, "dcgan"):
+            (folder / "dcgan").mkdir()
+            print("\nDCGAN cGAN images/s on CPU (same weights, same noise; x: against torch eager)")
+            print("\n".join(dcgan_tables(folder / "dcgan", args.seconds)))
+        if args.only in (None, "memory"):
+            print("\nmemory of whole ganpack sample processes (shipped models; output MiB is the .npy on disk)")
+            print("\n".join(memory_table(args.memory_n)))
+            print("\ncold start against torch (shipped exported/mnist-cgan-mlp.onnx)")
+            print("\n".join(cold_start_table(ROOT / "exported" / "mnist-cgan-mlp.onnx")))
     finally:
         shutil.rmtree(folder)
 

@@ -7,7 +7,11 @@ fp16 export) and each way of feeding it (numpy in and
 out, or I/O binding with inputs and outputs on the GPU), it prints images/s and the ratio to
 PyTorch, and onnxruntime's profile (kernel time per operator type) for the I/O-bound runs.
 
-Usage: python benchmarks/sampling_cuda.py [--batch 8192] [--seconds 2]
+With --arch dcgan, the DCGAN cGAN: the export with ConvTranspose nodes, the rewritten export
+(phase convolutions, as ganpack export writes it by default on CPUs where that is faster) and the
+fp16 export, with cuDNN's TF32 on and off on both sides, and the CUDA provider's NHWC layout.
+
+Usage: python benchmarks/sampling_cuda.py [--arch mlp|dcgan] [--batch 8192] [--seconds 2]
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sampling import build_mlp_cgan, rate  # noqa: E402
+from sampling import build_cgan, build_mlp_cgan, rate  # noqa: E402
 
 
 def session(path: Path, options: dict, profile: bool = False):
@@ -98,13 +102,90 @@ def cuda_kernel_table(run, calls: int = 5) -> str:
     return prof.key_averages().table(sort_by="cuda_time_total", row_limit=8, max_name_column_width=70)
 
 
+HEURISTIC = {"cudnn_conv_algo_search": "HEURISTIC"}
+
+
+def dcgan(batch: int, seconds: float) -> None:
+    """The DCGAN cGAN on the GPU: PyTorch eager against onnxruntime's CUDA provider, I/O bound."""
+    import torch
+
+    from gan_pack.export import ExportOptions, export_generator
+
+    folder = Path(tempfile.mkdtemp())
+    try:
+        generator, convtranspose = build_cgan(folder, "dcgan", rewrite="off")
+        variants = {"fp32 ConvTranspose (export --rewrite off)": convtranspose,
+                    "fp32 phase convolutions (export --rewrite on)": folder / "rewritten.onnx",
+                    "fp16 ConvTranspose (export --precision fp16)": folder / "fp16.onnx"}
+        export_generator(folder, variants["fp32 phase convolutions (export --rewrite on)"],
+                         ExportOptions(batch_sizes=(1, 7), rewrite="on"))
+        export_generator(folder, variants["fp16 ConvTranspose (export --precision fp16)"],
+                         ExportOptions(precision="fp16", batch_sizes=(1, 7)))
+        noise = np.random.default_rng(0).standard_normal((batch, 100), dtype=np.float32)
+        labels = np.arange(batch, dtype=np.int64) % 10
+        g = generator.cuda().eval()
+        tn, tl = torch.from_numpy(noise).cuda(), torch.from_numpy(labels).cuda()
+
+        def torch_run():
+            g(tn, tl)
+            torch.cuda.synchronize()
+
+        rates: dict[str, float] = {}
+        with torch.inference_mode():
+            rates["torch eager fp32, defaults (cuDNN TF32 on, no benchmark)"] = rate(torch_run, batch, seconds)
+            torch_kernels = cuda_kernel_table(torch_run)
+            torch.backends.cudnn.benchmark = True
+            for tf32 in (True, False):
+                torch.backends.cudnn.allow_tf32 = tf32
+                rates[f"torch eager fp32, cudnn.benchmark, TF32 {'on' if tf32 else 'off'}"] = \
+                    rate(torch_run, batch, seconds)
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32 = False, True
+        base = rates["torch eager fp32, defaults (cuDNN TF32 on, no benchmark)"]
+        print(f"\n{'run (GPU in/out)':<78} {'images/s':>12} {'vs torch':>9}")
+        for name, value in rates.items():
+            print(f"{name:<78} {value:>12,.0f} {value / base:>8.2f}x")
+        for name, path in variants.items():
+            for opt_name, options in ((", TF32 on (default)", {}), (", TF32 off", {"use_tf32": "0"}),
+                                      (", HEURISTIC algo search", HEURISTIC),
+                                      (", HEURISTIC, TF32 off", {**HEURISTIC, "use_tf32": "0"}),
+                                      (", HEURISTIC, prefer_nhwc", {**HEURISTIC, "prefer_nhwc": "1"}),
+                                      (", HEURISTIC, CUDA graph", {**HEURISTIC, "enable_cuda_graph": "1"})):
+                try:
+                    value = rate(bound_runner(session(path, options), noise, labels, (1, 28, 28)), batch, seconds)
+                except Exception as e:  # an option this build or this graph does not take
+                    print(f"{'ort ' + name + opt_name:<78} failed: {str(e).splitlines()[0][:100]}")
+                    continue
+                print(f"{'ort ' + name + opt_name:<78} {value:>12,.0f} {value / base:>8.2f}x")
+        from gan_pack.runtime import OnnxGenerator
+
+        for name in list(variants)[:2]:
+            runtime = OnnxGenerator(variants[name], device="cuda", batch_size=batch)
+            value = rate(lambda: runtime.generate(noise, labels), batch, seconds)
+            print(f"{'OnnxGenerator(device=cuda).generate, numpy in/out, ' + name[:30]:<78} {value:>12,.0f} "
+                  f"{value / base:>8.2f}x")
+        print("\nGPU kernels of 5 runs, torch eager fp32 defaults:")
+        print(torch_kernels)
+        for name in variants:
+            print(f"\nGPU kernels of 5 I/O-bound runs, {name}, HEURISTIC:")
+            print(cuda_kernel_table(bound_runner(session(variants[name], HEURISTIC), noise, labels, (1, 28, 28))))
+    finally:
+        shutil.rmtree(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=("mlp", "dcgan"), default="mlp")
     parser.add_argument("--batch", type=int, default=8192)
     parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args()
     import onnxruntime as ort
     import torch
+
+    if args.arch == "dcgan":
+        print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}, onnxruntime {ort.__version__}; "
+              f"DCGAN cGAN, batch {args.batch}")
+        dcgan(args.batch, args.seconds)
+        return
 
     from gan_pack.export import ExportOptions, export_generator
 
