@@ -26,7 +26,7 @@ from gan_pack.contract import (
 from gan_pack.errors import ConfigError, ModelError
 from gan_pack.files import atomic_path, check_output_path
 from gan_pack.graph import activation_bytes
-from gan_pack.rewrite import rewrite_graph
+from gan_pack.rewrite import rewrite_graph, tap_nodes
 
 MODES = ("auto", "static", "dynamic")
 CONVOLUTIONS = {"Conv", "ConvTranspose"}
@@ -87,7 +87,8 @@ def _quantize(source: Path, target: Path, mode: str, info, calibration_n: int, s
         else:
             quantize_static(str(prepared), str(target), _calibration_reader(info, calibration_n, 64, seed),
                             quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=tap_nodes(onnx.load(str(prepared))))
     return {"rewrites": {k: v for k, v in done.counts.items() if v}, "kept": True} if done else None
 
 

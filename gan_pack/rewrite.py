@@ -192,6 +192,13 @@ def _thin_nodes(g: _Graph, node) -> list:
     ]
 
 
+def tap_nodes(model) -> list[str]:
+    """The nodes of taps rewrites, which int8 must leave in float: the taps' partial sums are large
+    and cancel in their sum, so 8 bits for each of them lose the image (the original convolution
+    quantizes only the sum)."""
+    return [n.name for n in model.graph.node if n.name.endswith(("/taps", "/sum"))]
+
+
 def rewrite_graph(model, phases: bool = True, taps: bool = True) -> Rewrites:
     """Rewrite, in place, each ConvTranspose(4, 2, 1) into phase convolutions (`phases`) and each
     Conv to a few channels into taps (`taps`); returns what changed. Float32 graphs only."""
