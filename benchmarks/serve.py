@@ -33,12 +33,13 @@ def free_port() -> int:
 
 
 def start_server(models: list[str], batching: bool, delay_ms: float = 2.0,
-                 threads: int | None = None) -> tuple[subprocess.Popen, int, float]:
+                 threads: int | None = None, workers: int = 1) -> tuple[subprocess.Popen, int, float]:
     port = free_port()
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "gan_pack", "serve", *models, "--port", str(port),
                                 "--max-delay-ms", str(delay_ms), *([] if batching else ["--no-batching"]),
-                                *(["--threads", str(threads)] if threads else [])], cwd=ROOT,
+                                *(["--threads", str(threads)] if threads else []),
+                                "--workers", str(workers)], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while True:
         try:
@@ -156,6 +157,17 @@ def main() -> None:
           f"(p99 {results[(True, 64, 1)]['p99 ms']:.1f} ms)")
     print(f"64 clients of 16 images: {results[(True, 64, 16)]['images/s'] / in_process:.0%} of the in-process "
           f"throughput at batch 1024")
+    process, port, _ = start_server([args.model], True, args.max_delay_ms, None, workers=2)
+    try:
+        for images in (1, 16):
+            total = args.requests if images == 1 else max(args.requests // 4, 64)
+            load(port, name, bool(k), dim, 64, images, min(total, 200))
+            r = load(port, name, bool(k), dim, 64, images, total)
+            print(f"--workers 2, 64 clients of {images:>2} image(s): {r['images/s']:>7,.0f} images/s, "
+                  f"{r['images/s'] / in_process:.0%} of in-process, p99 {r['p99 ms']:.1f} ms")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
     shipped = [str(p) for p in sorted((ROOT / "exported").glob("*/")) if (p / f"{p.name}.onnx").is_file()]
     process, port, cold = start_server(shipped, True)
     try:

@@ -34,6 +34,9 @@ DTYPES = {"FP32": np.float32, "INT64": np.int64}
 HEADER = "Inference-Header-Content-Length"
 
 
+MAX_WORKERS = 64
+
+
 @dataclass
 class ServeOptions:
     max_batch: int = 1024
@@ -41,10 +44,14 @@ class ServeOptions:
     max_queue: int = 256
     max_images_per_request: int = 4096
     batching: bool = True
+    workers: int = 1                # onnxruntime calls in flight per model
 
     def __post_init__(self) -> None:
         problems = [f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}"
-                    for name in ("max_batch", "max_queue", "max_images_per_request") if getattr(self, name) < 1]
+                    for name in ("max_batch", "max_queue", "max_images_per_request", "workers")
+                    if getattr(self, name) < 1]
+        if self.workers > MAX_WORKERS:
+            problems.append(f"--workers must be at most {MAX_WORKERS}, not {self.workers}")
         if not 0 <= self.max_delay_ms <= 1000:
             problems.append(f"--max-delay-ms must be in 0..1000, not {self.max_delay_ms}")
         if problems:
@@ -76,13 +83,13 @@ class Job:
 
 @dataclass
 class Batcher:
-    """One model's queue and the task that runs it: one onnxruntime call at a time."""
+    """One model's queue and the tasks that run it (options.workers of them, each one onnxruntime
+    call at a time, so that several calls can be in flight)."""
 
     generator: OnnxGenerator
     options: ServeOptions
     executor: ThreadPoolExecutor
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
-    carried: Job | None = None
     busy: bool = False              # the last batch merged several requests: others are likely to come
 
     async def submit(self, feeds: dict, count: int) -> np.ndarray:
@@ -94,9 +101,10 @@ class Batcher:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        carried = None                  # this task's: a request that did not fit its last batch
         while True:
-            jobs = [self.carried or await self.queue.get()]
-            self.carried = None
+            jobs = [carried or await self.queue.get()]
+            carried = None
             if self.options.batching:
                 if self.queue.empty() and self.options.max_delay_ms and self.busy:
                     await asyncio.sleep(self.options.max_delay_ms / 1000)      # wait a moment for company
@@ -104,7 +112,7 @@ class Batcher:
                 while not self.queue.empty():
                     job = self.queue.get_nowait()
                     if images + job.count > self.options.max_batch:
-                        self.carried = job
+                        carried = job
                         break
                     jobs.append(job)
                     images += job.count
@@ -231,7 +239,8 @@ def create_app(models: dict[str, OnnxGenerator], options: ServeOptions | None = 
     from starlette.routing import Route
 
     options = options or ServeOptions()
-    executor = ThreadPoolExecutor(max_workers=max(1, len(models)), thread_name_prefix="onnxruntime")
+    executor = ThreadPoolExecutor(max_workers=max(1, len(models)) * options.workers,
+                                  thread_name_prefix="onnxruntime")
     state: dict = {"batchers": {}, "tasks": []}
 
     def error(status: int, message: str) -> JSONResponse:
@@ -333,7 +342,7 @@ def create_app(models: dict[str, OnnxGenerator], options: ServeOptions | None = 
         for name, g in models.items():
             batcher = Batcher(g, options, executor)
             state["batchers"][name] = batcher
-            state["tasks"].append(asyncio.create_task(batcher.run()))
+            state["tasks"] += [asyncio.create_task(batcher.run()) for _ in range(options.workers)]
         yield
         for task in state["tasks"]:
             task.cancel()

@@ -106,6 +106,29 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_images(server):
         np.testing.assert_array_equal(images, g.generate(noise, labels))
 
 
+def test_two_workers_with_small_batches_lose_no_request():
+    """Two onnxruntime calls in flight and batches of at most 4 images, so requests that do not fit
+    are carried over to a worker's next batch: every one of 48 requests gets its own images."""
+    models = load_models([EXPORTED / "mnist-cgan"], "cpu", threads=1)
+    running = Server(models, ServeOptions(max_batch=4, max_delay_ms=1, workers=2))
+    try:
+        g = OnnxGenerator(shipped("mnist-cgan.onnx"))
+        requests = [(g.noise(1 + i % 3, seed=i), np.full(1 + i % 3, i % 10, dtype=np.int64)) for i in range(48)]
+        local = threading.local()
+
+        def ask(request):
+            if not hasattr(local, "client"):
+                local.client = httpclient.InferenceServerClient(running.url, network_timeout=30)
+            return infer(local.client, "mnist-cgan", *request)
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(ask, requests))
+        for (noise, labels), images in zip(requests, answers):
+            np.testing.assert_allclose(images, g.generate(noise, labels), atol=1e-5)
+    finally:
+        running.stop()
+
+
 def http(server, path, body=None, method=None):
     request = urllib.request.Request(f"http://{server.url}{path}", data=body, method=method)
     try:
