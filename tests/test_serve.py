@@ -16,7 +16,7 @@ pytest.importorskip("uvicorn")
 httpclient = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException
 
-from conftest import EXPORTED, shipped
+from conftest import EXPORTED, one_error_line, run_cli, shipped
 from gan_pack.runtime import OnnxGenerator
 from gan_pack.serve import ServeOptions, create_app, load_models
 
@@ -127,6 +127,12 @@ def test_two_workers_with_small_batches_lose_no_request():
             np.testing.assert_allclose(images, g.generate(noise, labels), atol=1e-5)
     finally:
         running.stop()
+
+
+@pytest.mark.parametrize("workers", ["0", "65"])
+def test_workers_out_of_range(capsys, workers):
+    code, _, err = run_cli(["serve", shipped("mnist-gan.onnx"), "--workers", workers], capsys)
+    one_error_line(code, err, "--workers must be")
 
 
 def http(server, path, body=None, method=None):
