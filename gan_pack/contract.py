@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from gan_pack.errors import ModelError, ParityError
+from gan_pack.errors import ConfigError, ModelError, ParityError
 
 NOISE, LABELS, IMAGES = "noise", "labels", "images"
 
@@ -266,6 +266,15 @@ class ParityReport:
 def bound_problems(atol: float | None) -> list[str]:
     """--atol must be a positive, finite number (None: the precision's default)."""
     return [] if atol is None or 0 < atol < float("inf") else [f"--atol must be a positive number, not {atol}"]
+
+
+def require_onnx(command: str) -> None:
+    """The commands that write ONNX graphs (pack, quantize, optimize) need the onnx package, which
+    the runtime install leaves out: say so in one line instead of an ImportError."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"{command} needs the onnx package: pip install onnx (it comes with [train])") from e
 
 
 def require_parity(report: ParityReport, what: str, output: Path, allow_mismatch: bool = False) -> None:

@@ -32,7 +32,15 @@ from typing import Iterator
 import numpy as np
 
 import gan_pack
-from gan_pack.contract import DEFAULT_ATOL, ModelInfo, file_sha256, image_metadata, parity_path, set_metadata
+from gan_pack.contract import (
+    DEFAULT_ATOL,
+    ModelInfo,
+    file_sha256,
+    image_metadata,
+    parity_path,
+    require_onnx,
+    set_metadata,
+)
 from gan_pack.errors import ConfigError, ModelError
 from gan_pack.files import OutputPathError, check_output_path, make_folder, write_failure
 from gan_pack.noise import portable_noise
@@ -232,10 +240,7 @@ def pack(source: str | Path, out: str | Path, options: PackOptions | None = None
     name = options.name or out.name
     if not source.exists():
         raise ModelError(f"{source} does not exist; give a run folder, a checkpoint or an exported .onnx")
-    try:
-        import onnx  # noqa: F401
-    except ImportError as e:
-        raise ConfigError("pack needs the onnx package: pip install onnx (it comes with [train])") from e
+    require_onnx("pack")
     with staging(out) as folder:
         models = place_models(source, folder, name, options)
         generators = {file: OnnxGenerator(path) for file, path in models.items()}     # each opened once

@@ -20,6 +20,7 @@ from gan_pack.contract import (
     bound_problems,
     file_sha256,
     measure_parity,
+    require_onnx,
     require_parity,
     set_metadata,
 )
@@ -145,9 +146,6 @@ def quantize_generator(model: str | Path, output: str | Path | None = None, mode
         raise ConfigError("; ".join(problems))
     model = Path(model)
     output = check_output_path(output or default_output(model), ".onnx")
-    try:
-        import onnx  # noqa: F401
-    except ImportError as e:
-        raise ConfigError("quantize needs the onnx package: pip install onnx (it comes with [train])") from e
+    require_onnx("quantize")
     with atomic_path(output) as tmp:
         return quantize_onnx(model, tmp, output, mode, atol, allow_mismatch, calibration_n, seed)

@@ -29,7 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_pack.contract import DEFAULT_ATOL, bound_problems, file_sha256, measure_parity, require_parity, set_metadata
+from gan_pack.contract import (
+    DEFAULT_ATOL,
+    bound_problems,
+    file_sha256,
+    measure_parity,
+    require_onnx,
+    require_parity,
+    set_metadata,
+)
 from gan_pack.errors import ConfigError, ModelError
 from gan_pack.files import atomic_path, check_output_path
 from gan_pack.graph import activation_bytes
@@ -324,13 +332,14 @@ def optimize_generator(model: str | Path, output: str | Path | None = None, mode
     import json
     import tempfile
 
-    import onnx
-
     problems = bound_problems(atol)
     if mode not in ("auto", "on"):
         problems.append(f"--mode must be auto or on, not {mode!r}")
     if problems:
         raise ConfigError("; ".join(problems))
+    require_onnx("optimize")
+    import onnx
+
     model = Path(model)
     reference = OnnxGenerator(model)
     info = reference.info

@@ -133,3 +133,15 @@ def test_train_help_groups_its_options_into_panels(capsys):
     panels = [out.index(p) for p in ("Start here", "Data", "Networks and loss", "Optimizer and EMA",
                                      "Where it runs", "In-training evaluation")]
     assert panels == sorted(panels) and out.index("--model") < panels[1] and out.index("--out") < panels[1]
+
+
+@pytest.mark.parametrize("command", [["quantize"], ["optimize"], ["pack", "-o", "{tmp}/pkg"]])
+def test_commands_that_write_onnx_say_when_onnx_is_missing(tmp_path, capsys, monkeypatch, command):
+    """The runtime install has no onnx package: one line that names it, and nothing written."""
+    monkeypatch.setitem(sys.modules, "onnx", None)                # `import onnx` raises ImportError
+    args = [command[0], shipped("mnist-cgan.onnx"), *[a.replace("{tmp}", str(tmp_path)) for a in command[1:]]]
+    if command[0] != "pack":
+        args += ["-o", tmp_path / "x.onnx"]
+    code, _, err = run_cli(args, capsys)
+    one_error_line(code, err, f"{command[0]} needs the onnx package")
+    assert list(tmp_path.iterdir()) == []
