@@ -88,6 +88,24 @@ def interleaved_rates(fns: dict, batch: int, seconds: float, rounds: int = 3) ->
     return {name: calls * batch / taken for name, (calls, taken) in totals.items()}
 
 
+def torch_against_sessions(generator, runs: dict, batch: int, seconds: float) -> dict:
+    """Images/s of the PyTorch cGAN ("torch") and of each onnxruntime session in `runs`, on the same
+    noise and labels, timed in interleaved rounds."""
+    import torch
+
+    noise = np.random.default_rng(0).standard_normal((batch, 100), dtype=np.float32)
+    labels = np.arange(batch, dtype=np.int64) % 10
+    tn, tl = torch.from_numpy(noise), torch.from_numpy(labels)
+
+    def torch_run():
+        with torch.inference_mode():
+            generator(tn, tl)
+
+    fns = {"torch": torch_run, **{name: (lambda s=s: s.run(["images"], {"noise": noise, "labels": labels}))
+                                  for name, s in runs.items()}}
+    return interleaved_rates(fns, batch, seconds)
+
+
 def sessions(path: Path):
     import onnxruntime as ort
 
@@ -107,16 +125,7 @@ def throughput_table(generator, path: Path, seconds: float) -> list[str]:
     rows = [f"{'batch':>6} {'torch eager':>14} {'ort default':>14} {'ort tuned':>14} {'tuned/torch':>12}"]
     runs = sessions(path)
     for batch in BATCHES:
-        noise = np.random.default_rng(0).standard_normal((batch, 100), dtype=np.float32)
-        labels = np.arange(batch, dtype=np.int64) % 10
-        tn, tl = torch.from_numpy(noise), torch.from_numpy(labels)
-        def torch_run():
-            with torch.inference_mode():
-                generator(tn, tl)
-
-        fns = {"torch": torch_run, **{name: (lambda s=s: s.run(["images"], {"noise": noise, "labels": labels}))
-                                      for name, s in runs.items()}}
-        r = interleaved_rates(fns, batch, 3 * seconds)
+        r = torch_against_sessions(generator, runs, batch, 3 * seconds)
         tuned = r["onnxruntime tuned"]
         rows.append(f"{batch:>6} {r['torch']:>14,.0f} {r['onnxruntime default']:>14,.0f} {tuned:>14,.0f} "
                     f"{tuned / r['torch']:>11.2f}x")
@@ -259,17 +268,7 @@ def dcgan_tables(folder: Path, seconds: float) -> list[str]:
             f"{'batch':>6} {'torch eager':>12} " + " ".join(f"{name:>18}" for name in paths)]
     shares = []
     for batch in BATCHES:
-        noise = np.random.default_rng(0).standard_normal((batch, 100), dtype=np.float32)
-        labels = np.arange(batch, dtype=np.int64) % 10
-        tn, tl = torch.from_numpy(noise), torch.from_numpy(labels)
-
-        def torch_run():
-            with torch.inference_mode():
-                generator(tn, tl)
-
-        fns = {"torch": torch_run, **{name: (lambda s=s: s.run(["images"], {"noise": noise, "labels": labels}))
-                                      for name, s in runs.items()}}
-        r = interleaved_rates(fns, batch, 4 * seconds)
+        r = torch_against_sessions(generator, runs, batch, 4 * seconds)
         rows.append(f"{batch:>6} {r['torch']:>12,.0f} " + " ".join(
             f"{r[name]:>9,.0f} ({r[name] / r['torch']:.2f}x)" for name in paths))
         flops = {name: 2 * macs * r[name] / 1e9 for name in ("torch", *paths)}

@@ -105,6 +105,23 @@ def cuda_kernel_table(run, calls: int = 5) -> str:
 HEURISTIC = {"cudnn_conv_algo_search": "HEURISTIC"}
 
 
+def cuda_inputs(generator, batch: int):
+    """(noise, labels) as numpy for onnxruntime, and a run of the PyTorch cGAN on the GPU on the same
+    inputs that waits for the GPU."""
+    import torch
+
+    noise = np.random.default_rng(0).standard_normal((batch, 100), dtype=np.float32)
+    labels = np.arange(batch, dtype=np.int64) % 10
+    g = generator.cuda().eval()
+    tn, tl = torch.from_numpy(noise).cuda(), torch.from_numpy(labels).cuda()
+
+    def torch_run():
+        g(tn, tl)
+        torch.cuda.synchronize()
+
+    return noise, labels, torch_run
+
+
 def dcgan(batch: int, seconds: float) -> None:
     """The DCGAN cGAN on the GPU: PyTorch eager against onnxruntime's CUDA provider, I/O bound."""
     import torch
@@ -121,14 +138,7 @@ def dcgan(batch: int, seconds: float) -> None:
                          ExportOptions(batch_sizes=(1, 7), rewrite="on"))
         export_generator(folder, variants["fp16 ConvTranspose (export --precision fp16)"],
                          ExportOptions(precision="fp16", batch_sizes=(1, 7)))
-        noise = np.random.default_rng(0).standard_normal((batch, 100), dtype=np.float32)
-        labels = np.arange(batch, dtype=np.int64) % 10
-        g = generator.cuda().eval()
-        tn, tl = torch.from_numpy(noise).cuda(), torch.from_numpy(labels).cuda()
-
-        def torch_run():
-            g(tn, tl)
-            torch.cuda.synchronize()
+        noise, labels, torch_run = cuda_inputs(generator, batch)
 
         rates: dict[str, float] = {}
         with torch.inference_mode():
@@ -205,14 +215,7 @@ def main() -> None:
                     "fp16 (ganpack export --precision fp16)": folder / "fp16.onnx"}
         export_generator(folder, variants["fp16 (ganpack export --precision fp16)"],
                          ExportOptions(precision="fp16", batch_sizes=(1, 7)))
-        noise = np.random.default_rng(0).standard_normal((batch, 100), dtype=np.float32)
-        labels = np.arange(batch, dtype=np.int64) % 10
-        g = generator.cuda().eval()
-        tn, tl = torch.from_numpy(noise).cuda(), torch.from_numpy(labels).cuda()
-
-        def torch_run():
-            g(tn, tl)
-            torch.cuda.synchronize()
+        noise, labels, torch_run = cuda_inputs(generator, batch)
 
         with torch.inference_mode():
             base = rate(torch_run, batch, args.seconds)

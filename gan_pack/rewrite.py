@@ -57,9 +57,6 @@ class Rewrites:
     def __bool__(self) -> bool:
         return any(self.counts.values())
 
-    def describe(self) -> str:
-        return ", ".join(f"{n} {name}" for name, n in self.counts.items() if n) or "none"
-
 
 def phase_weights(weight: np.ndarray) -> np.ndarray:
     """ConvTranspose weights (C_in, C_out, 4, 4) -> the 2x2 Conv's (4 C_out, C_in, 2, 2), output
