@@ -116,6 +116,9 @@ def test_truncated_model_is_one_line(tmp_path, capsys):
     ({"parity": '{"batches": "x"}'}, "not a parity report"),
     ({"parity": '{"batches": [{"batch": 1}]}'}, "not a parity report"),
     ({"parity_vs_fp32": "[1, 2]"}, "not a parity report"),
+    ({"activation_bytes": "0"}, "activation_bytes"),
+    ({"activation_bytes": str(1 << 40)}, "activation_bytes"),
+    ({"activation_bytes": "lots"}, "malformed"),
 ])
 def test_metadata_that_lies_is_a_model_error(tmp_path, capsys, metadata, words):
     model = save(tiny_generator(**metadata), tmp_path / "m.onnx")
