@@ -89,7 +89,7 @@ def _quantize(source: Path, target: Path, mode: str, info, calibration_n: int, s
             quantize_static(str(prepared), str(target), _calibration_reader(info, calibration_n, 64, seed),
                             quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=tap_nodes(onnx.load(str(prepared))))
+                            nodes_to_exclude=tap_nodes(model))
     return {"rewrites": {k: v for k, v in done.counts.items() if v}, "kept": True} if done else None
 
 
