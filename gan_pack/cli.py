@@ -275,12 +275,12 @@ def serve(
     max_queue: Annotated[int, typer.Option(help="Requests waiting per model before 503.")] = 256,
     max_images_per_request: Annotated[int, typer.Option(help="Larger requests get 413.")] = 4096,
     batching: Annotated[bool, typer.Option(help="--no-batching: one onnxruntime call per request.")] = True,
-    workers: Annotated[int, typer.Option(
-        help="onnxruntime calls in flight per model. 2 lets HTTP work overlap the compute: more "
-             "images/s for large requests, somewhat fewer for single images.")] = 1,
+    workers: Annotated[Optional[int], typer.Option(
+        help="onnxruntime calls in flight per model (default: on a CPU one per core and one more, so "
+             "the cores keep computing while replies go out; on a GPU 1).")] = None,
     threads: Annotated[Optional[int], typer.Option(
-        help="onnxruntime intra-op threads per call (default: one worker gets all cores but one, leaving "
-             "one for HTTP; several share the cores).")] = None,
+        help="onnxruntime intra-op threads per call (default: the cores shared among the workers, at "
+             "least 1; a single worker gets all cores but one, leaving one for HTTP).")] = None,
 ) -> None:
     """Serve generators over HTTP in the Open Inference Protocol (KServe v2, Triton's HTTP API).
 
@@ -295,16 +295,17 @@ def serve(
         raise GanPackError(f"--port must be in 1..65535, not {port}")
     import uvicorn
 
-    from gan_pack.runtime import usable_cores
-    from gan_pack.serve import ServeOptions, create_app, load_models
+    from gan_pack.runtime import providers_for, usable_cores
+    from gan_pack.serve import ServeOptions, create_app, load_models, worker_layout
 
+    gpu = providers_for(device.value)[0] != "CPUExecutionProvider"
+    workers, threads = worker_layout(gpu, usable_cores(), workers, threads)
     options = ServeOptions(max_batch, max_delay_ms, max_queue, max_images_per_request, batching, workers)
-    cores = usable_cores()
-    generators = load_models(models, device.value, threads or max(1, cores - 1 if workers == 1 else cores // workers))
+    generators = load_models(models, device.value, threads)
     typer.echo(f"serving {', '.join(sorted(generators))} on http://{host}:{port}/v2 (Ctrl-C or SIGTERM to stop)",
                err=True)
     uvicorn.run(create_app(generators, options), host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=30)
+                timeout_graceful_shutdown=30, access_log=False, proxy_headers=False)
 
 
 class Mode(str, Enum):

@@ -30,7 +30,7 @@ CUDA_OPTIONS = {"cudnn_conv_algo_search": "HEURISTIC"}
 Labels = Union[None, int, Sequence[int], np.ndarray, str, "LabelCycle"]
 
 
-def _providers_for(device: str) -> list[str]:
+def providers_for(device: str) -> list[str]:
     import onnxruntime as ort
 
     if device not in DEVICES:
@@ -86,7 +86,7 @@ def create_session(path: Path, device: str, threads: int | None):
     import onnxruntime as ort
 
     check_threads(threads)
-    providers = _providers_for(device)
+    providers = providers_for(device)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:

@@ -19,6 +19,9 @@ import asyncio
 import contextlib
 import io
 import json
+import math
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,7 @@ HEADER = "Inference-Header-Content-Length"
 
 
 MAX_WORKERS = 64
+COMPUTE_NICENESS = 10           # how much lower the onnxruntime workers' CPU priority is than the event loop's
 
 
 @dataclass
@@ -44,7 +48,7 @@ class ServeOptions:
     max_queue: int = 256
     max_images_per_request: int = 4096
     batching: bool = True
-    workers: int = 1                # onnxruntime calls in flight per model
+    workers: int = 1                # onnxruntime calls in flight per model (the CLI's default: worker_layout)
 
     def __post_init__(self) -> None:
         problems = [f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}"
@@ -56,6 +60,30 @@ class ServeOptions:
             problems.append(f"--max-delay-ms must be in 0..1000, not {self.max_delay_ms}")
         if problems:
             raise ConfigError("; ".join(problems))
+
+
+def worker_layout(gpu: bool, cores: int, workers: int | None, threads: int | None) -> tuple[int, int]:
+    """(workers, onnxruntime threads per call) for `ganpack serve`.
+
+    On a CPU the default is one single-threaded worker per core and one more: while some workers'
+    requests are in HTTP, the others keep every core computing (a single worker leaves the cores idle
+    while its batch's replies go out). An explicit --workers shares the cores among its workers. On a
+    GPU, one worker, as before the CPU default changed (more are not measured there)."""
+    if workers is None:
+        workers = 1 if gpu else cores + 1
+    if threads is None:
+        threads = max(1, cores - 1 if workers == 1 else cores // max(1, workers))     # ServeOptions checks workers
+    return workers, threads
+
+
+def lower_priority() -> None:
+    """Each onnxruntime worker thread runs at COMPUTE_NICENESS below the event loop (Linux nice
+    values are per thread), so the loop that reads requests and sends replies never waits for a
+    core behind the compute it feeds; the compute takes every cycle the loop leaves."""
+    if hasattr(os, "setpriority"):
+        with contextlib.suppress(OSError):
+            current = os.getpriority(os.PRIO_PROCESS, 0)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, current + COMPUTE_NICENESS))
 
 
 class AsgiEndpoint:
@@ -84,13 +112,19 @@ class Job:
 @dataclass
 class Batcher:
     """One model's queue and the tasks that run it (options.workers of them, each one onnxruntime
-    call at a time, so that several calls can be in flight)."""
+    call at a time, so that several calls can be in flight). The calls in flight together hold at
+    most max_batch images: each takes at most its share, max_batch / workers (rounded up), unless a
+    single request is larger."""
 
     generator: OnnxGenerator
     options: ServeOptions
     executor: ThreadPoolExecutor
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     busy: bool = False              # the last batch merged several requests: others are likely to come
+
+    @property
+    def call_limit(self) -> int:
+        return -(-self.options.max_batch // self.options.workers)
 
     async def submit(self, feeds: dict, count: int) -> np.ndarray:
         if self.queue.qsize() >= self.options.max_queue:
@@ -102,6 +136,7 @@ class Batcher:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         carried = None                  # this task's: a request that did not fit its last batch
+        limit = self.call_limit
         while True:
             jobs = [carried or await self.queue.get()]
             carried = None
@@ -111,7 +146,7 @@ class Batcher:
                 images = jobs[0].count
                 while not self.queue.empty():
                     job = self.queue.get_nowait()
-                    if images + job.count > self.options.max_batch:
+                    if images + job.count > limit:
                         carried = job
                         break
                     jobs.append(job)
@@ -187,7 +222,7 @@ def parse_infer(body: bytes, header_length: str | None, g: OnnxGenerator, limit:
                                      f"{', '.join(i['name'] for i in model_metadata('', g)['inputs'])}")
             if datatype != expected:
                 raise HTTPError(400, f"input {name!r} must be {expected}, not {datatype}")
-            count = int(np.prod(shape)) if shape else 1
+            count = math.prod(shape)
             if shape and shape[0] > limit:
                 raise HTTPError(413, f"{shape[0]} images in one request; at most {limit} (--max-images-per-request)")
             parameters = entry.get("parameters") or {}
@@ -240,7 +275,7 @@ def create_app(models: dict[str, OnnxGenerator], options: ServeOptions | None = 
 
     options = options or ServeOptions()
     executor = ThreadPoolExecutor(max_workers=max(1, len(models)) * options.workers,
-                                  thread_name_prefix="onnxruntime")
+                                  thread_name_prefix="onnxruntime", initializer=lower_priority)
     state: dict = {"batchers": {}, "tasks": []}
 
     def error(status: int, message: str) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import json
+import os
 import socket
 import threading
 import time
@@ -18,7 +19,7 @@ from tritonclient.utils import InferenceServerException
 
 from conftest import EXPORTED, one_error_line, run_cli, shipped
 from gan_pack.runtime import OnnxGenerator
-from gan_pack.serve import ServeOptions, create_app, load_models
+from gan_pack.serve import COMPUTE_NICENESS, ServeOptions, create_app, load_models, worker_layout
 
 
 def free_port() -> int:
@@ -106,14 +107,27 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_images(server):
         np.testing.assert_array_equal(images, g.generate(noise, labels))
 
 
-def test_two_workers_with_small_batches_lose_no_request():
-    """Two onnxruntime calls in flight and batches of at most 4 images, so requests that do not fit
-    are carried over to a worker's next batch: every one of 48 requests gets its own images."""
+def test_two_workers_split_the_batch_and_lose_no_request():
+    """Two onnxruntime calls in flight with --max-batch 4: each call holds at most 4 / 2 = 2 images
+    (a larger request runs alone), requests that do not fit are carried over to a worker's next
+    call, every one of 48 requests gets its own images, and the calls run at a lower CPU priority
+    than the event loop."""
     models = load_models([EXPORTED / "mnist-cgan"], "cpu", threads=1)
+    g = models["mnist-cgan"]
+    calls, priorities, run_checked = [], set(), g.run_checked
+
+    def recorded(feeds):
+        calls.append(len(feeds["noise"]))
+        priorities.add(os.getpriority(os.PRIO_PROCESS, 0))     # this worker thread's nice value
+        return run_checked(feeds)
+
+    g.run_checked = recorded
     running = Server(models, ServeOptions(max_batch=4, max_delay_ms=1, workers=2))
     try:
-        g = OnnxGenerator(shipped("mnist-cgan.onnx"))
-        requests = [(g.noise(1 + i % 3, seed=i), np.full(1 + i % 3, i % 10, dtype=np.int64)) for i in range(48)]
+        reference = OnnxGenerator(shipped("mnist-cgan.onnx"))
+        sizes = [1, 2, 5]
+        requests = [(reference.noise(sizes[i % 3], seed=i), np.full(sizes[i % 3], i % 10, dtype=np.int64))
+                    for i in range(48)]
         local = threading.local()
 
         def ask(request):
@@ -124,9 +138,23 @@ def test_two_workers_with_small_batches_lose_no_request():
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(ask, requests))
         for (noise, labels), images in zip(requests, answers):
-            np.testing.assert_allclose(images, g.generate(noise, labels), atol=1e-5)
+            np.testing.assert_allclose(images, reference.generate(noise, labels), atol=1e-5)
     finally:
         running.stop()
+    assert sum(calls) == sum(len(noise) for noise, _ in requests)
+    assert set(calls) <= {1, 2, 5}, f"a call merged past its share of --max-batch: {sorted(set(calls))}"
+    assert priorities == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + COMPUTE_NICENESS)}
+
+
+def test_worker_layout():
+    """The CLI's defaults: on a CPU one single-threaded worker per core and one more; on a GPU one
+    worker; a single worker leaves a core for HTTP; explicit values win."""
+    assert worker_layout(gpu=False, cores=2, workers=None, threads=None) == (3, 1)
+    assert worker_layout(gpu=False, cores=16, workers=None, threads=None) == (17, 1)
+    assert worker_layout(gpu=True, cores=16, workers=None, threads=None) == (1, 15)
+    assert worker_layout(gpu=False, cores=8, workers=1, threads=None) == (1, 7)
+    assert worker_layout(gpu=False, cores=8, workers=2, threads=None) == (2, 4)
+    assert worker_layout(gpu=False, cores=2, workers=4, threads=2) == (4, 2)
 
 
 @pytest.mark.parametrize("workers", ["0", "65"])
