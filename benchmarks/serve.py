@@ -1,9 +1,10 @@
 """A bounded load test of `ganpack serve` on 127.0.0.1 (not a test): a fixed number of requests at
 1, 8 and 64 concurrent clients, of 1 and of 16 images, with dynamic batching on and off, side by
 side in one run. Prints requests/s, images/s, p50 and p99 latency, and the CPU share the load
-generator itself took (it shares the machine's cores with the server). Also: the in-process
-throughput of OnnxGenerator at batch 1024, cold start to the first ready answer, and the server's
-resident memory.
+generator itself took (it shares the machine's cores with the server). Then 64 clients of 16
+images against OnnxGenerator's in-process throughput at batch 1024, in interleaved rounds, for the
+default worker layout and for one worker. Also: cold start to the first ready answer, and the
+server's resident memory.
 
 Usage: .venv/bin/python benchmarks/serve.py [--model exported/mnist-cgan-mlp.onnx] [--requests 2000]
 """
@@ -32,14 +33,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(models: list[str], batching: bool, delay_ms: float = 2.0,
-                 threads: int | None = None, workers: int = 1) -> tuple[subprocess.Popen, int, float]:
+def start_server(models: list[str], batching: bool, delay_ms: float = 2.0, threads: int | None = None,
+                 extra: list[str] = ()) -> tuple[subprocess.Popen, int, float]:
     port = free_port()
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "gan_pack", "serve", *models, "--port", str(port),
                                 "--max-delay-ms", str(delay_ms), *([] if batching else ["--no-batching"]),
                                 *(["--threads", str(threads)] if threads else []),
-                                "--workers", str(workers)], cwd=ROOT,
+                                *extra], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while True:
         try:
@@ -65,8 +66,9 @@ def binary_request(noise: np.ndarray, labels: np.ndarray | None) -> tuple[bytes,
 
 
 def load(port: int, name: str, conditional: bool, noise_dim: int, clients: int, images: int, total: int) -> dict:
-    """`total` requests of `images` images from `clients` keep-alive connections, driven by one asyncio
-    loop (raw HTTP/1.1, so the load generator takes as little of the shared CPU as it can)."""
+    """`total` requests of `images` images from `clients` keep-alive connections, driven by one event
+    loop (uvloop when installed) of raw HTTP/1.1 protocols, so that the load generator takes as little
+    of the shared CPU as it can: each reply is parsed only as far as its status and length."""
     import asyncio
 
     rng = np.random.default_rng(0)
@@ -78,29 +80,60 @@ def load(port: int, name: str, conditional: bool, noise_dim: int, clients: int, 
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     latencies, errors, remaining = [], [], [total]
 
-    async def client():
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while remaining[0] > 0:
+    class Client(asyncio.Protocol):
+        def __init__(self, finished: asyncio.Future):
+            self.finished, self.buffer, self.need = finished, b"", None
+
+        def connection_made(self, transport) -> None:
+            self.transport = transport
+            self.next()
+
+        def next(self) -> None:
+            if remaining[0] <= 0:
+                self.transport.close()
+                if not self.finished.done():
+                    self.finished.set_result(None)
+                return
             remaining[0] -= 1
-            sent = time.perf_counter()
-            writer.write(message)
-            status = int((await reader.readline()).split()[1])
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
-            latencies.append(time.perf_counter() - sent)
-            if status != 200:
-                errors.append(status)
-        writer.close()
+            self.sent = time.perf_counter()
+            self.transport.write(message)
+
+        def data_received(self, data: bytes) -> None:
+            self.buffer += data
+            if self.need is None:
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                lines = self.buffer[:end].split(b"\r\n")
+                self.status = int(lines[0].split()[1])
+                length = next(int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length:"))
+                self.need, self.buffer = length, self.buffer[end + 4:]
+            if len(self.buffer) >= self.need:
+                latencies.append(time.perf_counter() - self.sent)
+                if self.status != 200:
+                    errors.append(self.status)
+                self.buffer, self.need = self.buffer[self.need:], None
+                self.next()
+
+        def connection_lost(self, exc) -> None:
+            if not self.finished.done():
+                self.finished.set_exception(ConnectionError(f"the server closed a connection ({exc})"))
 
     async def run():
-        await asyncio.gather(*(client() for _ in range(clients)))
+        loop = asyncio.get_running_loop()
+        finished = [loop.create_future() for _ in range(clients)]
+        for f in finished:
+            await loop.create_connection(lambda f=f: Client(f), "127.0.0.1", port)
+        await asyncio.gather(*finished)
 
+    try:
+        import uvloop
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
-    asyncio.run(run())
+    runner(run())
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     used = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
@@ -114,26 +147,76 @@ def rss_mib(pid: int) -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
+class InProcess:
+    """OnnxGenerator's own throughput at batch 1024 (the yardstick for served images/s)."""
+
+    def __init__(self, model: Path):
+        from gan_pack.runtime import OnnxGenerator
+
+        self.g = OnnxGenerator(model)
+        k = self.g.info.num_classes
+        self.noise = self.g.noise(1024, seed=0)
+        self.labels = np.arange(1024) % k if k else None
+        self.g.generate(self.noise, self.labels)
+
+    def rate(self, seconds: float) -> float:
+        started, rounds = time.perf_counter(), 0
+        while time.perf_counter() - started < seconds:
+            self.g.generate(self.noise, self.labels)
+            rounds += 1
+        rate = rounds * 1024 / (time.perf_counter() - started)
+        time.sleep(0.2)     # onnxruntime's threads spin for about 40 ms after a call: not into the next cell
+        return rate
+
+
+def interleaved(model: str, layouts: dict[str, list[str]], images: int, rounds: int, requests: int,
+                in_process: InProcess) -> dict[str, list[dict]]:
+    """64 clients of `images` images against a server per layout (its flags), in interleaved rounds.
+    Every cell also gets the in-process rate measured just before and just after it ("in-process"
+    in its result), since this machine's speed drifts by 10% and more within minutes."""
+    g = in_process.g
+    name, conditional, dim = Path(model).stem, bool(g.info.num_classes), g.info.noise_dim
+    servers, results = {}, {label: [] for label in layouts}
+    try:
+        for label, flags in layouts.items():
+            process, port, _ = start_server([model], "--no-batching" not in flags, extra=[
+                flag for flag in flags if flag != "--no-batching"])
+            servers[label] = (process, port)
+            load(port, name, conditional, dim, 64, images, 200)                              # warm up
+        for round_ in range(rounds):
+            for label, (_, port) in servers.items():
+                before = in_process.rate(1)
+                r = load(port, name, conditional, dim, 64, images, requests)
+                r["in-process"] = (before + in_process.rate(1)) / 2
+                results[label].append(r)
+                print(f"round {round_ + 1}, 64 clients of {images:>2}, {label:<26} {r['images/s']:>7,.0f} images/s "
+                      f"({r['images/s'] / r['in-process']:.0%} of in-process {r['in-process']:,.0f}), "
+                      f"p99 {r['p99 ms']:.1f} ms, client cpu {r['client cpu']:.0%}", flush=True)
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(timeout=30)
+    return results
+
+
+def median(results: list[dict], key) -> float:
+    return float(np.median([key(r) for r in results]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="exported/mnist-cgan-mlp.onnx")
     parser.add_argument("--requests", type=int, default=2000, help="requests per cell of single images")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds against the in-process rate")
     parser.add_argument("--max-delay-ms", type=float, default=2.0, help="the server's batching window")
     parser.add_argument("--threads", type=int, default=None, help="the server's onnxruntime threads")
     args = parser.parse_args()
-    from gan_pack.runtime import OnnxGenerator
 
-    g = OnnxGenerator(ROOT / args.model)
+    in_process = InProcess(ROOT / args.model)
+    g = in_process.g
     name, k, dim = Path(args.model).stem, g.info.num_classes, g.info.noise_dim
-    noise = g.noise(1024, seed=0)
-    labels = np.arange(1024) % k if k else None
-    g.generate(noise, labels)
-    started, rounds = time.perf_counter(), 0
-    while time.perf_counter() - started < 3:
-        g.generate(noise, labels)
-        rounds += 1
-    in_process = rounds * 1024 / (time.perf_counter() - started)
-    print(f"{args.model} on {os.cpu_count()} cores; OnnxGenerator in-process at batch 1024: {in_process:,.0f} images/s")
+    reference = in_process.rate(3)
+    print(f"{args.model} on {os.cpu_count()} cores; OnnxGenerator in-process at batch 1024: {reference:,.0f} images/s")
     print(f"{'batching':<9} {'clients':>7} {'images':>6} {'req/s':>8} {'images/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'client cpu':>10} {'errors':>6}")
     results = {}
@@ -148,26 +231,27 @@ def main() -> None:
                     results[(batching, clients, images)] = r
                     print(f"{'on' if batching else 'off':<9} {clients:>7} {images:>6} {r['requests/s']:>8,.0f} "
                           f"{r['images/s']:>9,.0f} {r['p50 ms']:>7.1f} {r['p99 ms']:>7.1f} "
-                          f"{100 * r['client cpu']:>9.0f}% {r['errors']:>6}")
+                          f"{100 * r['client cpu']:>9.0f}% {r['errors']:>6}", flush=True)
         finally:
             process.terminate()
             process.wait(timeout=30)
     single = results[(True, 64, 1)]["images/s"] / results[(False, 64, 1)]["images/s"]
-    print(f"64 single-image clients: batching gives {single:.2f}x the images/s of one call per request "
-          f"(p99 {results[(True, 64, 1)]['p99 ms']:.1f} ms)")
-    print(f"64 clients of 16 images: {results[(True, 64, 16)]['images/s'] / in_process:.0%} of the in-process "
-          f"throughput at batch 1024")
-    process, port, _ = start_server([args.model], True, args.max_delay_ms, None, workers=2)
-    try:
-        for images in (1, 16):
-            total = args.requests if images == 1 else max(args.requests // 4, 64)
-            load(port, name, bool(k), dim, 64, images, min(total, 200))
-            r = load(port, name, bool(k), dim, 64, images, total)
-            print(f"--workers 2, 64 clients of {images:>2} image(s): {r['images/s']:>7,.0f} images/s, "
-                  f"{r['images/s'] / in_process:.0%} of in-process, p99 {r['p99 ms']:.1f} ms")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    print(f"this table, one pass: 64 single-image clients get {single:.2f}x from batching; 64 clients of 16 images "
+          f"{results[(True, 64, 16)]['images/s'] / reference:.0%} of the in-process throughput")
+    print(f"\nInterleaved rounds ({args.rounds}), medians:")
+    singles = interleaved(args.model, {"batching on": [], "batching off": ["--no-batching"]}, 1, args.rounds,
+                          args.requests, in_process)
+    on, off = singles["batching on"], singles["batching off"]
+    gains = [a["images/s"] / b["images/s"] for a, b in zip(on, off)]
+    print(f"64 single-image clients: batching gives {np.median(gains):.2f}x the images/s of one call per request "
+          f"(rounds: {', '.join(f'{x:.2f}x' for x in gains)}), p99 {median(on, lambda r: r['p99 ms']):.1f} ms "
+          f"(worst round {max(r['p99 ms'] for r in on):.1f} ms)")
+    big = interleaved(args.model, {"default layout": [], "--workers 1": ["--workers", "1"]}, 16, args.rounds,
+                      max(args.requests // 2, 64), in_process)
+    for label, rs in big.items():
+        shares = [r["images/s"] / r["in-process"] for r in rs]
+        print(f"64 clients of 16 images, {label}: {np.median(shares):.0%} of the in-process throughput at batch 1024 "
+              f"(rounds: {', '.join(f'{x:.0%}' for x in shares)}), p99 {median(rs, lambda r: r['p99 ms']):.1f} ms")
     shipped = [str(p) for p in sorted((ROOT / "exported").glob("*/")) if (p / f"{p.name}.onnx").is_file()]
     process, port, cold = start_server(shipped, True)
     try:

@@ -192,6 +192,9 @@ NOISE_1 = {"name": "noise", "shape": [1, 100], "datatype": "FP32", "data": [0.0]
     ("/v2/models/mnist-gan/infer", body([{**NOISE_1, "shape": [300, 100], "data": [0.0] * 30000}]), 413,
      "at most 256"),
     ("/v2/models/mnist-gan/infer", b"{not json", 400, "malformed inference request"),
+    # 4 x (2^62 + 25) values wrap to 100 in int64: the count must not
+    ("/v2/models/mnist-gan/infer", body([{**NOISE_1, "shape": [4, 2 ** 62 + 25]}]), 400,
+     "has 100 values for shape [4, 4611686018427387929]"),
     ("/v2/models/mnist-gan/infer", body([{"name": "extra", "shape": [1], "datatype": "FP32", "data": [0]}]), 400,
      "unexpected input 'extra'"),
     ("/v1/models/mnist-gan/sample.png?n=100000", None, 413, "n must be in 1..256"),
