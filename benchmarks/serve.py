@@ -210,6 +210,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds against the in-process rate")
     parser.add_argument("--max-delay-ms", type=float, default=2.0, help="the server's batching window")
     parser.add_argument("--threads", type=int, default=None, help="the server's onnxruntime threads")
+    parser.add_argument("--layouts", default="--workers 1",
+                        help="comma-separated server flags to compare with the default layout in the 16-image rounds")
     args = parser.parse_args()
 
     in_process = InProcess(ROOT / args.model)
@@ -246,8 +248,9 @@ def main() -> None:
     print(f"64 single-image clients: batching gives {np.median(gains):.2f}x the images/s of one call per request "
           f"(rounds: {', '.join(f'{x:.2f}x' for x in gains)}), p99 {median(on, lambda r: r['p99 ms']):.1f} ms "
           f"(worst round {max(r['p99 ms'] for r in on):.1f} ms)")
-    big = interleaved(args.model, {"default layout": [], "--workers 1": ["--workers", "1"]}, 16, args.rounds,
-                      max(args.requests // 2, 64), in_process)
+    layouts = {"default layout": []}
+    layouts.update({flags.strip(): flags.split() for flags in args.layouts.split(",") if flags.strip()})
+    big = interleaved(args.model, layouts, 16, args.rounds, max(args.requests // 2, 64), in_process)
     for label, rs in big.items():
         shares = [r["images/s"] / r["in-process"] for r in rs]
         print(f"64 clients of 16 images, {label}: {np.median(shares):.0%} of the in-process throughput at batch 1024 "

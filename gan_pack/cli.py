@@ -276,8 +276,9 @@ def serve(
     max_images_per_request: Annotated[int, typer.Option(help="Larger requests get 413.")] = 4096,
     batching: Annotated[bool, typer.Option(help="--no-batching: one onnxruntime call per request.")] = True,
     workers: Annotated[Optional[int], typer.Option(
-        help="onnxruntime calls in flight per model (default: on a CPU one per core and one more, so "
-             "the cores keep computing while replies go out; on a GPU 1).")] = None,
+        help="onnxruntime calls in flight per model (default, on a CPU: one single-threaded worker per "
+             "core and one more, so the cores keep computing while replies go out; 2 for a model so light "
+             "that HTTP is its limit; on a GPU 1).")] = None,
     threads: Annotated[Optional[int], typer.Option(
         help="onnxruntime intra-op threads per call (default: the cores shared among the workers, at "
              "least 1; a single worker gets all cores but one, leaving one for HTTP).")] = None,
@@ -295,16 +296,16 @@ def serve(
         raise GanPackError(f"--port must be in 1..65535, not {port}")
     import uvicorn
 
-    from gan_pack.runtime import providers_for, usable_cores
-    from gan_pack.serve import ServeOptions, create_app, load_models, worker_layout
+    from gan_pack.runtime import usable_cores
+    from gan_pack.serve import ServeOptions, create_app, load_served
 
-    gpu = providers_for(device.value)[0] != "CPUExecutionProvider"
-    workers, threads = worker_layout(gpu, usable_cores(), workers, threads)
-    options = ServeOptions(max_batch, max_delay_ms, max_queue, max_images_per_request, batching, workers)
-    generators = load_models(models, device.value, threads)
-    typer.echo(f"serving {', '.join(sorted(generators))} on http://{host}:{port}/v2 (Ctrl-C or SIGTERM to stop)",
-               err=True)
-    uvicorn.run(create_app(generators, options), host=host, port=port, log_level="warning",
+    options = ServeOptions(max_batch, max_delay_ms, max_queue, max_images_per_request, batching,
+                           1 if workers is None else workers)
+    generators, counts = load_served(models, device.value, usable_cores(), workers, threads)
+    layout = ", ".join(f"{name} ({counts[name]} x {g.session.get_session_options().intra_op_num_threads or 'all'})"
+                       for name, g in sorted(generators.items()))
+    typer.echo(f"serving {layout} on http://{host}:{port}/v2 (workers x threads; Ctrl-C or SIGTERM to stop)", err=True)
+    uvicorn.run(create_app(generators, options, counts), host=host, port=port, log_level="warning",
                 timeout_graceful_shutdown=30, access_log=False, proxy_headers=False)
 
 

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ import numpy as np
 import gan_pack
 from gan_pack.contract import IMAGES, LABELS, NOISE
 from gan_pack.errors import ConfigError, GanPackError, ModelError
-from gan_pack.runtime import OnnxGenerator
+from gan_pack.runtime import OnnxGenerator, providers_for
 
 DTYPES = {"FP32": np.float32, "INT64": np.int64}
 HEADER = "Inference-Header-Content-Length"
@@ -39,6 +40,7 @@ HEADER = "Inference-Header-Content-Length"
 
 MAX_WORKERS = 64
 COMPUTE_NICENESS = 10           # how much lower the onnxruntime workers' CPU priority is than the event loop's
+FEED_RATE = 100_000             # images/s that one event loop takes in and sends out, about (16-image requests)
 
 
 @dataclass
@@ -62,18 +64,60 @@ class ServeOptions:
             raise ConfigError("; ".join(problems))
 
 
-def worker_layout(gpu: bool, cores: int, workers: int | None, threads: int | None) -> tuple[int, int]:
-    """(workers, onnxruntime threads per call) for `ganpack serve`.
+def worker_layout(gpu: bool, cores: int, workers: int | None, threads: int | None,
+                  rate: float | None = None, feed_rate: float = FEED_RATE) -> tuple[int, int]:
+    """(workers, onnxruntime threads per call) of one model in `ganpack serve`.
 
-    On a CPU the default is one single-threaded worker per core and one more: while some workers'
-    requests are in HTTP, the others keep every core computing (a single worker leaves the cores idle
-    while its batch's replies go out). An explicit --workers shares the cores among its workers. On a
-    GPU, one worker, as before the CPU default changed (more are not measured there)."""
+    rate: the model's images/s on one thread (probe_rate). The CPU defaults, by what limits it:
+    - the cores (all of them, at `rate`, compute fewer than feed_rate images/s, which one event
+      loop can take in and send out): one single-threaded worker per core and one more (at most
+      MAX_WORKERS). While some workers' requests are in HTTP, the others keep every core computing.
+    - the event loop (a light model on many cores): 2 workers sharing the cores, so that one
+      computes while the loop does the other's HTTP, in as few calls as can keep up.
+    An explicit --workers shares the cores among its workers. On a GPU, one worker (more are not
+    measured there)."""
     if workers is None:
-        workers = 1 if gpu else cores + 1
+        if gpu:
+            workers = 1
+        elif rate is not None and cores * rate > feed_rate:
+            workers = 2
+        else:
+            workers = min(cores + 1, MAX_WORKERS)
     if threads is None:
         threads = max(1, cores - 1 if workers == 1 else cores // max(1, workers))     # ServeOptions checks workers
     return workers, threads
+
+
+def probe_rate(g: OnnxGenerator, n: int = 8) -> float:
+    """The images/s of g's calls of n images: the best of two, after one that warms the session up
+    (onnxruntime allocates on its first call)."""
+    labels = g.resolve_labels(n, None) if g.info.conditional else None
+    feeds = g.check_inputs(g.noise(n, seed=0), labels)
+    g.run_checked(feeds)
+    best = float("inf")
+    for _ in range(2):
+        started = time.perf_counter()
+        g.run_checked(feeds)
+        best = min(best, time.perf_counter() - started)
+    return n / best
+
+
+def load_served(paths: list[Path], device: str, cores: int, workers: int | None = None, threads: int | None = None,
+                feed_rate: float = FEED_RATE) -> tuple[dict[str, OnnxGenerator], dict[str, int]]:
+    """The generators to serve (load_models) and each one's worker count (worker_layout). Without
+    --workers and --threads, each CPU model is loaded single-threaded and timed; one that the event
+    loop cannot keep up with is loaded again with its share of the cores."""
+    gpu = providers_for(device)[0] != "CPUExecutionProvider"
+    if gpu or workers is not None or threads is not None:
+        count, per_call = worker_layout(gpu, cores, workers, threads)
+        generators = load_models(paths, device, per_call)
+        return generators, dict.fromkeys(generators, count)
+    generators, counts = load_models(paths, device, 1), {}
+    for name, g in generators.items():
+        counts[name], per_call = worker_layout(False, cores, None, None, probe_rate(g), feed_rate)
+        if per_call != 1:
+            generators[name] = OnnxGenerator(g.path, device=device, threads=per_call)
+    return generators, counts
 
 
 def lower_priority() -> None:
@@ -111,20 +155,21 @@ class Job:
 
 @dataclass
 class Batcher:
-    """One model's queue and the tasks that run it (options.workers of them, each one onnxruntime
-    call at a time, so that several calls can be in flight). The calls in flight together hold at
-    most max_batch images: each takes at most its share, max_batch / workers (rounded up), unless a
+    """One model's queue and the tasks that run it (`workers` of them, each one onnxruntime call at
+    a time, so that several calls can be in flight). The calls in flight together hold at most
+    max_batch images: each takes at most its share, max_batch / workers (rounded up), unless a
     single request is larger."""
 
     generator: OnnxGenerator
     options: ServeOptions
     executor: ThreadPoolExecutor
+    workers: int = 1
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     busy: bool = False              # the last batch merged several requests: others are likely to come
 
     @property
     def call_limit(self) -> int:
-        return -(-self.options.max_batch // self.options.workers)
+        return -(-self.options.max_batch // self.workers)
 
     async def submit(self, feeds: dict, count: int) -> np.ndarray:
         if self.queue.qsize() >= self.options.max_queue:
@@ -170,14 +215,19 @@ class Batcher:
 def load_models(paths: list[Path], device: str, threads: int | None = None) -> dict[str, OnnxGenerator]:
     """name -> generator, from .onnx files, package folders, or folders of either."""
     found: dict[str, Path] = {}
+    named: set[Path] = set()            # given by name: must load (a folder's other .onnx files may be skipped)
     for path in paths:
+        if not path.exists():
+            raise ConfigError(f"{path} does not exist; give .onnx files, packages, or folders of them")
         if path.is_dir() and (path / f"{path.name}.onnx").is_file():
             candidates = [path / f"{path.name}.onnx"]                       # a package
+            named.add(candidates[0])
         elif path.is_dir():
             candidates = sorted(p for p in path.glob("*.onnx") if not p.name.endswith((".fp16.onnx", ".int8.onnx")))
             candidates += sorted(p / f"{p.name}.onnx" for p in path.iterdir() if (p / f"{p.name}.onnx").is_file())
         else:
             candidates = [path]
+            named.add(path)
         for candidate in candidates:
             name = candidate.name.removesuffix(".onnx")
             if name in found and found[name] != candidate:
@@ -188,7 +238,7 @@ def load_models(paths: list[Path], device: str, threads: int | None = None) -> d
         try:
             models[name] = OnnxGenerator(path, device=device, threads=threads)
         except ModelError:
-            if len(found) == 1:
+            if len(found) == 1 or path in named:
                 raise
     if not models:
         raise ConfigError(f"no gan_pack generator in {', '.join(map(str, paths))}; give .onnx files or packages")
@@ -267,14 +317,17 @@ def infer_response(name: str, request: dict, images: np.ndarray) -> tuple[bytes,
     return head + raw, {"content-type": "application/octet-stream", HEADER: str(len(head))}
 
 
-def create_app(models: dict[str, OnnxGenerator], options: ServeOptions | None = None):
-    """The Starlette app serving `models` (name -> OnnxGenerator)."""
+def create_app(models: dict[str, OnnxGenerator], options: ServeOptions | None = None,
+               workers: dict[str, int] | None = None):
+    """The Starlette app serving `models` (name -> OnnxGenerator), each with workers[name] workers
+    (default: options.workers)."""
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
     options = options or ServeOptions()
-    executor = ThreadPoolExecutor(max_workers=max(1, len(models)) * options.workers,
+    workers = {name: (workers or {}).get(name, options.workers) for name in models}
+    executor = ThreadPoolExecutor(max_workers=max(1, sum(workers.values())),
                                   thread_name_prefix="onnxruntime", initializer=lower_priority)
     state: dict = {"batchers": {}, "tasks": []}
 
@@ -375,9 +428,9 @@ def create_app(models: dict[str, OnnxGenerator], options: ServeOptions | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         for name, g in models.items():
-            batcher = Batcher(g, options, executor)
+            batcher = Batcher(g, options, executor, workers[name])
             state["batchers"][name] = batcher
-            state["tasks"] += [asyncio.create_task(batcher.run()) for _ in range(options.workers)]
+            state["tasks"] += [asyncio.create_task(batcher.run()) for _ in range(batcher.workers)]
         yield
         for task in state["tasks"]:
             task.cancel()

@@ -3,6 +3,7 @@
 import concurrent.futures
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -19,7 +20,7 @@ from tritonclient.utils import InferenceServerException
 
 from conftest import EXPORTED, one_error_line, run_cli, shipped
 from gan_pack.runtime import OnnxGenerator
-from gan_pack.serve import COMPUTE_NICENESS, ServeOptions, create_app, load_models, worker_layout
+from gan_pack.serve import COMPUTE_NICENESS, ServeOptions, create_app, load_models, load_served, worker_layout
 
 
 def free_port() -> int:
@@ -147,14 +148,45 @@ def test_two_workers_split_the_batch_and_lose_no_request():
 
 
 def test_worker_layout():
-    """The CLI's defaults: on a CPU one single-threaded worker per core and one more; on a GPU one
-    worker; a single worker leaves a core for HTTP; explicit values win."""
+    """The CLI's defaults: on a CPU one single-threaded worker per core and one more, unless the
+    cores at the model's rate outrun what the event loop can feed (then 2 workers sharing the cores);
+    on a GPU one worker; a single worker leaves a core for HTTP; explicit values win."""
     assert worker_layout(gpu=False, cores=2, workers=None, threads=None) == (3, 1)
     assert worker_layout(gpu=False, cores=16, workers=None, threads=None) == (17, 1)
+    assert worker_layout(gpu=False, cores=128, workers=None, threads=None) == (64, 2)      # MAX_WORKERS
+    assert worker_layout(gpu=False, cores=16, workers=None, threads=None, rate=700) == (17, 1)      # a DCGAN
+    assert worker_layout(gpu=False, cores=16, workers=None, threads=None, rate=32_000) == (2, 8)    # an MLP
+    assert worker_layout(gpu=False, cores=2, workers=None, threads=None, rate=32_000) == (3, 1)
     assert worker_layout(gpu=True, cores=16, workers=None, threads=None) == (1, 15)
     assert worker_layout(gpu=False, cores=8, workers=1, threads=None) == (1, 7)
     assert worker_layout(gpu=False, cores=8, workers=2, threads=None) == (2, 4)
     assert worker_layout(gpu=False, cores=2, workers=4, threads=2) == (4, 2)
+
+
+@pytest.mark.parametrize("feed_rate, workers", [(1.0, 2), (1e12, 3)])
+def test_load_served_times_each_model_for_its_layout(feed_rate, workers):
+    """Each model is loaded single-threaded and timed on real onnxruntime calls: with a loop that
+    feeds 1 image/s every model outruns it (2 workers), with one that feeds 10^12 none does."""
+    models = [EXPORTED / "mnist-cgan", EXPORTED / "mnist-cgan-mlp.onnx"]
+    generators, counts = load_served(models, "cpu", cores=2, feed_rate=feed_rate)
+    assert counts == {"mnist-cgan": workers, "mnist-cgan-mlp": workers}
+    assert {g.session.get_session_options().intra_op_num_threads for g in generators.values()} == {1}
+    generators, counts = load_served(models, "cpu", cores=2, workers=2, feed_rate=1.0)      # explicit: no probe
+    assert counts == {"mnist-cgan": 2, "mnist-cgan-mlp": 2}
+
+
+def test_serving_a_folder_skips_what_is_not_a_generator_but_a_named_file_must_load(capsys, tmp_path):
+    """A folder with a classifier beside a generator serves the generator only. A missing path, or
+    a file named on the command line that is no generator, is one error line before any server."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in ("mnist-gan.onnx", "mnist-classifier.onnx"):
+        shutil.copy(EXPORTED / name, folder / name)
+    assert list(load_models([folder], "cpu")) == ["mnist-gan"]
+    code, _, err = run_cli(["serve", shipped("mnist-gan.onnx"), str(tmp_path / "nope.onnx")], capsys)
+    one_error_line(code, err, "nope.onnx does not exist")
+    code, _, err = run_cli(["serve", shipped("mnist-gan.onnx"), str(EXPORTED / "mnist-classifier.onnx")], capsys)
+    one_error_line(code, err, "mnist-classifier.onnx")
 
 
 @pytest.mark.parametrize("workers", ["0", "65"])
