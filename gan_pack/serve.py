@@ -23,6 +23,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,38 +165,76 @@ class Batcher:
     options: ServeOptions
     executor: ThreadPoolExecutor
     workers: int = 1
-    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    pending: deque = field(default_factory=deque)          # the requests waiting, oldest first
+    pending_images: int = 0
+    idle: deque = field(default_factory=deque)             # a future per worker waiting for requests
+    free: int = 0                   # workers not in a call (set from workers)
     busy: bool = False              # the last batch merged several requests: others are likely to come
+
+    def __post_init__(self) -> None:
+        self.free = self.workers
 
     @property
     def call_limit(self) -> int:
         return -(-self.options.max_batch // self.workers)
 
     async def submit(self, feeds: dict, count: int) -> np.ndarray:
-        if self.queue.qsize() >= self.options.max_queue:
+        if len(self.pending) >= self.options.max_queue:
             raise HTTPError(503, f"the queue is full ({self.options.max_queue} requests waiting); retry later")
         job = Job(feeds, count, asyncio.get_running_loop().create_future())
-        self.queue.put_nowait(job)
+        self.pending.append(job)
+        self.pending_images += count
+        self.wake_one()
         return await job.done
+
+    def wake_one(self) -> None:
+        while self.idle:
+            bell = self.idle.popleft()
+            if not bell.done():
+                bell.set_result(None)
+                return
+
+    def take(self, limit: int, taken: int = 0) -> list[Job]:
+        """Waiting requests, oldest first, while they fit `limit` images beside `taken` ones
+        (without `taken`, the oldest one at least, whatever its size)."""
+        jobs = []
+        while self.pending and ((not jobs and not taken) or taken + self.pending[0].count <= limit):
+            jobs.append(self.pending.popleft())
+            taken += jobs[-1].count
+            self.pending_images -= jobs[-1].count
+        return jobs
+
+    def share(self, free: int, taken: int = 0) -> int:
+        """The images of one call: the waiting ones (and `taken`) shared among `free` workers, so
+        that no core idles beside a long call; at most call_limit."""
+        return min(self.call_limit, -(-(taken + self.pending_images) // max(1, free)))
+
+    async def next_call(self) -> list[Job]:
+        """The requests of this worker's next call."""
+        loop = asyncio.get_running_loop()
+        while not self.pending:
+            bell = loop.create_future()
+            self.idle.append(bell)
+            await bell
+        if not self.options.batching:
+            jobs = self.take(0)
+            self.free -= 1
+        elif len(self.pending) == 1 and self.options.max_delay_ms and self.busy:
+            jobs = self.take(0)
+            self.free -= 1
+            await asyncio.sleep(self.options.max_delay_ms / 1000)       # wait a moment for company
+            jobs += self.take(self.share(self.free + 1, jobs[0].count), jobs[0].count)
+        else:
+            jobs = self.take(self.share(self.free))
+            self.free -= 1
+        if self.pending:
+            self.wake_one()             # what this call left is another worker's
+        return jobs
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        carried = None                  # this task's: a request that did not fit its last batch
-        limit = self.call_limit
         while True:
-            jobs = [carried or await self.queue.get()]
-            carried = None
-            if self.options.batching:
-                if self.queue.empty() and self.options.max_delay_ms and self.busy:
-                    await asyncio.sleep(self.options.max_delay_ms / 1000)      # wait a moment for company
-                images = jobs[0].count
-                while not self.queue.empty():
-                    job = self.queue.get_nowait()
-                    if images + job.count > limit:
-                        carried = job
-                        break
-                    jobs.append(job)
-                    images += job.count
+            jobs = await self.next_call()
             self.busy = len(jobs) > 1
             try:
                 feeds = {name: np.concatenate([job.feeds[name] for job in jobs]) for name in jobs[0].feeds}
@@ -205,6 +244,8 @@ class Batcher:
                     if not job.done.done():
                         job.done.set_exception(e)
                 continue
+            finally:
+                self.free += 1
             start = 0
             for job in jobs:
                 if not job.done.done():

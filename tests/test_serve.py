@@ -1,5 +1,6 @@
 """ganpack serve on 127.0.0.1, driven by Triton's own client (tritonclient.http) and plain HTTP."""
 
+import asyncio
 import concurrent.futures
 import json
 import os
@@ -9,6 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -20,7 +22,7 @@ from tritonclient.utils import InferenceServerException
 
 from conftest import EXPORTED, one_error_line, run_cli, shipped
 from gan_pack.runtime import OnnxGenerator
-from gan_pack.serve import COMPUTE_NICENESS, ServeOptions, create_app, load_models, load_served, worker_layout
+from gan_pack.serve import COMPUTE_NICENESS, Batcher, ServeOptions, create_app, load_models, load_served, worker_layout
 
 
 def free_port() -> int:
@@ -145,6 +147,36 @@ def test_two_workers_split_the_batch_and_lose_no_request():
     assert sum(calls) == sum(len(noise) for noise, _ in requests)
     assert set(calls) <= {1, 2, 5}, f"a call merged past its share of --max-batch: {sorted(set(calls))}"
     assert priorities == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + COMPUTE_NICENESS)}
+
+
+def test_waiting_requests_are_shared_among_free_workers():
+    """8 requests of 2 images reach 4 free workers at once: each worker's call takes its share, 4
+    images, rather than the first taking all 16 while three cores idle."""
+    g = load_models([EXPORTED / "mnist-cgan-mlp.onnx"], "cpu", threads=1)["mnist-cgan-mlp"]
+    calls, run_checked = [], g.run_checked
+
+    def recorded(feeds):
+        calls.append(len(feeds["noise"]))
+        return run_checked(feeds)
+
+    g.run_checked = recorded
+    requests = [(g.noise(2, seed=i), np.full(2, i, dtype=np.int64)) for i in range(8)]
+
+    async def serve_all():
+        with ThreadPoolExecutor(4) as executor:
+            batcher = Batcher(g, ServeOptions(), executor, workers=4)
+            tasks = [asyncio.create_task(batcher.run()) for _ in range(4)]
+            await asyncio.sleep(0)                                  # every worker waits for requests
+            answers = await asyncio.gather(*(batcher.submit(g.check_inputs(*r), 2) for r in requests))
+            for task in tasks:
+                task.cancel()
+            return answers
+
+    answers = asyncio.run(serve_all())
+    assert sorted(calls) == [4, 4, 4, 4]
+    reference = OnnxGenerator(shipped("mnist-cgan-mlp.onnx"))
+    for (noise, labels), images in zip(requests, answers):
+        np.testing.assert_allclose(images, reference.generate(noise, labels), atol=1e-5)
 
 
 def test_worker_layout():
