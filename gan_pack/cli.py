@@ -299,6 +299,7 @@ def serve(
     from gan_pack.runtime import usable_cores
     from gan_pack.serve import ServeOptions, create_app, load_served
 
+    # checks the options before any model loads; the worker counts themselves come from load_served
     options = ServeOptions(max_batch, max_delay_ms, max_queue, max_images_per_request, batching,
                            1 if workers is None else workers)
     generators, counts = load_served(models, device.value, usable_cores(), workers, threads)

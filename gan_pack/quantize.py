@@ -90,7 +90,7 @@ def _quantize(source: Path, target: Path, mode: str, info, calibration_n: int, s
                             quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             nodes_to_exclude=tap_nodes(model))
-    return {"rewrites": {k: v for k, v in done.counts.items() if v}, "kept": True} if done else None
+    return done.record() if done else None
 
 
 def _parity(reference, candidate, mode: str, bound: float) -> ParityReport:

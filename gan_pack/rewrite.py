@@ -57,6 +57,10 @@ class Rewrites:
     def __bool__(self) -> bool:
         return any(self.counts.values())
 
+    def record(self) -> dict:
+        """What metadata `rewrites` records of a kept rewrite: the counts of the rewrites made."""
+        return {"rewrites": {k: v for k, v in self.counts.items() if v}, "kept": True}
+
 
 def phase_weights(weight: np.ndarray) -> np.ndarray:
     """ConvTranspose weights (C_in, C_out, 4, 4) -> the 2x2 Conv's (4 C_out, C_in, 2, 2), output
@@ -287,7 +291,7 @@ def rewrite_for_cpu(model, mode: str, scratch) -> dict | None:
     done = rewrite_graph(candidate)
     if not done:
         return None
-    record = {"rewrites": {k: v for k, v in done.counts.items() if v}, "kept": True}
+    record = done.record()
     if mode == "auto":
         paths = {"original": str(Path(scratch) / "original.onnx"), "rewritten": str(Path(scratch) / "rewritten.onnx")}
         onnx.save(model, paths["original"])
