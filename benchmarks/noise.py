@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from gan_pack.noise import portable_noise
+from gan_pack.core.noise import portable_noise
 
 
 def rate(draw, per_call: int, seconds: float) -> float:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_pack.runtime import create_session
+from gan_pack.runtime.session import create_session
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCHES = (1, 64, 1024)
@@ -42,12 +42,12 @@ def build_cgan(folder: Path, arch: str, **export):
     import numpy as np
     import torch
 
-    from gan_pack.checkpoint import save_checkpoint
-    from gan_pack.config import TrainConfig
-    from gan_pack.export import ExportOptions, export_generator, load_generator
-    from gan_pack.idx import write_idx
-    from gan_pack.models import recalibrate_batchnorm
-    from gan_pack.train import build_trainer
+    from gan_pack.core.idx import write_idx
+    from gan_pack.pytorch.checkpoint import save_checkpoint
+    from gan_pack.pytorch.config import TrainConfig
+    from gan_pack.pytorch.export import ExportOptions, export_generator, load_generator
+    from gan_pack.pytorch.models import recalibrate_batchnorm
+    from gan_pack.pytorch.train import build_trainer
 
     data = folder / "data"                  # 64 random digits: the weights are untrained anyway
     data.mkdir()
@@ -136,8 +136,8 @@ def variants_table(folder: Path, fp32: Path, seconds: float) -> list[str]:
     """fp32, fp16 and int8 (static, dynamic) files of the same generator: images/s and size."""
     import onnxruntime as ort
 
-    from gan_pack.export import ExportOptions, export_generator
-    from gan_pack.quantize import quantize_generator
+    from gan_pack.onnx_tools.quantize import quantize_generator
+    from gan_pack.pytorch.export import ExportOptions, export_generator
 
     paths = {"fp32": fp32, "fp16": folder / "mlp16.onnx", "int8 static": folder / "mlp.int8.onnx",
              "int8 dynamic": folder / "mlp.int8d.onnx"}
@@ -251,8 +251,8 @@ def dcgan_tables(folder: Path, seconds: float) -> list[str]:
     int8 variant (same weights and noise, interleaved rounds), with GFLOP/s and share of peak."""
     import torch
 
-    from gan_pack.quantize import quantize_generator
-    from gan_pack.rewrite import optimize_generator
+    from gan_pack.onnx_tools.optimize import optimize_generator
+    from gan_pack.onnx_tools.quantize import quantize_generator
 
     torch.set_num_threads(os.cpu_count())
     generator, convtranspose = build_cgan(folder, "dcgan", rewrite="off")
@@ -291,7 +291,7 @@ def memory_table(n: int) -> list[str]:
     try:
         models = sorted(p for p in (ROOT / "exported").glob("*.onnx") if "classifier" not in p.name)
         for model in models:
-            from gan_pack.runtime import OnnxGenerator
+            from gan_pack.runtime.generator import OnnxGenerator
 
             batch = OnnxGenerator(model).batch_size
             out = scratch / "x.npy"

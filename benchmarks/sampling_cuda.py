@@ -126,7 +126,7 @@ def dcgan(batch: int, seconds: float) -> None:
     """The DCGAN cGAN on the GPU: PyTorch eager against onnxruntime's CUDA provider, I/O bound."""
     import torch
 
-    from gan_pack.export import ExportOptions, export_generator
+    from gan_pack.pytorch.export import ExportOptions, export_generator
 
     folder = Path(tempfile.mkdtemp())
     try:
@@ -166,7 +166,7 @@ def dcgan(batch: int, seconds: float) -> None:
                     print(f"{'ort ' + name + opt_name:<78} failed: {str(e).splitlines()[0][:100]}")
                     continue
                 print(f"{'ort ' + name + opt_name:<78} {value:>12,.0f} {value / base:>8.2f}x")
-        from gan_pack.runtime import OnnxGenerator
+        from gan_pack.runtime.generator import OnnxGenerator
 
         for name in list(variants)[:2]:
             runtime = OnnxGenerator(variants[name], device="cuda", batch_size=batch)
@@ -197,7 +197,7 @@ def main() -> None:
         dcgan(args.batch, args.seconds)
         return
 
-    from gan_pack.export import ExportOptions, export_generator
+    from gan_pack.pytorch.export import ExportOptions, export_generator
 
     batch = args.batch
     print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}, onnxruntime {ort.__version__}; "
@@ -205,7 +205,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp())
     try:
         generator, fp32 = build_mlp_cgan(folder)
-        from gan_pack.export import ExportedGenerator, to_onnx
+        from gan_pack.pytorch.export import ExportedGenerator, to_onnx
 
         raw = folder / "raw.onnx"            # torch.onnx's graph before gan_pack folds BatchNorm
         to_onnx(ExportedGenerator(generator, half=False).eval(), raw, 100, 10, 18)
@@ -241,7 +241,7 @@ def main() -> None:
                 profiles.append(f"{name}{opt_name}: {profile_summary(p, calls[0])}")
                 for how, value in ((", numpy in/out", numpy_rate), (", I/O binding", bound_rate)):
                     print(f"{'ort ' + name + opt_name + how:<58} {value:>12,.0f} {value / base:>8.2f}x")
-        from gan_pack.runtime import OnnxGenerator
+        from gan_pack.runtime.generator import OnnxGenerator
 
         runtime = OnnxGenerator(fp32, device="cuda", batch_size=batch)
         api = rate(lambda: runtime.generate(noise, labels), batch, args.seconds)

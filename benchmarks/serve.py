@@ -151,7 +151,7 @@ class InProcess:
     """OnnxGenerator's own throughput at batch 1024 (the yardstick for served images/s)."""
 
     def __init__(self, model: Path):
-        from gan_pack.runtime import OnnxGenerator
+        from gan_pack.runtime.generator import OnnxGenerator
 
         self.g = OnnxGenerator(model)
         k = self.g.info.num_classes

@@ -20,7 +20,7 @@ def parse_train_flags(flags: list[str]) -> dict:
     """--model cgan --d-width 128 --no-ema --bf16 -> {"model": "cgan", "d_width": 128, ...}"""
 
     # Each setting's declared type, `X | None` taken as X (a default of None says nothing).
-    from gan_pack.config import GROUPS
+    from gan_pack.pytorch.config import GROUPS
 
     types = {name: next((a for a in typing.get_args(hint) if a is not type(None)), hint)
              for group in GROUPS.values() for name, hint in typing.get_type_hints(group).items()}
@@ -50,9 +50,9 @@ def main() -> None:
 
     import torch
 
-    from gan_pack.config import TrainConfig
-    from gan_pack.monitor import InTrainingEvaluation, Monitor
-    from gan_pack.train import train
+    from gan_pack.pytorch.config import TrainConfig
+    from gan_pack.pytorch.monitor import InTrainingEvaluation, Monitor
+    from gan_pack.pytorch.train import train
 
     flags = [f for f in args.train_flags if f != "--"]
     config = TrainConfig.from_dict({"model": "cgan", "epochs": 10_000, "dataset": args.dataset,

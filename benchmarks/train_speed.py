@@ -26,14 +26,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan_pack.config import DatasetInfo, Recipe, TrainConfig
-from gan_pack.data import make_batches
-from gan_pack.distributed import World, resolve_device
-from gan_pack.idx import load_idx_split
-from gan_pack.models import build_discriminator, build_generator
-from gan_pack.monitor import generate_numpy
-from gan_pack.step import StepSettings, make_step
-from gan_pack.train import Trainer, build_networks
+from gan_pack.core.idx import load_idx_split
+from gan_pack.pytorch.config import DatasetInfo, Recipe, TrainConfig
+from gan_pack.pytorch.data import make_batches
+from gan_pack.pytorch.distributed import World, resolve_device
+from gan_pack.pytorch.models import build_discriminator, build_generator
+from gan_pack.pytorch.monitor import generate_numpy
+from gan_pack.pytorch.step import StepSettings, make_step
+from gan_pack.pytorch.train import Trainer, build_networks
 
 INFO = DatasetInfo("mnist", (1, 28, 28), 10)
 
@@ -157,7 +157,8 @@ def interleaved_rates(loops: dict, device, seconds: float, rounds: int = 3) -> d
 
 
 def quality(loop_generator, device, images_n: int, classifier: str, data_dir: str) -> dict:
-    from gan_pack.evaluate import OnnxClassifier, RealReference, quality_metrics, reference_metrics
+    from gan_pack.evaluate.classifier import OnnxClassifier, RealReference
+    from gan_pack.evaluate.quality import quality_metrics, reference_metrics
 
     clf = OnnxClassifier(classifier)
     real = RealReference.load(clf, data_dir, images_n, 0)
@@ -233,7 +234,7 @@ def report_quality(args, images, labels, device) -> None:
     ours.run(steps)
     sync(device)
     seconds = time.perf_counter() - started
-    from gan_pack.train import finish_epoch_models
+    from gan_pack.pytorch.train import finish_epoch_models
 
     finish_epoch_models(ours.t)
     q = quality(lambda n: generate_numpy(ours.t, n), device, args.quality_n, args.classifier, args.data_dir)

@@ -1,3 +1,3 @@
-from gan_pack.cli import main
+from gan_pack.cli.app import main
 
 main()

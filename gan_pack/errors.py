@@ -1,9 +1,11 @@
-"""One small hierarchy of errors. Library code raises these; only the CLI turns
-them into a one-line message and exit code 2."""
+"""Every error gan_pack raises on purpose, in one small hierarchy. Library code raises these; only
+the CLI turns them into a one-line message and the exit code its class names."""
 
 
 class GanPackError(Exception):
     """A mistake in what the user asked for or gave us (bad file, bad flag)."""
+
+    exit_code = 2
 
 
 class ConfigError(GanPackError):
@@ -23,7 +25,7 @@ class ModelError(GanPackError):
 
 
 class ParityError(GanPackError):
-    """An exported model that does not match PyTorch within its bound."""
+    """An exported model that does not match its reference within its bound."""
 
 
 class DeviceError(GanPackError):
@@ -34,8 +36,20 @@ class RunError(GanPackError):
     """A folder that is not a training run, or a run that cannot be read."""
 
 
+class OutputPathError(GanPackError):
+    """An output path that cannot be written, or a write that failed (disk full, read-only)."""
+
+
+class VerifyError(GanPackError):
+    """A package that is wrong or was tampered with: `ganpack verify` found a problem."""
+
+    exit_code = 1
+
+
 class Interrupted(GanPackError):
-    """Ctrl-C: the message says what was kept and how to continue. Exit code 130."""
+    """Ctrl-C: the message says what was kept and how to continue."""
+
+    exit_code = 130
 
 
 def in_chain(e: BaseException | None, kind: type, depth: int = 0) -> BaseException | None:

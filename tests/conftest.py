@@ -1,6 +1,11 @@
 """Shared fixtures: tiny IDX data sets written by the tests, tiny trained runs and their exports.
 
 Nothing here needs ../shared: tests that want the real MNIST look for GANPACK_DATA_DIR.
+
+What a test needs beyond the base install is a mark (torch, onnx, serve), set here from the folder it
+lives in (tests/pytorch, tests/onnx_tools, tests/serve mirror the subpackages that need them) and from
+the fixtures it uses (a trained run needs torch); a test elsewhere that needs more marks itself. The
+torch-free runs select by mark: `pytest -m "not torch and not onnx and not serve"` in the base install.
 """
 
 from __future__ import annotations
@@ -12,11 +17,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gan_pack.idx import write_idx
+from gan_pack.core.idx import write_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORTED = ROOT / "exported"
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+FOLDER_MARKS = {"pytorch": "torch", "onnx_tools": "onnx", "serve": "serve"}
+FOLDER_NEEDS = {"pytorch": "torch", "onnx_tools": "onnx", "serve": "starlette"}
+# An install without an extra does not collect the folder of tests that needs it.
+collect_ignore = [folder for folder, module in FOLDER_NEEDS.items() if importlib.util.find_spec(module) is None]
+FIXTURE_MARKS = {"trained_runs": "torch", "exported_models": "torch", "tiny_classifier": "torch"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        folder = Path(item.fspath).relative_to(ROOT / "tests").parts[0]
+        needs = {FOLDER_MARKS.get(folder)} | {FIXTURE_MARKS.get(name) for name in item.fixturenames}
+        for mark in sorted(needs - {None}):
+            item.add_marker(getattr(pytest.mark, mark))
 
 
 def synthetic_digits(n: int, seed: int = 0, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +64,7 @@ def tiny_idx(tmp_path_factory) -> Path:
 
 
 def tiny_config(out: Path, data_dir: Path, **overrides):
-    from gan_pack.config import TrainConfig
+    from gan_pack.pytorch.config import TrainConfig
 
     settings = dict(model="cgan", arch="mlp", epochs=1, batch_size=16, data_dir=str(data_dir),
                     out=str(out), device="cpu", log_every=2, width=8, seed=0)
@@ -59,7 +77,7 @@ def trained_runs(tmp_path_factory, tiny_idx) -> dict[tuple[str, str], Path]:
     """One tiny trained run per (model, arch): gan/cgan x mlp/dcgan."""
     if not HAS_TORCH:
         pytest.skip("needs the [train] extra (torch)")
-    from gan_pack.train import train
+    from gan_pack.pytorch.train import train
 
     runs = {}
     root = tmp_path_factory.mktemp("runs")
@@ -73,7 +91,7 @@ def trained_runs(tmp_path_factory, tiny_idx) -> dict[tuple[str, str], Path]:
 
 @pytest.fixture(scope="session")
 def exported_models(tmp_path_factory, trained_runs) -> dict[tuple[str, str], Path]:
-    from gan_pack.export import ExportOptions, export_generator
+    from gan_pack.pytorch.export import ExportOptions, export_generator
 
     root = tmp_path_factory.mktemp("exported")
     models = {}
@@ -85,7 +103,10 @@ def exported_models(tmp_path_factory, trained_runs) -> dict[tuple[str, str], Pat
 
 
 def shipped(name: str) -> Path:
-    path = EXPORTED / name
+    """A shipped model file: a generator's from its package folder (exported/NAME/NAME.onnx), a
+    classifier's from exported/."""
+    package = EXPORTED / name.removesuffix(".onnx")
+    path = package / name if package.is_dir() else EXPORTED / name
     if not path.is_file():
         pytest.skip(f"{path} is not in this checkout")
     return path
@@ -107,7 +128,7 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     """Run the real console entry point in-process; returns (exit code, stdout, stderr)."""
     import sys
 
-    from gan_pack.cli import main
+    from gan_pack.cli.app import main
 
     argv = sys.argv
     sys.argv = ["ganpack", *map(str, args)]

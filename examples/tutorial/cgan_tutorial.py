@@ -57,7 +57,7 @@ class MNIST(Dataset):
     """torchvision's MNIST, read from the IDX files of --data-dir (offline)."""
 
     def __init__(self, data_dir, limit=None):
-        from gan_pack.idx import load_idx_split
+        from gan_pack.core.idx import load_idx_split
 
         images, labels = load_idx_split(data_dir, "mnist", "train")
         self.images, self.labels = images[:limit, 0], labels[:limit]

@@ -1,0 +1,10 @@
+"""The names every runtime sees: tensors, the batch axis, the kinds of model, ONNX's identity fields.
+
+A generator takes `noise` (B, noise_dim) float32 [+ `labels` (B,) int64] and gives `images`
+(B, C, H, W) float32 in [-1, 1]; the first axis of each is named `batch`.
+"""
+
+NOISE, LABELS, IMAGES = "noise", "labels", "images"
+BATCH_AXIS = "batch"
+GENERATOR_KIND, CLASSIFIER_KIND = "generator", "classifier"
+PRODUCER, DOMAIN = "gan_pack", "org.ganpack"

@@ -1,0 +1,106 @@
+"""Portable seeded noise: the same numbers in numpy, JavaScript and any language with 32-bit integers
+and float64. Image k of a request depends only on (seed, k), never on n or the batch size.
+
+The definition (docs/noise.md says it once more, for other languages):
+
+    mix(x)      = lowbias32: x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15; x *= 0x846ca68b; x ^= x >> 16
+                  (all uint32, multiplication modulo 2**32)
+    key(s, k)   = mix(mix(mix(s ^ 0x9e3779b9) ^ k_hi) ^ k_lo)        k_hi, k_lo: the two 32-bit halves of k
+    bits(key, c)= mix(key ^ mix(c ^ 0x632be5ab))
+    unit(b)     = ((b >> 8) + 0.5) / 2**24                          in (0, 1), exact in float32 and float64
+    z[k, j]     = sqrt(-2 ln unit(bits(key, 2c))) * cos(2 pi unit(bits(key, 2c + 1))),  c = j + noise_dim * a
+
+computed in float64 and rounded to float32, with a = 0. Truncation (psi): a component with |z| > psi
+is drawn again with a = 1, 2, ... until |z| <= psi (the BigGAN trick), at most MAX_REDRAWS times;
+after that it is clipped to +-psi. Deterministic, and the same in every runtime.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from gan_pack.errors import ModelError
+
+SEED_MAX = 2**32 - 1          # seeds are 32-bit everywhere (training takes the same range)
+MAX_REDRAWS = 256
+MIN_TRUNCATION = 0.1         # below it, redraws would rarely succeed: P(|z| <= 0.1) = 8%
+_GOLDEN, _C = np.uint32(0x9E3779B9), np.uint32(0x632BE5AB)
+
+
+def mix(x: np.ndarray) -> np.ndarray:
+    """lowbias32 (Chris Wellons' 32-bit integer hash), elementwise on uint32."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+def keys(seed: int, start: int, count: int) -> np.ndarray:
+    """key(seed, k) for k = start .. start + count - 1, uint32."""
+    k = np.arange(start, start + count, dtype=np.uint64)
+    high, low = (k >> np.uint64(32)).astype(np.uint32), (k & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    seeds = np.full(count, seed, dtype=np.uint32)          # arrays: uint32 products wrap without warnings
+    return mix(mix(mix(seeds ^ _GOLDEN) ^ high) ^ low)
+
+
+def _normals(key: np.ndarray, counters: np.ndarray) -> np.ndarray:
+    """Box-Muller on two hashed uniforms per (key, counter), float64."""
+    first = mix(key ^ mix((np.uint32(2) * counters) ^ _C))
+    second = mix(key ^ mix((np.uint32(2) * counters + np.uint32(1)) ^ _C))
+    u1 = ((first >> np.uint32(8)).astype(np.float64) + 0.5) * 2.0**-24
+    u2 = ((second >> np.uint32(8)).astype(np.float64) + 0.5) * 2.0**-24
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def check_truncation(truncation: float | None) -> None:
+    if truncation is not None and not (MIN_TRUNCATION <= truncation < float("inf")):
+        raise ModelError(f"--truncation must be a number >= {MIN_TRUNCATION}, not {truncation}")
+
+
+def portable_noise(seed: int, start: int, count: int, dim: int, truncation: float | None = None) -> np.ndarray:
+    """(count, dim) float32 standard normals of images start .. start + count - 1 of `seed`."""
+    if not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"seed must be in 0..{SEED_MAX}, not {seed}")
+    check_truncation(truncation)
+    key = keys(seed, start, count)[:, None]                          # (count, 1)
+    columns = np.arange(dim, dtype=np.uint32)[None, :]                # (1, dim)
+    z = _normals(key, columns)
+    if truncation is not None:
+        rows, cols = np.nonzero(np.abs(z) > truncation)
+        for attempt in range(1, MAX_REDRAWS + 1):
+            if not len(rows):
+                break
+            counters = cols.astype(np.uint32) + np.uint32(dim) * np.uint32(attempt)
+            z[rows, cols] = _normals(key[rows, 0], counters)
+            keep = np.abs(z[rows, cols]) > truncation
+            rows, cols = rows[keep], cols[keep]
+        z[rows, cols] = np.clip(z[rows, cols], -truncation, truncation)
+    return z.astype(np.float32)
+
+
+def random_seed() -> int:
+    """A seed for a request that gave none."""
+    return int.from_bytes(os.urandom(4), "little")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-99', '1,5,9', '3,10-12' -> the seeds, in order."""
+    seeds: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            first, _, last = part.partition("-")
+            low, high = int(first), int(last) if last else int(first)
+            if high < low or high - low >= 100_000:
+                raise ValueError
+            seeds.extend(range(low, high + 1))
+    except ValueError:
+        raise ModelError(f"--seeds takes seeds and ranges like 0-99 or 1,5,9, not {text!r}") from None
+    bad = [s for s in seeds if not 0 <= s <= SEED_MAX]
+    if not seeds or bad:
+        raise ModelError(f"--seeds must be in 0..{SEED_MAX}, not {bad[0] if bad else text!r}")
+    if len(seeds) > 100_000:
+        raise ModelError("--seeds names more than 100000 seeds")
+    return seeds

@@ -1,0 +1,114 @@
+"""The model card of a package: README.md with Hugging Face-style YAML front matter, then how to
+sample the generator in Python, Node and the browser, its grid, figures, intended use and limits."""
+
+from __future__ import annotations
+
+import json
+
+TASK = "unconditional-image-generation"
+METRIC_NAMES = {"fcd": "FCD", "fcd_ratio_to_floor": "FCD / floor", "conditional_accuracy": "conditional accuracy",
+                "precision": "precision", "recall": "recall", "density": "density", "coverage": "coverage",
+                "class_kl": "class KL"}
+
+
+def _yaml(value) -> str:
+    """A YAML scalar: JSON strings and numbers are valid YAML."""
+    return json.dumps(value)
+
+
+def front_matter(facts: dict, evaluation: dict | None, license: str) -> str:
+    tags = ["gan", "gan_pack", "onnx", "conditional-gan" if facts["num_classes"] else "unconditional-gan",
+            facts["arch"], facts["dataset"]]
+    lines = ["---", f"license: {_yaml(license)}", "library_name: onnxruntime", f"pipeline_tag: {TASK}", "tags:"]
+    lines += [f"  - {_yaml(tag)}" for tag in dict.fromkeys(tags)]
+    lines += ["datasets:", f"  - {_yaml(facts['dataset'])}"]
+    figures = [(key, evaluation[key]) for key in METRIC_NAMES if evaluation and key in evaluation]
+    if figures:
+        lines += ["metrics:"] + [f"  - {_yaml(key)}" for key, _ in figures]
+        lines += ["model-index:", f"  - name: {_yaml(facts['name'])}", "    results:",
+                  f"      - task: {{type: {TASK}}}",
+                  f"        dataset: {{name: {_yaml(facts['dataset'])}, type: {_yaml(facts['dataset'])}}}",
+                  "        metrics:"]
+        lines += [f"          - {{type: {_yaml(key)}, name: {_yaml(METRIC_NAMES[key])}, value: {_yaml(value)}}}"
+                  for key, value in figures]
+    return "\n".join(lines + ["---", ""])
+
+
+def model_card(facts: dict, evaluation: dict | None, license: str) -> str:
+    name, k = facts["name"], facts["num_classes"]
+    shape = "x".join(map(str, facts["image_shape"]))
+    classes = f"{k} classes ({', '.join(facts['class_names'])})" if k else "unconditional"
+    files = "\n".join(f"| `{f['path']}` | {f['bytes'] / 1e6:.2f} MB | {f.get('precision', '')} |"
+                      for f in facts["files"])
+    labels_py = ", labels=3" if k else ""
+    label_input = f"\n- input `labels`: int64 `[batch]`, 0..{k - 1}" if k else ""
+    labels_js = " --label 3" if k else ""
+    figures = ""
+    if evaluation:
+        rows = "\n".join(f"| {METRIC_NAMES[key]} | {evaluation[key]:.4g} |"
+                         for key in METRIC_NAMES if key in evaluation)
+        figures = (f"\n## Evaluation\n\n`ganpack evaluate`, n = {evaluation.get('n')}, seed {evaluation.get('seed')}, "
+                   f"in the features of a classifier trained on {facts['dataset']}:\n\n| figure | value |\n|---|---|\n"
+                   f"{rows}\n")
+    parity = facts.get("parity") or {}
+    worst = max((b.get("max_abs", 0) for b in parity.get("batches", [])), default=None)
+    parity_line = (f"Export parity against PyTorch: max abs difference {worst:.2e} over batch sizes "
+                   f"{', '.join(str(b['batch']) for b in parity['batches'])} (bound {parity.get('bound')}).") \
+        if worst is not None else "No parity report was recorded."
+    return front_matter(facts, evaluation, license) + f"""
+# {name}
+
+A {facts['model']} generator ({facts['arch']}) of {shape} {facts['dataset']} images, {classes}. Exportable by
+gan_pack {facts['gan_pack_version']}: one ONNX file that needs only onnxruntime.
+
+![samples](./{name}.png)
+
+## Contract
+
+- input `noise`: float32 `[batch, {facts['noise_dim']}]`, standard normal{label_input}
+- output `images`: float32 `[batch, {', '.join(map(str, facts['image_shape']))}]` in [-1, 1] (pixel = (x + 1) * 127.5)
+
+The same facts, for runtimes that cannot read ONNX metadata (onnxruntime-web, onnxruntime-node), are in
+`{name}.json`.
+
+## Sample it
+
+Python (`pip install gan-pack`, no torch):
+
+```python
+from gan_pack.runtime.generator import OnnxGenerator
+g = OnnxGenerator("{name}.onnx")
+images = g.sample(16{labels_py}, seed=0)      # (16, {', '.join(map(str, facts['image_shape']))}) float32 in [-1, 1]
+```
+
+Command line: `ganpack sample {name}.onnx -n 64 -o grid.png`. Node (gan_pack's `examples/node`):
+`node sample.js --model {name}.onnx{labels_js} --count 8 --out samples.pgm`. Browser (`examples/web`):
+`index.html?model=PATH/{name}.onnx`. Both read `{name}.json`.
+
+## Check it on your machine
+
+`ganpack verify .` checks every file's SHA-256, the contract and the metadata against the graph, then
+runs the golden vectors of `{name}.golden.json` on this machine's onnxruntime and compares the
+images with the packed ones ({', '.join(f"{n}: {t['metric']} <= {t['bound']}" for n, t in _tolerances(facts).items())}).
+
+## Files
+
+| file | size | precision |
+|---|---|---|
+{files}
+
+{parity_line}
+{figures}
+## Intended use and limits
+
+For sampling images like those of {facts['dataset']}, in apps, demos and tests of image pipelines. The generator
+knows only its training data: it cannot draw anything else, and its samples are not real data (do not use them
+as evidence of anything). Quality figures come from a small classifier, not from people.
+"""
+
+
+def _tolerances(facts: dict) -> dict:
+    from gan_pack.contract.package_format import GOLDEN_TOLERANCE, family
+
+    return {f["path"]: dict(zip(("metric", "bound"), GOLDEN_TOLERANCE[family(f["precision"])]))
+            for f in facts["files"] if "precision" in f}

@@ -1,0 +1,188 @@
+"""`ganpack pack`: one folder that describes a generator to every runtime and can be checked where it
+finally runs (the format: contract/package_format.py).
+
+    dist/NAME/
+      NAME.onnx                the generator (+ NAME.fp16.onnx, NAME.int8.onnx: variants)
+      NAME.json                the manifest: the metadata as plain JSON, for runtimes that cannot read
+                               metadata_props (onnxruntime-web and -node), with every file's size and SHA-256
+      NAME.golden.json         golden vectors: fixed inputs and the images each model file must give
+      NAME.parity.json         the export's parity report
+      NAME.png                 a sample grid
+      NAME.eval.json           the evaluation (with --eval, or carried over when it names this very file)
+      README.md                the model card (Hugging Face YAML front matter)
+      SHA256SUMS               every file's SHA-256, `sha256sum -c` style
+
+The folder is built beside its destination and renamed into place, so a failure leaves nothing.
+Packing reads an exported .onnx (a run is exported first, by the CLI's torch side) and needs the onnx
+package (a packed .onnx gets ONNX's identity fields); `verify` needs neither onnx nor torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from gan_pack.contract.choices import Variant
+from gan_pack.contract.metadata import ModelInfo, image_metadata, set_metadata
+from gan_pack.contract.parity import parity_path
+from gan_pack.core.files import check_output_path, file_sha256, make_folder, write_failure
+from gan_pack.core.images import save_grid
+from gan_pack.core.log import Log, say
+from gan_pack.errors import ConfigError, OutputPathError
+from gan_pack.evaluate.quality import evaluate_generator
+from gan_pack.onnx_tools.quantize import quantize_generator
+from gan_pack.onnx_tools.variant import require_onnx
+from gan_pack.package.card import model_card
+from gan_pack.package.manifest import golden_vectors, manifest, write_sums
+from gan_pack.runtime.generator import OnnxGenerator
+from gan_pack.runtime.session import resolve_model_file
+
+MAX_NAME = 100
+
+
+def name_problems(name: str | None) -> list[str]:
+    """A package's name becomes its file names: one plain name, no path."""
+    if name is None:
+        return []
+    if (not name or len(name) > MAX_NAME or name in (".", "..") or name.startswith(".")
+            or any(c in name for c in "/\\") or not name.isprintable()):
+        return [f"--name must be a plain file name of at most {MAX_NAME} printable characters, not {name!r}"]
+    return []
+
+
+@dataclass
+class PackOptions:
+    name: str | None = None                 # default: the output folder's name
+    variants: tuple[str, ...] = ()
+    license: str = "mit"
+    weights: str = "ema"
+    classifier: str | None = None           # --eval: evaluate with this classifier ...
+    data_dir: str | None = None             # ... against this real data
+    eval_n: int = 10000
+
+    def __post_init__(self) -> None:
+        problems = [p for v in self.variants for p in Variant.problem("--variants", v)] + name_problems(self.name)
+        if (self.classifier is None) != (self.data_dir is None):
+            problems.append("--eval needs both --classifier and --data-dir")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+
+# ---------------------------------------------------------------- the pieces
+
+def check_package_output(out: str | Path) -> Path:
+    """A package folder to write: a place that can be made, and not a folder that holds anything."""
+    out = check_output_path(out, folder=True)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputPathError(f"{out} already exists; remove it or choose another -o")
+    return out
+
+
+@contextlib.contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A temp folder beside `out`, renamed to `out` only if the block succeeds."""
+    check_package_output(out)
+    make_folder(out.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+    except OSError as e:        # a place that looks writable but is not (e.g. /proc), or a full disk
+        raise write_failure(out, e) from e
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)              # mkdtemp makes 0700; a package is for others to read
+    try:
+        yield tmp
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+
+def stamp(source: Path, target: Path) -> ModelInfo:
+    """Copy an exported generator, adding ONNX's identity fields and image conventions if it lacks
+    them; the graph is untouched. Returns its metadata."""
+    import onnx
+
+    model = onnx.load(str(source))
+    meta = {p.key: p.value for p in model.metadata_props}
+    info = ModelInfo.from_metadata(meta, source)
+    set_metadata(model, {**meta, **{k: v for k, v in image_metadata(info.image_shape).items() if k not in meta}})
+    onnx.save(model, str(target))
+    return info
+
+
+
+def place_models(source: Path, folder: Path, name: str, options: PackOptions,
+                 exported: dict[str, Path]) -> dict[str, Path]:
+    """NAME.onnx (a stamped copy of the exported generator), the variants exported beside it from
+    PyTorch (fp16), and the ones made here (int8)."""
+    main = folder / f"{name}.onnx"
+    parity = stamp(source, main).parity
+    if parity:
+        (folder / parity_path(main).name).write_text(json.dumps(parity, indent=2) + "\n")
+    models = {main.name: main}
+    for variant in options.variants:
+        path = folder / f"{name}.{variant}.onnx"
+        if variant in exported:
+            parity = stamp(exported[variant], path).parity
+            if parity:
+                (folder / parity_path(path).name).write_text(json.dumps(parity, indent=2) + "\n")
+        else:
+            quantize_generator(main, path)
+        models[path.name] = path
+    return models
+
+
+def evaluation_for(source: Path, main: Path, options: PackOptions, log: Log = None) -> dict | None:
+    """A fresh evaluation (--eval), or NAME.eval.json beside the source if it names this very file."""
+    if options.classifier is not None and options.data_dir is not None:
+        result = evaluate_generator(main, options.classifier, options.data_dir, n=options.eval_n, log=log)
+        return {**result, "model": main.name}
+    beside = source.with_name(source.stem + ".eval.json")
+    if beside.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            result = json.loads(beside.read_text())
+            if isinstance(result, dict) and result.get("model_sha256") == file_sha256(main):
+                return {**result, "model": main.name}
+    return None
+
+
+# ---------------------------------------------------------------- pack
+
+def pack(model: str | Path, out: str | Path, options: PackOptions | None = None,
+         exported: dict[str, Path] | None = None, log: Log = None) -> Path:
+    """Write the package of the exported generator `model` (an .onnx, or a package's folder) into the
+    folder `out`. `exported`: variants made from PyTorch beside it (fp16), by variant name."""
+    options, exported = options or PackOptions(), exported or {}
+    out = check_package_output(out)
+    name = options.name or out.name
+    require_onnx("pack")
+    source = resolve_model_file(model, "an exported .onnx generator (export a run first: ganpack export RUN)")
+    unmade = [v for v in options.variants if v != Variant.int8 and v not in exported]
+    if unmade:
+        raise ConfigError(f"--variants {unmade[0]} is exported from PyTorch: pack the run folder, not the .onnx")
+    with staging(out) as folder:
+        say(log, f"packing {source} as {name}" + (f" with {', '.join(options.variants)}" if options.variants else ""))
+        models = place_models(source, folder, name, options, exported)
+        generators = {file: OnnxGenerator(path) for file, path in models.items()}     # each opened once
+        main, g = models[f"{name}.onnx"], generators[f"{name}.onnx"]
+        k = g.info.num_classes
+        save_grid(folder / f"{name}.png", g.sample(10 * k if k else 64, seed=0), 10 if k else 8)
+        evaluation = evaluation_for(source, main, options, log)
+        if evaluation is not None:
+            (folder / f"{name}.eval.json").write_text(json.dumps(evaluation, indent=2) + "\n")
+        (folder / f"{name}.golden.json").write_text(json.dumps(golden_vectors(generators, g.info)) + "\n")
+        facts = manifest(name, folder, generators, evaluation)          # lists every file written so far
+        (folder / f"{name}.json").write_text(json.dumps(facts, indent=2) + "\n")
+        (folder / "README.md").write_text(model_card(facts, evaluation, options.license))
+        write_sums(folder)
+    return out

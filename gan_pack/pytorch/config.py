@@ -1,0 +1,299 @@
+"""The settings of a training run, each declared once: its default, its check, and the `ganpack train`
+option it is (help, panel, choices), from which the CLI builds the command. No torch, so the CLI can
+read it without loading torch.
+
+A training run's settings are a `TrainConfig` of four groups:
+- `Recipe`: what is trained (data, networks, loss, optimizer, seed). Fixed for the life of a run.
+- `Schedule`: how long, and the learning-rate decay. May change on --resume.
+- `RunOptions`: where and how it runs (device, folders, logging). May change on --resume.
+- `Evaluation`: the in-training evaluation. May change on --resume.
+
+On disk (config.json, checkpoints, ONNX metadata) a config is one flat dict: field names are unique
+across the groups, so old runs and new ones read the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+from gan_pack.contract.choices import Arch, Augment, Choice, Dataset, Device, Loss, Model
+from gan_pack.contract.limits import EVAL_N_MAX, EVAL_N_MIN
+from gan_pack.core.noise import SEED_MAX
+from gan_pack.errors import ConfigError
+
+DCGAN_SIZES = (28, 32, 64)
+DATASET_CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}
+# Upper limits of the integer settings: beyond them a run cannot fit in memory or never ends.
+LIMITS = {"batch_size": 65536, "noise_dim": 4096, "width": 1024, "d_width": 1024, "epochs": 100_000,
+          "log_every": 10**9, "eval_n": EVAL_N_MAX, "mbstd": 64, "seed": SEED_MAX}
+# The help panels of `ganpack train`, in the order --help shows them.
+START, DATA, NETS, OPTIM, RUN, EVAL = ("Start here", "Data", "Networks and loss", "Optimizer and EMA",
+                                       "Where it runs", "In-training evaluation")
+PANELS = (START, DATA, NETS, OPTIM, RUN, EVAL)
+
+
+def setting(default, help: str, panel: str, *, flags: tuple[str, ...] = (), choices: type[Choice] | None = None):
+    """A field that is also a `ganpack train` option: its help, its panel, its extra flags and (for
+    a choice) its Enum. The CLI builds the command from these, so each setting is declared once."""
+    return field(default=default, metadata={"help": help, "panel": panel, "flags": flags, "choices": choices})
+
+
+def _limits(group) -> list[str]:
+    """Settings above their upper limit, and float settings that are NaN or infinite."""
+    p = []
+    for f in fields(group):
+        value = getattr(group, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if f.name in LIMITS and isinstance(value, int) and value > LIMITS[f.name]:
+            p.append(f"{flag} must be at most {LIMITS[f.name]}, not {value}")
+        if isinstance(value, float) and not math.isfinite(value):
+            p.append(f"{flag} must be a finite number, not {value}")
+    return p
+
+
+_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+
+
+def _type_problems(group: type, data: dict) -> list[str]:
+    """Values of the wrong JSON type (a config.json or checkpoint written by hand or damaged)."""
+    p = []
+    for f in fields(group):
+        if f.name not in data:
+            continue
+        value, kinds = data[f.name], str(f.type).replace(" ", "").split("|")
+        allowed = tuple(t for kind in kinds if kind != "None" for t in _TYPES[kind])
+        if value is None and "None" in kinds:
+            continue
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            p.append(f"{f.name} must be {' or '.join(kinds)}, not {value!r}")
+    return p
+
+
+@dataclass
+class Recipe:
+    """What is trained: fixed for the life of a run (a resumed run must not change it)."""
+
+    model: str = setting("gan", "gan, or cgan (conditional on the class label).", START, choices=Model)
+    arch: str = setting("mlp", "mlp (the classic tutorial pair) or dcgan (convolutional).", NETS, choices=Arch)
+    dataset: str = setting("mnist", "mnist, fashion-mnist, or folder (an image folder).", DATA, choices=Dataset)
+    image_size: int = setting(28, "Image side in pixels (dcgan: 28, 32 or 64).", DATA)
+    channels: int = setting(1, "1 (grayscale) or 3 (RGB).", DATA)
+    batch_size: int = setting(64, "Images per step.", OPTIM)
+    lr: float = setting(2e-4, "Adam learning rate, both networks.", OPTIM)
+    lr_d: float | None = setting(None, "Discriminator learning rate (default: --lr).", OPTIM)
+    beta1: float = setting(0.5, "Adam beta1.", OPTIM)
+    beta2: float = setting(0.999, "Adam beta2.", OPTIM)
+    noise_dim: int = setting(100, "Dimension of the standard-normal noise.", NETS)
+    width: int = setting(64, "dcgan base channel count.", NETS)
+    d_width: int | None = setting(None, "dcgan D base channel count (default: --width).", NETS)
+    spectral_norm: bool = setting(False, "Spectral normalisation in D.", NETS)
+    late_label: bool = setting(False, "dcgan cGAN: feed the label to D's last layer too.", NETS)
+    mbstd: int = setting(0, "dcgan D: a minibatch-variation plane over groups of this many images (0: off; "
+                            "--batch-size must be a multiple).", NETS)
+    r1: float = setting(0.0, "R1 penalty weight gamma: D's loss gains gamma/2 |grad D(real)|^2 (0: off).", NETS)
+    augment: str = setting("", "D sees real and fake through these augmentations, comma-separated: "
+                               f"{', '.join(Augment.values())} (default: none).", NETS)
+    ema: bool = setting(True, "Keep an EMA of G's weights for samples and export.", OPTIM)
+    ema_decay: float = setting(0.999, "EMA decay per step.", OPTIM)
+    loss: str = setting("bce", "bce (on logits), bce-prob (the tutorial's), or hinge.", NETS, choices=Loss)
+    seed: int = setting(0, "Seed: the same seed gives the same CPU run.", OPTIM)
+    bf16: bool = setting(False, "bf16 autocast for the forward passes (GPUs with bf16).", RUN)
+
+    def problems(self) -> list[str]:
+        p = (Model.problem("--model", self.model) + Arch.problem("--arch", self.arch)
+             + Dataset.problem("--dataset", self.dataset) + Loss.problem("--loss", self.loss))
+        if self.batch_size < 1:
+            p.append(f"--batch-size must be at least 1, not {self.batch_size}")
+        if self.noise_dim < 1:
+            p.append(f"--noise-dim must be at least 1, not {self.noise_dim}")
+        if not self.lr > 0 or (self.lr_d is not None and not self.lr_d > 0):
+            p.append("--lr and --lr-d must be positive")
+        if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
+            p.append("--beta1/--beta2 must be in [0, 1)")
+        if not 0.0 < self.ema_decay < 1.0:
+            p.append(f"--ema-decay must be in (0, 1), not {self.ema_decay}")
+        if self.channels not in (1, 3):
+            p.append(f"--channels must be 1 or 3, not {self.channels}")
+        if self.mbstd < 0 or (self.mbstd and self.arch != "dcgan"):
+            p.append(f"--mbstd must be 0 (off) or a group size with --arch dcgan, not {self.mbstd}")
+        elif self.mbstd and self.batch_size % self.mbstd:
+            p.append(f"--batch-size ({self.batch_size}) must be a multiple of --mbstd ({self.mbstd}), "
+                     f"so that no group mixes real and fake images")
+        if not self.r1 >= 0:
+            p.append(f"--r1 must be 0 (off) or positive, not {self.r1}")
+        if self.seed < 0:
+            p.append(f"--seed must be in 0..{SEED_MAX}, not {self.seed}")
+        unknown = [a for a in self.augmentations if a not in Augment.values()]
+        if unknown:
+            p.append(f"--augment takes a comma-separated list of {', '.join(Augment.values())}, "
+                     f"not {', '.join(map(repr, unknown))}")
+        if self.width < 8 or (self.d_width is not None and self.d_width < 8):
+            p.append("--width and --d-width must be at least 8")
+        if self.arch == "dcgan" and self.image_size not in DCGAN_SIZES:
+            p.append(f"--arch dcgan builds {', '.join(map(str, DCGAN_SIZES))}-pixel images, "
+                     f"not {self.image_size}; pick one of those --image-size values")
+        if self.arch == "mlp" and not 4 <= self.image_size <= 128:
+            p.append(f"--arch mlp builds 4..128-pixel images, not {self.image_size}")
+        return p + _limits(self)
+
+    @property
+    def conditional(self) -> bool:
+        return self.model == "cgan"
+
+    @property
+    def augmentations(self) -> list[str]:
+        return [a.strip() for a in self.augment.split(",") if a.strip()]
+
+    @property
+    def discriminator_lr(self) -> float:
+        return self.lr_d if self.lr_d is not None else self.lr
+
+
+@dataclass
+class Schedule:
+    """How long a run trains and how its learning rates move."""
+
+    epochs: int = setting(10, "Total epochs (a resumed run continues up to this).", START)
+    lr_decay_from: int | None = setting(None, "From this epoch on, both learning rates fall linearly to 1/(n+1) of "
+                                              "theirs in the last epoch (n = epochs left); may be set when resuming "
+                                              "(default: constant).", OPTIM)
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.epochs < 1:
+            p.append(f"--epochs must be at least 1, not {self.epochs}")
+        if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < self.epochs:
+            p.append(f"--lr-decay-from must be an epoch in [0, --epochs), not {self.lr_decay_from}; "
+                     f"the decay runs from it to the last epoch")
+        return p + _limits(self)
+
+    def lr_factor(self, epoch: int) -> float:
+        """The learning rates' multiplier while training epoch `epoch` (0-based): 1 up to
+        lr_decay_from, then falling in equal steps to 1/(n + 1) in the last epoch, n = the epochs
+        after lr_decay_from. Never 0, so no epoch is wasted."""
+        start = self.lr_decay_from
+        if start is None or epoch < start:
+            return 1.0
+        decayed = self.epochs - start
+        return 1.0 - (min(epoch, self.epochs - 1) - start + 1) / (decayed + 1)
+
+
+@dataclass
+class RunOptions:
+    """Where and how a run executes: none of it changes what is learned."""
+
+    device: str = setting("auto", "auto, cpu or cuda.", RUN, choices=Device)
+    data_dir: str | None = setting(None, "Folder with the IDX files (offline) or the images.", START)
+    out: str = setting("runs/run", "Run folder to write.", START, flags=("--out", "-o"))
+    log_every: int = setting(100, "Steps between lines of metrics.jsonl.", RUN)
+    tensorboard: bool = setting(False, "Also log to TensorBoard (tensorboard --logdir runs/).", RUN)
+    fast: bool = setting(True, "Data on the device, fused Adam, and on one GPU the whole step as a CUDA graph; "
+                               "--no-fast: DataLoader, eager steps. Same math.", RUN)
+
+    def problems(self) -> list[str]:
+        p = Device.problem("--device", self.device)
+        if self.log_every < 1:
+            p.append(f"--log-every must be at least 1, not {self.log_every}")
+        return p + _limits(self)
+
+
+@dataclass
+class Evaluation:
+    """The in-training evaluation that picks checkpoint-best.pt."""
+
+    eval_every: int = setting(0, "Evaluate the EMA generator every K epochs (0: never).", EVAL)
+    classifier: str | None = setting(None, "Exported classifier for --eval-every.", EVAL)
+    eval_n: int = setting(5000, "Images per in-training evaluation.", EVAL)
+
+    def problems(self) -> list[str]:
+        p = []
+        if self.eval_every < 0 or (self.eval_every and not self.classifier):
+            p.append("--eval-every needs --classifier (an exported classifier) and a positive value")
+        if self.eval_n < EVAL_N_MIN:
+            p.append(f"--eval-n must be at least {EVAL_N_MIN}, not {self.eval_n}")
+        return p + _limits(self)
+
+
+GROUPS = {"recipe": Recipe, "schedule": Schedule, "run": RunOptions, "evaluation": Evaluation}
+RESUMABLE_GROUPS = ("schedule", "run", "evaluation")   # what --resume may change
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run. Saved flat as config.json and inside each checkpoint."""
+
+    recipe: Recipe = field(default_factory=Recipe)
+    schedule: Schedule = field(default_factory=Schedule)
+    run: RunOptions = field(default_factory=RunOptions)
+    evaluation: Evaluation = field(default_factory=Evaluation)
+
+    def __post_init__(self) -> None:
+        problems = [p for name in GROUPS for p in getattr(self, name).problems()]
+        if self.evaluation.eval_every and self.run.data_dir is None:
+            problems.append("--eval-every needs --data-dir (the real test set to compare with)")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    @property
+    def conditional(self) -> bool:
+        return self.recipe.conditional
+
+    def to_dict(self) -> dict:
+        """The flat form: {setting: value} over all groups."""
+        return {k: v for name in GROUPS for k, v in asdict(getattr(self, name)).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """From the flat form; missing settings take their defaults (a run older than the setting)."""
+        unknown = sorted(set(data) - set(setting_names()))
+        if unknown:
+            raise ConfigError(f"unknown settings {unknown}: made by a newer gan_pack?")
+        wrong = [p for group in GROUPS.values() for p in _type_problems(group, data)]
+        if wrong:
+            raise ConfigError("; ".join(wrong))
+        groups = {name: group(**{f.name: data[f.name] for f in fields(group) if f.name in data})
+                  for name, group in GROUPS.items()}
+        return cls(**groups)
+
+
+def setting_names(groups=tuple(GROUPS)) -> list[str]:
+    return [f.name for name in groups for f in fields(GROUPS[name])]
+
+
+@dataclass
+class DatasetInfo:
+    """Facts about the data a model was trained on; they travel into ONNX metadata."""
+
+    name: str
+    image_shape: tuple[int, int, int]        # (C, H, W)
+    num_classes: int
+    class_names: list[str] = field(default_factory=list)
+    size: int = 0
+    fingerprint: str = ""           # sha256 of the images and labels trained on ("": a run older than it)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["image_shape"] = list(self.image_shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DatasetInfo":
+        try:
+            info = cls(name=str(data["name"]), image_shape=tuple(int(x) for x in data["image_shape"]),
+                       num_classes=int(data["num_classes"]),
+                       class_names=[str(c) for c in data.get("class_names", [])], size=int(data.get("size", 0)),
+                       fingerprint=str(data.get("fingerprint", "")))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"the data facts are malformed ({type(e).__name__}: {e})") from e
+        if len(info.image_shape) != 3 or min(info.image_shape) < 1 or not 0 <= info.num_classes <= 100_000:
+            raise ConfigError(f"the data facts are malformed (image shape {info.image_shape}, "
+                              f"{info.num_classes} classes)")
+        return info
+
+    def describe(self) -> str:
+        return f"{self.name}, {self.size} images of {'x'.join(map(str, self.image_shape))}"

@@ -1,0 +1,269 @@
+"""torch -> ONNX export of a generator, proven against PyTorch.
+
+`onnx_graph` makes the graph (torch.onnx, then the graph edits and the CPU rewrite); `derive`
+(onnx_tools.variant) stamps, proves and writes it; `write_generator` composes them for any
+`Exportable` generator: a run's (`exportable_run`, here) or any PyTorch module's
+(`importer.exportable_module`). int8 is the fp32 export, proven against PyTorch, then quantized and
+proven against the fp32 file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import gan_pack
+from gan_pack.contract.choices import Precision, Rewrite, Weights
+from gan_pack.contract.metadata import generator_metadata
+from gan_pack.contract.names import IMAGES, LABELS, NOISE
+from gan_pack.contract.parity import (
+    DEFAULT_ATOL,
+    PARITY_BATCHES,
+    ParityReport,
+    bound_problems,
+    parity_inputs,
+    parity_path,
+)
+from gan_pack.core import runlog
+from gan_pack.core.files import atomic_path, check_output_path, write_text_atomic
+from gan_pack.core.log import Log, say
+from gan_pack.errors import CheckpointError, ConfigError, GanPackError, ModelError, in_chain
+from gan_pack.onnx_tools.graph import fold_batchnorm_into_next_gemm, rename_batch_axis
+from gan_pack.onnx_tools.quantize import quantize_onnx
+from gan_pack.onnx_tools.rewrite import rewrite_for_cpu
+from gan_pack.onnx_tools.variant import Proof, derive
+from gan_pack.pytorch.checkpoint import checkpoint_config, checkpoint_data, load_checkpoint, load_weights
+from gan_pack.pytorch.models import build_generator
+
+OPSETS = range(18, 24)            # what the dynamo exporter writes and onnxruntime runs
+EXPORT_EXAMPLE_BATCH = 4
+
+
+@dataclass
+class ExportOptions:
+    """What `ganpack export` takes besides the source and output paths."""
+
+    weights: str = "ema"                          # ema | raw
+    opset: int = 18
+    precision: str = "fp32"                       # fp32 | fp16 | int8
+    atol: float | None = None                     # None: the precision's default
+    batch_sizes: tuple[int, ...] = PARITY_BATCHES
+    allow_mismatch: bool = False
+    rewrite: str = "auto"                         # auto | on | off: see rewrite.py
+
+    def __post_init__(self) -> None:
+        problems = (Weights.problem("--weights", self.weights) + Precision.problem("--precision", self.precision)
+                    + Rewrite.problem("--rewrite", self.rewrite) + bound_problems(self.atol))
+        if self.opset not in OPSETS:
+            problems.append(f"--opset {self.opset} is not supported; use {OPSETS[0]}..{OPSETS[-1]}")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        if self.atol is None:
+            self.atol = DEFAULT_ATOL[self.precision]
+
+
+class ExportedGenerator(nn.Module):
+    """The ONNX contract: noise (B, noise_dim) float32 [+ labels (B,) int64] -> images float32."""
+
+    def __init__(self, generator: nn.Module, half: bool):
+        super().__init__()
+        self.generator = generator.half() if half else generator
+        self.half = half
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.half:
+            noise = noise.half()
+        # onnxruntime's fast Tanh can overshoot +-1 by an ulp; the contract promises [-1, 1]
+        return self.generator(noise, labels).float().clamp(-1.0, 1.0)
+
+
+def load_generator(source: str | Path, weights: str = "ema") -> tuple[nn.Module, dict]:
+    """The eval-mode generator of a run folder or checkpoint, and the checkpoint dict."""
+    ckpt = load_checkpoint(source)
+    recipe = checkpoint_config(ckpt, source).recipe
+    info = checkpoint_data(ckpt, source)
+    generator = build_generator(recipe, info.num_classes, info.image_shape)
+    state = ckpt["generator_ema"] if weights == "ema" else ckpt["generator"]
+    if state is None:
+        raise CheckpointError(f"{source} was trained without EMA; export it with --weights raw")
+    load_weights(generator, state, f"{weights} generator", source)
+    return generator.eval(), ckpt
+
+
+def dynamo_export(module: nn.Module, args: tuple, path: Path, input_names: list[str],
+                  output_names: list[str], opset: int) -> None:
+    """torch.onnx.export (dynamo) with the first axis of every input a `batch` Dim; one file."""
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    shapes = {name: {0: batch} for name in input_names}
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, str(path), dynamo=True, input_names=input_names,
+                          output_names=output_names, dynamic_shapes=shapes, opset_version=opset,
+                          external_data=False, verbose=False)
+
+
+def to_onnx(module: ExportedGenerator, path: Path, noise_dim: int, num_classes: int, opset: int) -> None:
+    """The generator with the contract's names: noise [+ labels] -> images."""
+    noise, labels = parity_inputs(noise_dim, num_classes, EXPORT_EXAMPLE_BATCH)
+    if num_classes:
+        dynamo_export(module, (torch.from_numpy(noise), torch.from_numpy(labels)), path,
+                      [NOISE, LABELS], [IMAGES], opset)
+    else:
+        dynamo_export(module, (torch.from_numpy(noise),), path, [NOISE], [IMAGES], opset)
+
+
+def torch_runner(generator: nn.Module):
+    @torch.no_grad()
+    def run(noise: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        return generator(torch.from_numpy(noise), None if labels is None else torch.from_numpy(labels)).numpy()
+    return run
+
+
+def parity_proof(reference: nn.Module, options: ExportOptions) -> Proof:
+    """How an export is proven: onnxruntime (CPU) against the eval-mode fp32 PyTorch generator at
+    several batch sizes (for int8, the fp32 export it is quantized from)."""
+    precision = "fp32" if options.precision == "int8" else options.precision
+    bound = DEFAULT_ATOL["fp32"] if options.precision == "int8" else options.atol
+    return Proof(torch_runner(reference), "pytorch fp32 eval", precision, bound, "export does not match PyTorch",
+                 batches=options.batch_sizes)
+
+
+@dataclass
+class Exportable:
+    """A generator ready to write: eval mode, speaking the contract (noise [+ labels] -> images in
+    [-1, 1]), with the metadata that describes it (generator_metadata, before precision and parity)."""
+
+    generator: nn.Module
+    noise_dim: int
+    num_classes: int
+    metadata: dict[str, str]
+
+
+def exportable_run(source: str | Path, weights: str = "ema") -> Exportable:
+    """A run folder's (or checkpoint's) generator, exportable."""
+    generator, ckpt = load_generator(source, weights)
+    config, info = ckpt["config"], ckpt["dataset"]
+    metadata = generator_metadata(config, info, ckpt["epoch"], ckpt["step"], weights, "fp32", 0, gan_pack.__version__)
+    return Exportable(generator, int(config["noise_dim"]), int(info["num_classes"]), metadata)
+
+
+def onnx_graph(exportable: Exportable, options: ExportOptions, log: Log = None):
+    """The generator as an onnx ModelProto with the contract's names and a dynamic batch; for
+    fp32, its kernels rewritten for CPUs where that measures faster. Returns (model, metadata)."""
+    import onnx
+
+    half = options.precision == "fp16"
+    metadata = {**exportable.metadata, "precision": "fp16" if half else "fp32", "opset": str(options.opset)}
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "export.onnx"
+        say(log, f"exporting with torch.onnx (opset {options.opset}, {metadata['precision']})")
+        try:
+            to_onnx(ExportedGenerator(copy.deepcopy(exportable.generator), half).eval(), path, exportable.noise_dim,
+                    exportable.num_classes, options.opset)
+        except Exception as e:  # torch.export raises many types; the trap it hits most is a fixed batch
+            raise export_failure(e) from e
+        model = onnx.load(str(path))
+        rename_batch_axis(model)
+        fold_batchnorm_into_next_gemm(model)
+        if not half:                          # fp16 is for GPUs, whose ConvTranspose is fast already
+            say(log, f"CPU kernel rewrite: {options.rewrite}")
+            record = rewrite_for_cpu(model, options.rewrite, scratch)
+            if record:
+                metadata["rewrites"] = json.dumps(record)
+    return model, metadata
+
+
+def _export_onnx(exportable: Exportable, output: Path, options: ExportOptions, target: Path | None,
+                 log: Log = None) -> ParityReport:
+    """Write the fp32/fp16 model with its metadata and parity report against PyTorch (fatal on
+    failure: then nothing is left at `output`)."""
+    model, metadata = onnx_graph(exportable, options, log)
+    say(log, f"parity against PyTorch at batch {', '.join(map(str, options.batch_sizes))}")
+    report = derive(model, metadata, output, parity_proof(exportable.generator, options), options.allow_mismatch,
+                    target, check=True)
+    assert report is not None
+    return report
+
+
+def export_failure(e: Exception) -> BaseException:
+    """torch.export's error, as one line that says what to change in the module; a Ctrl-C or a full
+    disk that it wrapped comes out as itself."""
+    from gan_pack.core.files import DISK_ERRNOS
+
+    disk = in_chain(e, OSError)
+    if in_chain(e, KeyboardInterrupt) is not None:
+        return KeyboardInterrupt()
+    if disk is not None and disk.errno in DISK_ERRNOS:
+        return disk
+    if isinstance(e, GanPackError):
+        return e
+    text = " ".join(str(e).split())
+    if "batch" in text and ("constraint" in text.lower() or "specializ" in text.lower() or "guard" in text.lower()):
+        return ModelError("the module's forward fixes the batch size (e.g. view(64, ...) or a shape kept as a "
+                          "constant), so the graph cannot take other batch sizes; use view(x.size(0), ...) or "
+                          "reshape(-1, ...)")
+    return ModelError(f"torch.onnx.export could not trace the generator ({type(e).__name__}: {text[:300]}); "
+                      f"see docs/export.md for what a traceable forward needs")
+
+
+def write_generator(generator: Exportable, output: Path, options: ExportOptions, log: Log = None) -> list[ParityReport]:
+    """Write `output` (+ NAME.parity.json), proven against PyTorch; returns the parity reports (fp32
+    or fp16 vs PyTorch; for int8 that one, then int8 vs the fp32 file). Nothing is left at
+    `output` on failure."""
+    if options.precision != "int8":
+        reports = [_export_onnx(generator, output, options, None, log)]
+        parity_file = reports[0].to_dict()
+    else:
+        with tempfile.TemporaryDirectory() as scratch, atomic_path(output) as tmp:
+            fp32 = Path(scratch) / "fp32.onnx"
+            reports = [_export_onnx(generator, output, options, fp32, log)]
+            say(log, "quantizing to int8")
+            reports.append(quantize_onnx(fp32, output, "auto", options.atol, options.allow_mismatch, target=tmp))
+        parity_file = {"fp32_vs_pytorch": reports[0].to_dict(), "int8_vs_fp32": reports[1].to_dict()}
+    write_text_atomic(parity_path(output), json.dumps(parity_file, indent=2) + "\n")
+    return reports
+
+
+def check_outputs(output: str | Path) -> Path:
+    output = check_output_path(output, ".onnx")
+    check_output_path(parity_path(output))
+    return output
+
+
+def export_generator(source: str | Path, output: str | Path, options: ExportOptions | None = None,
+                     log: Log = None) -> list[ParityReport]:
+    """Export a run's generator to `output` (see write_generator) and note it, with the step it was
+    trained to, in the run folder."""
+    options = options or ExportOptions()
+    output = check_outputs(output)
+    generator = exportable_run(source, options.weights)
+    reports = write_generator(generator, output, options, log)
+    run_dir = Path(source) if Path(source).is_dir() else Path(source).parent
+    if runlog.is_run(run_dir):
+        runlog.record_export(run_dir, output, reports[-1].precision, options.weights,
+                             int(generator.metadata["steps"]), int(generator.metadata["epochs"]))
+    return reports
+
+
+def export_for_pack(source: str | Path, folder: Path, weights: str = "ema", fp16: bool = False,
+                    log: Log = None) -> tuple[Path, dict[str, Path]]:
+    """A run's generator exported into `folder` for `ganpack pack`: the fp32 .onnx and, with fp16,
+    the fp16 variant (made from PyTorch: it cannot be made from the fp32 file)."""
+    generator = exportable_run(source, weights)
+    main = folder / "generator.onnx"
+    write_generator(generator, main, ExportOptions(weights=weights), log)
+    exported = {}
+    if fp16:
+        exported["fp16"] = folder / "generator.fp16.onnx"
+        write_generator(generator, exported["fp16"], ExportOptions(weights=weights, precision="fp16"), log)
+    return main, exported

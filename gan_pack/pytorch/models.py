@@ -1,0 +1,267 @@
+"""Generator and discriminator presets. One code path: num_classes = 0 is unconditional."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from gan_pack.errors import ConfigError
+from gan_pack.pytorch.config import Recipe
+
+MLP_HIDDEN = (256, 512, 1024)
+DCGAN_UPSAMPLES = {28: 2, 32: 3, 64: 4}
+
+
+class Conditioned(nn.Module):
+    """Holds the optional label embedding (num_classes x num_classes)."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.label_embedding = nn.Embedding(num_classes, num_classes) if num_classes else None
+
+    def embed(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        if self.label_embedding is None:
+            return None
+        if labels is None:
+            raise ValueError("a conditional model needs labels")
+        return self.label_embedding(labels)                    # (B, num_classes)
+
+
+class MLPGenerator(Conditioned):
+    """The classic tutorial generator: noise(+label) -> 256 -> 512 -> 1024 -> C*H*W, Tanh."""
+
+    def __init__(self, noise_dim: int, num_classes: int, image_shape: tuple[int, int, int]):
+        super().__init__(num_classes)
+        self.image_shape = tuple(image_shape)
+        layers, width_in = [], noise_dim + num_classes
+        for width in MLP_HIDDEN:
+            layers += [nn.Linear(width_in, width), nn.LeakyReLU(0.2), nn.BatchNorm1d(width)]
+            width_in = width
+        layers += [nn.Linear(width_in, int(torch.tensor(image_shape).prod())), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        embedding = self.embed(labels)
+        x = noise if embedding is None else torch.cat([noise, embedding], dim=1)
+        return self.net(x).unflatten(1, self.image_shape)     # (B, C, H, W)
+
+
+class MLPDiscriminator(Conditioned):
+    """The classic tutorial discriminator: C*H*W(+label) -> 512 -> 256 -> 1 logit."""
+
+    def __init__(self, num_classes: int, image_shape: tuple[int, int, int]):
+        super().__init__(num_classes)
+        pixels = int(torch.tensor(image_shape).prod())
+        self.net = nn.Sequential(
+            nn.Linear(pixels + num_classes, 512), nn.LeakyReLU(0.2),
+            nn.Linear(512, 256), nn.LeakyReLU(0.2),
+            nn.Linear(256, 1),
+        )
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        embedding = self.embed(labels)
+        x = images.flatten(1)
+        if embedding is not None:
+            x = torch.cat([x, embedding], dim=1)
+        return self.net(x).squeeze(1)                          # (B,) logits
+
+
+def _dcgan_channels(width: int, image_size: int) -> list[int]:
+    ups = DCGAN_UPSAMPLES[image_size]
+    return [width * 2 ** (ups - i) for i in range(ups + 1)]   # e.g. 28px: [256, 128, 64]
+
+
+class DCGANGenerator(Conditioned):
+    """Project noise(+label) to a small feature map, then transposed convolutions with BatchNorm."""
+
+    def __init__(self, noise_dim: int, num_classes: int, image_shape: tuple[int, int, int],
+                 width: int = 64):
+        super().__init__(num_classes)
+        channels, size = image_shape[0], image_shape[1]
+        feats = _dcgan_channels(width, size)
+        self.base = size // 2 ** (len(feats) - 1)              # 7 for 28px, 4 for 32/64px
+        self.project = nn.Sequential(
+            nn.Linear(noise_dim + num_classes, feats[0] * self.base ** 2, bias=False),
+            nn.BatchNorm1d(feats[0] * self.base ** 2), nn.ReLU(True))
+        blocks = []
+        for c_in, c_out in zip(feats, feats[1:]):
+            blocks += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        blocks += [nn.Conv2d(feats[-1], channels, 3, 1, 1), nn.Tanh()]
+        self.blocks = nn.Sequential(*blocks)
+        self.feats0 = feats[0]
+        dcgan_init(self)
+
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        embedding = self.embed(labels)
+        x = noise if embedding is None else torch.cat([noise, embedding], dim=1)
+        x = self.project(x).unflatten(1, (self.feats0, self.base, self.base))
+        return self.blocks(x)                                  # (B, C, H, W)
+
+
+class MinibatchStd(nn.Module):
+    """ProGAN's minibatch-variation feature: one more plane holding how much the images of a small
+    group differ, so D can tell a generator that draws too few styles. The groups are runs of
+    `group` consecutive images: D is called on cat(real, fake), and with each half a multiple of
+    `group` long no group mixes real with fake."""
+
+    def __init__(self, group: int):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        group = math.gcd(n, self.group)
+        y = x.float().view(n // group, group, c, h, w)
+        std = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))   # (n / group,)
+        plane = std.repeat_interleave(group).to(x.dtype)[:, None, None, None].expand(n, 1, h, w)
+        return torch.cat([x, plane], dim=1)                    # (n, c + 1, h, w)
+
+
+class DCGANDiscriminator(Conditioned):
+    """Strided convolutions with LeakyReLU; the label enters as constant planes beside the image
+    (and, with late_label, once more beside the features that the last layer reads). With
+    mbstd > 0 the last layer also reads a minibatch-variation plane (MinibatchStd)."""
+
+    def __init__(self, num_classes: int, image_shape: tuple[int, int, int], width: int = 64,
+                 late_label: bool = False, mbstd: int = 0):
+        super().__init__(num_classes)
+        channels, size = image_shape[0], image_shape[1]
+        feats = _dcgan_channels(width, size)[::-1]            # e.g. 28px: [64, 128, 256]
+        layers, c_in = [], channels + num_classes
+        for c_out in feats[:-1]:
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+            c_in = c_out
+        base = size // 2 ** (len(feats) - 1)
+        self.late_label = late_label and num_classes > 0
+        self.features = nn.Sequential(*layers)
+        self.mbstd = MinibatchStd(mbstd) if mbstd else None
+        c_in += 1 if mbstd else 0
+        self.head = nn.Linear(c_in * base * base + (num_classes if self.late_label else 0), 1)
+        dcgan_init(self)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        embedding = self.embed(labels)
+        if embedding is not None:
+            planes = embedding[:, :, None, None].expand(-1, -1, images.shape[2], images.shape[3])
+            images = torch.cat([images, planes], dim=1)        # (B, C + num_classes, H, W)
+        features = self.features(images)                       # (B, F, h, w)
+        if self.mbstd is not None:
+            features = self.mbstd(features)                    # (B, F + 1, h, w)
+        features = features.flatten(1)
+        if self.late_label:
+            features = torch.cat([features, embedding], dim=1)
+        return self.head(features).squeeze(1)                  # (B,) logits
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """The DCGAN paper's init: N(0, 0.02) weights, BatchNorm scale N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def build_generator(recipe: Recipe, num_classes: int, image_shape) -> nn.Module:
+    if recipe.arch == "mlp":
+        return MLPGenerator(recipe.noise_dim, num_classes, image_shape)
+    if recipe.arch == "dcgan":
+        return DCGANGenerator(recipe.noise_dim, num_classes, image_shape, recipe.width)
+    raise ConfigError(f"unknown arch {recipe.arch!r}")
+
+
+def build_discriminator(recipe: Recipe, num_classes: int, image_shape) -> nn.Module:
+    if recipe.arch == "mlp":
+        model = MLPDiscriminator(num_classes, image_shape)
+    elif recipe.arch == "dcgan":
+        model = DCGANDiscriminator(num_classes, image_shape, recipe.d_width or recipe.width,
+                                   recipe.late_label, recipe.mbstd)
+    else:
+        raise ConfigError(f"unknown arch {recipe.arch!r}")
+    if recipe.spectral_norm:
+        add_spectral_norm(model)
+    return model
+
+
+def add_spectral_norm(model: nn.Module) -> None:
+    """Spectral normalisation on every convolution and linear layer (not the label embedding)."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, (nn.Conv2d, nn.Linear)):
+            setattr(model, name, nn.utils.parametrizations.spectral_norm(child))
+        else:
+            add_spectral_norm(child)
+
+
+class EMA:
+    """An exponential moving average of a generator's weights: smoother samples than the raw G.
+
+    The decay warms up as (1 + n) / (10 + n) over the first updates, so early epochs are not
+    dominated by the random initial weights. BatchNorm statistics are not averaged:
+    `recalibrate_batchnorm` recomputes them for the averaged weights.
+    """
+
+    def __init__(self, generator: nn.Module, decay: float):
+        self.decay = decay
+        self.updates = 0
+        self.model = copy.deepcopy(generator).eval().requires_grad_(False)
+        device = next(generator.parameters()).device
+        # The step's weight lives on the device, so a recorded CUDA graph reads this step's value.
+        self.weight = torch.zeros((), device=device)
+
+    def update(self, generator: nn.Module) -> None:
+        self.advance()
+        self.apply(generator)
+
+    def advance(self) -> None:
+        """Set this step's weight (host side; no sync: a fill launched on the device)."""
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
+        self.weight_value = 1.0 - decay
+        self.weight.fill_(self.weight_value)
+
+    @torch.no_grad()
+    def apply(self, generator: nn.Module) -> None:
+        """ema += weight * (params - ema). On CUDA it reads the weight from the device, so a
+        recorded CUDA graph uses each step's value; on the CPU one lerp pass is cheaper."""
+        ema_params, params = list(self.model.parameters()), list(generator.parameters())
+        if self.weight.device.type == "cpu":
+            torch._foreach_lerp_(ema_params, params, self.weight_value)
+            return
+        step = torch._foreach_sub(params, ema_params)
+        torch._foreach_mul_(step, self.weight)
+        torch._foreach_add_(ema_params, step)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(generator: nn.Module, noise_dim: int, num_classes: int,
+                          device: torch.device, batches: int = 20, batch_size: int = 256,
+                          seed: int = 1234) -> None:
+    """Recompute BatchNorm running statistics as the exact average over fresh noise batches.
+
+    Uses its own RNG so the training RNG stream is untouched.
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    rng = torch.Generator(device=device).manual_seed(seed)
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None                                      # cumulative average
+    generator.train()
+    for _ in range(batches):
+        noise = torch.randn(batch_size, noise_dim, device=device, generator=rng)
+        labels = (torch.randint(0, num_classes, (batch_size,), device=device, generator=rng)
+                  if num_classes else None)
+        generator(noise, labels)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    generator.eval()

@@ -1,0 +1,188 @@
+"""OnnxGenerator: load an exported generator, check it against its metadata, and sample it.
+numpy + onnxruntime only."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import numpy as np
+
+from gan_pack.contract.metadata import ModelInfo
+from gan_pack.contract.names import IMAGES, LABELS, NOISE
+from gan_pack.core.noise import check_truncation, portable_noise
+from gan_pack.errors import ModelError
+from gan_pack.runtime.labels import Labels, check_labels, label_source, seed_or_random
+from gan_pack.runtime.session import create_session, resolve_model_file
+
+DEFAULT_BATCH_SIZE = 1024       # the largest batch chosen by itself (and the batch on a GPU)
+MEMORY_BUDGET = 8 << 20         # what one CPU call's activations may take when the batch is chosen
+ARENA_FACTOR = 2                # onnxruntime's arena grows by doubling, and adds buffers of its own
+FALLBACK_BATCH_SIZE = 256       # models whose metadata lacks activation_bytes (older exports)
+MAX_BATCH_SIZE = 1 << 20
+MAX_BATCH_BYTES = 1 << 28       # images of one onnxruntime call (256 MiB of float32)
+MAX_SAMPLE_VALUES = 1 << 28     # sample() returns one array: at most 1 GiB of float32
+IO_BINDING_MIN_BATCH = 256     # on CUDA, batches from this size run through I/O binding
+
+
+def check_signature(session, path: os.PathLike, info: ModelInfo) -> None:
+    """The graph's inputs and outputs are what the contract and the metadata say."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    expected = [NOISE] + ([LABELS] if info.conditional else [])
+    missing = [n for n in expected if n not in inputs] + [n for n in [IMAGES] if n not in outputs]
+    extra = [n for n in inputs if n not in expected]
+    if missing or extra:
+        raise ModelError(f"{path} does not follow the gan_pack contract: "
+                         + (f"missing {', '.join(missing)}" if missing else "")
+                         + ("; " if missing and extra else "")
+                         + (f"unexpected inputs {', '.join(extra)}" if extra else ""))
+    for value in list(inputs.values()) + list(outputs.values()):
+        if not value.shape or not isinstance(value.shape[0], str):
+            raise ModelError(f"{path}: {value.name!r} has a fixed batch axis {value.shape}; "
+                             f"re-export it with `ganpack export`")
+    noise, images = inputs[NOISE], outputs[IMAGES]
+    if len(noise.shape) != 2 or noise.shape[1] != info.noise_dim or noise.type != "tensor(float)":
+        raise ModelError(f"{path}: the noise input is {noise.type} {noise.shape} but the metadata says "
+                         f"float (batch, {info.noise_dim}); the metadata does not describe this graph")
+    if info.conditional and (len(inputs[LABELS].shape) != 1 or inputs[LABELS].type != "tensor(int64)"):
+        raise ModelError(f"{path}: the labels input is {inputs[LABELS].type} {inputs[LABELS].shape}, "
+                         f"not int64 (batch,)")
+    fixed = [d if isinstance(d, int) else None for d in images.shape[1:]]
+    if len(images.shape) != 4 or any(d is not None and d != want for d, want in zip(fixed, info.image_shape)):
+        raise ModelError(f"{path}: the images output is {images.shape} but the metadata says image_shape "
+                         f"{list(info.image_shape)}; the metadata does not describe this graph")
+
+
+
+class OnnxGenerator:
+    """An exported gan_pack generator, ready to sample.
+
+    >>> g = OnnxGenerator("exported/mnist-cgan.onnx")
+    >>> images = g.sample(16, labels=3, seed=0)      # (16, 1, 28, 28) float32 in [-1, 1]
+    """
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
+                 batch_size: int | None = None, memory_budget: int = MEMORY_BUDGET):
+        self.path = resolve_model_file(path)
+        self.session = create_session(self.path, device, threads)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.info = ModelInfo.from_metadata(meta, self.path)
+        check_signature(self.session, self.path, self.info)
+        self.providers = self.session.get_providers()
+        # Where large batches are bound (inputs and output placed by onnxruntime on that device).
+        self.binding_device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else None
+        if not 1 << 20 <= memory_budget <= 1 << 40:
+            raise ModelError(f"memory_budget must be 1 MiB..1 TiB, not {memory_budget} bytes")
+        self.batch_size = self._bounded(self._fitted_batch(memory_budget) if batch_size is None else batch_size)
+
+    def _fitted_batch(self, budget: int) -> int:
+        """The batch whose activations fit `budget` on the CPU: a power of two up to
+        DEFAULT_BATCH_SIZE, from the metadata's activation_bytes (per image). On a GPU (its memory
+        is another budget) and for models without the figure: the fixed defaults."""
+        per_image = self.info.activation_bytes
+        if self.binding_device is not None:
+            return DEFAULT_BATCH_SIZE
+        if per_image is None:
+            return FALLBACK_BATCH_SIZE
+        fits = max(1, min(budget // (ARENA_FACTOR * per_image), DEFAULT_BATCH_SIZE))
+        return 1 << (fits.bit_length() - 1)
+
+    @property
+    def image_values(self) -> int:
+        return int(np.prod(self.info.image_shape))
+
+    def _bounded(self, batch_size: int) -> int:
+        """A batch size in range, lowered to at most MAX_BATCH_BYTES of images per onnxruntime call."""
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ModelError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, not {batch_size}")
+        return max(1, min(batch_size, MAX_BATCH_BYTES // (4 * self.image_values)))
+
+    def check_inputs(self, noise: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The feeds for (noise, labels), checked as the contract says; a ModelError names what is wrong."""
+        noise = np.ascontiguousarray(noise, dtype=np.float32)
+        if noise.ndim != 2 or noise.shape[1] != self.info.noise_dim:
+            raise ModelError(f"noise must have shape (batch, {self.info.noise_dim}), not {noise.shape}")
+        if not np.isfinite(noise).all():
+            raise ModelError("noise holds NaN or infinite values; give finite numbers (standard normal)")
+        feeds = {NOISE: noise}
+        if self.info.conditional:
+            if labels is None:
+                raise ModelError("this model is conditional: give labels (one per noise row)")
+            labels = check_labels(self.info.num_classes, np.asarray(labels))
+            if labels.shape != (len(noise),):
+                raise ModelError(f"labels must have shape ({len(noise)},), not {labels.shape}")
+            feeds[LABELS] = labels
+        elif labels is not None:
+            raise ModelError("this model is unconditional (num_classes 0): drop the labels")
+        return feeds
+
+    def generate(self, noise: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """Images (B, C, H, W) float32 in [-1, 1] for the caller's own noise (B, noise_dim)."""
+        return self.run_checked(self.check_inputs(noise, labels))
+
+    def run_checked(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Images for feeds that check_inputs made (a server batches several requests' feeds)."""
+        images = self._run(feeds)
+        # models exported before the graph clamped its output can overshoot +-1 by an ulp
+        return np.clip(images, -1.0, 1.0, out=images)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """On CUDA, large batches run with I/O binding: onnxruntime copies the inputs to the GPU,
+        writes the output into a GPU buffer of its arena and copies it back once, instead of
+        staging both through its default run path. A binding per call keeps this thread-safe."""
+        if self.binding_device is None or len(feeds[NOISE]) < IO_BINDING_MIN_BATCH:
+            return self.session.run([IMAGES], feeds)[0]
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, value)
+        binding.bind_output(IMAGES, self.binding_device)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    def resolve_labels(self, n: int, labels: Labels) -> np.ndarray | None:
+        """n labels from: None (cGAN: each class in turn), "cycle", one int, a LabelCycle, or a
+        sequence of n."""
+        return label_source(self.info.num_classes, n, labels)(0, n)
+
+    def iter_batches(self, n: int, labels: Labels = None, seed: int | None = None, batch_size: int | None = None,
+                     truncation: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (start index, images) batch by batch, so memory stays bounded for any n.
+
+        Image k's noise is the portable noise of (seed, k) (gan_pack.noise): the same whatever n and
+        the batch size, and the same in the Node and browser examples. truncation: redraw noise
+        components beyond +-truncation (the truncation trick).
+        """
+        if n < 1:
+            raise ModelError(f"n must be at least 1, not {n}")
+        batch_size = self._bounded(self.batch_size if batch_size is None else batch_size)
+        labels_for = label_source(self.info.num_classes, n, labels)
+        seed = seed_or_random(seed)
+        check_truncation(truncation)
+        for start in range(0, n, batch_size):
+            count = min(batch_size, n - start)
+            noise = portable_noise(seed, start, count, self.info.noise_dim, truncation)
+            yield start, self.generate(noise, labels_for(start, count))
+
+    def sample(self, n: int, labels: Labels = None, seed: int | None = None,
+               batch_size: int | None = None, truncation: float | None = None) -> np.ndarray:
+        """n images (n, C, H, W) float32 in [-1, 1]; image k from the portable noise of (seed, k)."""
+        self.check_one_array(n)
+        if n < 1:
+            raise ModelError(f"n must be at least 1, not {n}")
+        out = np.empty((n, *self.info.image_shape), dtype=np.float32)
+        for start, images in self.iter_batches(n, labels, seed, batch_size, truncation):
+            out[start:start + len(images)] = images
+        return out
+
+    def check_one_array(self, n: int) -> None:
+        """n images in one array (or one .npy file) are at most 1 GiB of float32."""
+        if n > 0 and n * self.image_values > MAX_SAMPLE_VALUES:
+            raise ModelError(f"{n} images of {'x'.join(map(str, self.info.image_shape))} need "
+                             f"{n * self.image_values * 4 / 2**30:.1f} GiB in one array (at most "
+                             f"{MAX_SAMPLE_VALUES * 4 / 2**30:.0f} GiB); stream them with iter_batches "
+                             f"(ganpack sample --out-dir)")
+
+    def noise(self, n: int, seed: int | None = None, start: int = 0, truncation: float | None = None) -> np.ndarray:
+        """The noise of images start .. start + n - 1 of `seed`: what `sample` uses, to reuse or edit."""
+        return portable_noise(seed_or_random(seed), start, n, self.info.noise_dim, truncation)

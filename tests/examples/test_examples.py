@@ -1,0 +1,265 @@
+"""The Node.js and browser examples against Python's onnxruntime on the same noise (`make test-examples`),
+on packaged models: the MNIST cGAN, the Fashion-MNIST cGAN (its class names), a 3-channel generator
+packed from a tiny run, and the tutorial's generator.pth exported and packed. Both examples read what
+a model needs from its manifest."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import EXPORTED, HAS_TORCH, ROOT, ganpack_process
+from gan_pack.core.images import to_uint8
+from gan_pack.runtime.generator import OnnxGenerator
+
+NODE_EXAMPLE, WEB_EXAMPLE = ROOT / "examples" / "node", ROOT / "examples" / "web"
+pytestmark = pytest.mark.slow           # Node processes and a headless browser
+
+
+def package(name: str):
+    path = EXPORTED / name / f"{name}.onnx"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this checkout")
+    return path
+
+
+@pytest.fixture(scope="module")
+def rgb_package(tmp_path_factory, tiny_idx):
+    """A 3-channel generator: a tiny run on MNIST read as RGB, packed (inside the repository, so the
+    page's server can reach it)."""
+    if not HAS_TORCH:
+        pytest.skip("needs the [train] extra (torch)")
+    from conftest import tiny_config
+    from gan_pack.pytorch.train import train
+
+    run = tmp_path_factory.mktemp("rgb") / "run"
+    train(tiny_config(run, tiny_idx, channels=3, image_size=16))
+    out = WEB_EXAMPLE / ".test-rgb"
+    shutil.rmtree(out, ignore_errors=True)
+    packed = ganpack_process("pack", run, "-o", out)
+    assert packed.returncode == 0, packed.stderr
+    yield out / ".test-rgb.onnx"
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def python_strip(model, noise, labels) -> np.ndarray:
+    """(H, count * W, C) uint8, as the examples lay their images out."""
+    return np.concatenate(list(to_uint8(OnnxGenerator(model).generate(noise, labels))), axis=1)
+
+
+@pytest.fixture(scope="module")
+def node_ready():
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed (apt-get install nodejs)")
+    if not (NODE_EXAMPLE / "node_modules" / "onnxruntime-node").is_dir():
+        pytest.skip("examples/node has no node_modules: run `make test-examples` (npm ci)")
+
+
+def node_sample(tmp_path, model, noise, labels, out_name):
+    (tmp_path / "noise.json").write_text(json.dumps(noise.tolist()))
+    args = ["node", "sample.js", "--model", str(model), "--noise", str(tmp_path / "noise.json"),
+            "--out", str(tmp_path / out_name)]
+    if labels is not None:
+        args += ["--labels", ",".join(map(str, labels))]
+    result = subprocess.run(args, cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return np.asarray(Image.open(tmp_path / out_name)).astype(int), result.stdout
+
+
+@pytest.mark.parametrize("name, labels, words", [
+    ("mnist-cgan", [0, 3, 5, 7, 9], "1x28x28: 0, 3, 5, 7, 9"),
+    ("fashion-mnist-cgan", [0, 9, 7], "T-shirt/top, Ankle boot, Sneaker"),
+    ("mnist-gan", None, "image(s) of 1x28x28)"),
+])
+def test_node_sample_matches_python(node_ready, tmp_path, name, labels, words):
+    model = package(name)
+    noise = OnnxGenerator(model).noise(len(labels or [0, 0]), seed=11)
+    pixels, said = node_sample(tmp_path, model, noise, labels, "strip.pgm")
+    python = python_strip(model, noise, None if labels is None else np.array(labels))[:, :, 0].astype(int)
+    assert pixels.shape == python.shape and np.abs(pixels - python).max() <= 1
+    assert words in said
+
+
+def test_node_writes_rgb_for_a_3_channel_package(node_ready, rgb_package, tmp_path):
+    noise, labels = OnnxGenerator(rgb_package).noise(3, seed=2), [1, 4, 8]
+    pixels, _ = node_sample(tmp_path, rgb_package, noise, labels, "strip.ppm")
+    python = python_strip(rgb_package, noise, np.array(labels)).astype(int)
+    assert pixels.shape == python.shape == (16, 48, 3) and np.abs(pixels - python).max() <= 1
+
+
+def test_node_without_a_manifest_says_how_to_make_one(node_ready, tmp_path):
+    shutil.copy(package("mnist-gan"), tmp_path / "alone.onnx")
+    result = subprocess.run(["node", "sample.js", "--model", str(tmp_path / "alone.onnx")], cwd=NODE_EXAMPLE,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "ganpack pack" in result.stderr
+
+
+def test_node_seeded_noise_draws_digits(node_ready, tmp_path):
+    out = tmp_path / "sevens.pgm"
+    result = subprocess.run(["node", "sample.js", "--model", str(package("mnist-cgan")), "--label", "7",
+                             "--count", "4", "--seed", "1", "--out", str(out)],
+                            cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    pixels = np.asarray(Image.open(out))
+    assert pixels.shape == (28, 112) and pixels.std() > 30
+
+
+@pytest.fixture(scope="module")
+def web_ready():
+    import os
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed (apt-get install nodejs)")
+    if not os.path.exists(os.environ.get("CHROMIUM", "/usr/bin/chromium")):
+        pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)")
+    if not (WEB_EXAMPLE / "node_modules" / "playwright-core").is_dir():
+        pytest.skip("examples/web has no node_modules: run `make test-examples` (npm ci)")
+
+
+@pytest.fixture()
+def server():
+    """The repository served on localhost, as `npm run serve` does."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(ROOT)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def open_page(server, tmp_path, model, noise, labels, screenshot=None) -> dict:
+    """The page on `model` (None: its default) with this noise; what its canvas holds."""
+    noise_file = WEB_EXAMPLE / ".test-noise.json"
+    noise_file.write_text(json.dumps(noise.tolist()))
+    query = "noise=.test-noise.json" + (f"&labels={','.join(map(str, labels))}" if labels is not None else "")
+    if model is not None:                 # a path relative to the page
+        query += f"&model={model.relative_to(WEB_EXAMPLE) if model.is_relative_to(WEB_EXAMPLE) else '../..'}"
+        query += "" if model.is_relative_to(WEB_EXAMPLE) else f"/{model.relative_to(ROOT)}"
+    try:
+        args = ["node", "drive.mjs", f"{server}/examples/web/index.html?{query}", str(tmp_path / "canvas.json")]
+        result = subprocess.run(args + ([str(screenshot)] if screenshot else []), cwd=WEB_EXAMPLE,
+                                capture_output=True, text=True, timeout=180)
+    finally:
+        noise_file.unlink()
+    assert result.returncode == 0, result.stderr
+    canvas = json.loads((tmp_path / "canvas.json").read_text())
+    canvas["array"] = np.array(canvas["pixels"]).reshape(canvas["height"], canvas["width"], canvas["channels"])
+    return canvas
+
+
+def test_web_page_canvas_matches_python(web_ready, server, tmp_path):
+    model = package("mnist-cgan")
+    noise, labels = OnnxGenerator(model).noise(6, seed=5), [1, 2, 3, 4, 5, 6]
+    canvas = open_page(server, tmp_path, None, noise, labels, tmp_path / "page.png")     # the default model
+    python = python_strip(model, noise, np.array(labels)).astype(int)
+    assert canvas["array"].shape == python.shape == (28, 6 * 28, 1)
+    assert np.abs(canvas["array"] - python).max() <= 1
+    assert Image.open(tmp_path / "page.png").size == (900, 420)
+
+
+def test_web_page_shows_the_fashion_class_names(web_ready, server, tmp_path):
+    model = package("fashion-mnist-cgan")
+    noise, labels = OnnxGenerator(model).noise(3, seed=1), [9, 0, 5]
+    canvas = open_page(server, tmp_path, model, noise, labels)
+    assert canvas["classNames"][9] == "Ankle boot" and canvas["classNames"][0] == "T-shirt/top"
+    python = python_strip(model, noise, np.array(labels)).astype(int)
+    assert np.abs(canvas["array"] - python).max() <= 1
+
+
+def test_web_page_draws_a_3_channel_package(web_ready, server, tmp_path, rgb_package):
+    noise, labels = OnnxGenerator(rgb_package).noise(4, seed=3), [0, 2, 4, 6]
+    canvas = open_page(server, tmp_path, rgb_package, noise, labels)
+    python = python_strip(rgb_package, noise, np.array(labels)).astype(int)
+    assert canvas["array"].shape == python.shape == (16, 64, 3)
+    assert np.abs(canvas["array"] - python).max() <= 1
+
+
+def test_web_page_samples_an_imported_tutorial_generator(web_ready, server, tmp_path, tiny_idx):
+    """The tutorial's generator.pth, exported with --from tutorial-cgan and packed, in the page."""
+    script = ROOT / "examples" / "tutorial" / "cgan_tutorial.py"
+    trained = subprocess.run([sys.executable, script, "--data-dir", tiny_idx, "--out", tmp_path / "generator.pth"],
+                             capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    exported = ganpack_process("export", tmp_path / "generator.pth", "--from", "tutorial-cgan", "-o",
+                               tmp_path / "tutorial.onnx")
+    assert exported.returncode == 0, exported.stderr
+    out = WEB_EXAMPLE / ".test-tutorial"
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        packed = ganpack_process("pack", tmp_path / "tutorial.onnx", "-o", out)
+        assert packed.returncode == 0, packed.stderr
+        model = out / ".test-tutorial.onnx"
+        noise, labels = OnnxGenerator(model).noise(4, seed=9), [7, 1, 0, 4]
+        canvas = open_page(server, tmp_path, model, noise, labels)
+        python = python_strip(model, noise, np.array(labels)).astype(int)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    assert canvas["array"].shape == python.shape == (28, 4 * 28, 1)
+    assert np.abs(canvas["array"] - python).max() <= 1
+
+
+# ---------------------------------------------------------------- one seed, one image, everywhere
+
+def test_node_noise_is_the_portable_noise(node_ready):
+    """The JavaScript module gives the golden numbers that pin the definition in Python."""
+    from test_noise import GOLDEN
+
+    keys = json.dumps([list(key) for key in GOLDEN])
+    script = ("import('../shared/samples.mjs').then((m) => console.log(JSON.stringify("
+              f"{keys}.map(([s, k]) => Array.from(m.portableNoise(s, k, 1, 4))))))")
+    result = subprocess.run(["node", "-e", script], cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(np.float32(json.loads(result.stdout)), np.float32(list(GOLDEN.values())))
+
+
+@pytest.mark.parametrize("truncation", [None, 0.7])
+def test_node_seed_gives_pythons_images(node_ready, tmp_path, truncation):
+    model = package("mnist-cgan")
+    args = ["node", "sample.js", "--model", str(model), "--seed", "7", "--label", "3", "--count", "4",
+            "--out", str(tmp_path / "s.pgm")] + (["--truncation", str(truncation)] if truncation else [])
+    result = subprocess.run(args, cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    python = np.concatenate(list(to_uint8(OnnxGenerator(model).sample(4, labels=3, seed=7, truncation=truncation))),
+                            axis=1)[:, :, 0].astype(int)
+    assert np.abs(np.asarray(Image.open(tmp_path / "s.pgm")).astype(int) - python).max() <= 1
+
+
+def test_web_seed_gives_pythons_images(web_ready, server, tmp_path):
+    model = package("fashion-mnist-cgan")
+    url = f"{server}/examples/web/index.html?model=../../exported/fashion-mnist-cgan/fashion-mnist-cgan.onnx" \
+          "&seed=7&label=3&count=4&truncation=0.7"
+    result = subprocess.run(["node", "drive.mjs", url, str(tmp_path / "canvas.json")], cwd=WEB_EXAMPLE,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    canvas = json.loads((tmp_path / "canvas.json").read_text())
+    pixels = np.array(canvas["pixels"]).reshape(canvas["height"], canvas["width"])
+    python = np.concatenate(list(to_uint8(OnnxGenerator(model).sample(4, labels=3, seed=7, truncation=0.7))),
+                            axis=1)[:, :, 0].astype(int)
+    assert pixels.shape == python.shape and np.abs(pixels - python).max() <= 1
+
+
+def test_web_walk_frame_is_pythons(web_ready, server, tmp_path):
+    from gan_pack.runtime.walk import loop_noise
+
+    model = package("mnist-cgan")
+    url = f"{server}/examples/web/index.html?walk=10&seed=2"
+    result = subprocess.run(["node", "drive.mjs", url, str(tmp_path / "canvas.json")], cwd=WEB_EXAMPLE,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    canvas = json.loads((tmp_path / "canvas.json").read_text())
+    pixels = np.array(canvas["pixels"]).reshape(canvas["height"], canvas["width"])
+    g = OnnxGenerator(model)
+    z = loop_noise(g, 4, 60, 2)[10]
+    python = np.concatenate(list(to_uint8(g.generate(np.repeat(z[None], 10, 0), np.arange(10)))), axis=1)
+    assert pixels.shape == (28, 280) and np.abs(pixels - python[:, :, 0].astype(int)).max() <= 1

@@ -1,0 +1,203 @@
+"""ganpack pack and verify: a tiny trained run packed with its variants, verified, then tampered with."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import one_error_line, run_cli, shipped
+from gan_pack.contract.package_format import SUMS, decode, encode
+
+pytestmark = pytest.mark.onnx            # packing writes ONNX; the tests of a packed run need torch too
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory, trained_runs):
+    out = tmp_path_factory.mktemp("dist") / "tiny"
+    code = run_pack([trained_runs[("cgan", "mlp")], "-o", out, "--variants", "fp16,int8", "--license", "apache-2.0"])
+    assert code == 0
+    return out
+
+
+def run_pack(args):
+    import sys
+
+    from gan_pack.cli.app import main
+
+    argv, sys.argv = sys.argv, ["ganpack", "pack", *map(str, args)]
+    try:
+        main()
+    except SystemExit as e:
+        return e.code
+    finally:
+        sys.argv = argv
+
+
+def copy(package, tmp_path):
+    target = tmp_path / "tiny"
+    shutil.copytree(package, target)
+    return target
+
+
+def resum(folder):
+    """Re-sign a tampered folder as a careful forger would: the manifest's own list, then SHA256SUMS."""
+    from gan_pack.core.files import file_sha256
+    from gan_pack.package.manifest import write_sums
+
+    manifest = json.loads((folder / "tiny.json").read_text())
+    for entry in manifest["files"]:
+        entry.update(bytes=(folder / entry["path"]).stat().st_size, sha256=file_sha256(folder / entry["path"]))
+    (folder / "tiny.json").write_text(json.dumps(manifest))
+    (folder / SUMS).unlink()
+    write_sums(folder)
+
+
+def test_the_package_holds_every_file(package):
+    assert package.stat().st_mode & 0o005 == 0o005                          # others may read it
+    names = sorted(p.name for p in package.iterdir())
+    assert names == sorted(["README.md", SUMS, "tiny.golden.json", "tiny.json", "tiny.onnx", "tiny.fp16.onnx",
+                            "tiny.fp16.parity.json", "tiny.int8.onnx", "tiny.parity.json", "tiny.png"])
+    manifest = json.loads((package / "tiny.json").read_text())
+    assert manifest["format"] == "gan_pack.package/1" and manifest["noise_dim"] == 100
+    assert manifest["num_classes"] == 10 and manifest["class_names"] == [str(c) for c in range(10)]
+    assert manifest["image_shape"] == [1, 28, 28] and manifest["training"]["model"] == "cgan"
+    models = {f["path"]: f for f in manifest["files"] if "precision" in f}
+    assert {m["precision"] for m in models.values()} == {"fp32", "fp16", "int8-dynamic"}
+    assert all(m["parity"]["ok"] for m in models.values())
+    assert (package / "tiny.golden.json").stat().st_size < 100_000                    # kilobytes
+    for line in (package / SUMS).read_text().splitlines():
+        digest, name = line.split("  ")
+        assert len(digest) == 64 and (package / name).is_file()
+
+
+def test_model_card_front_matter(package):
+    text = (package / "README.md").read_text()
+    _, front, body = text.split("---\n", 2)
+    import yaml
+
+    card = yaml.safe_load(front)
+    assert card["license"] == "apache-2.0" and card["library_name"] == "onnxruntime"
+    assert card["pipeline_tag"] == "unconditional-image-generation" and card["datasets"] == ["mnist"]
+    assert "conditional-gan" in card["tags"] and "![samples](./tiny.png)" in body
+    assert "OnnxGenerator(\"tiny.onnx\")" in body and "sample.js" in body and "Intended use" in body
+
+
+def test_identity_and_image_metadata_in_every_model(package):
+    import onnx
+
+    for name in ("tiny.onnx", "tiny.fp16.onnx", "tiny.int8.onnx"):
+        model = onnx.load(str(package / name), load_external_data=False)
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert (model.producer_name, model.domain, model.model_version) == ("gan_pack", "org.ganpack", 1)
+        assert model.producer_version and "noise" in model.doc_string
+        assert meta["Image.BitmapPixelFormat"] == "Gray8" and meta["Image.NominalPixelRange"] == "Normalized_1_1"
+
+
+def test_verify_passes_and_reports_each_vector(package, capsys):
+    code, out, err = run_cli(["verify", package], capsys)
+    assert code == 0, err
+    assert out.count(" ok") == 12 and "verified" in out                   # 4 vectors x 3 model files
+
+
+@pytest.mark.parametrize("tamper, words", [
+    ("flip_model_byte", "tiny.onnx: SHA-256 does not match SHA256SUMS"),
+    ("edit_manifest", "tiny.json: SHA-256 does not match"),
+    ("edit_manifest_and_sums", "the manifest says noise_dim 64"),
+    ("drop_vector", "tiny.golden.json: SHA-256 does not match"),
+    ("drop_vector_and_sums", "golden vectors: 3 of the 4"),
+    ("change_image_and_sums", "golden vector 1: tiny.onnx differs by"),
+    ("add_file", "extra.onnx: not listed in SHA256SUMS"),
+    ("remove_golden", "tiny.golden.json is listed in SHA256SUMS but missing"),
+])
+def test_tampering_exits_1_naming_the_problem(package, tmp_path, capsys, tamper, words):
+    folder = copy(package, tmp_path)
+    manifest, golden = folder / "tiny.json", folder / "tiny.golden.json"
+    if tamper == "flip_model_byte":
+        data = bytearray((folder / "tiny.onnx").read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (folder / "tiny.onnx").write_bytes(bytes(data))
+    elif tamper.startswith("edit_manifest"):
+        facts = json.loads(manifest.read_text())
+        manifest.write_text(json.dumps({**facts, "noise_dim": 64}))
+    elif tamper.startswith("drop_vector"):
+        vectors = json.loads(golden.read_text())
+        golden.write_text(json.dumps({**vectors, "vectors": vectors["vectors"][:3]}))
+    elif tamper == "change_image_and_sums":
+        vectors = json.loads(golden.read_text())
+        image = decode(vectors["vectors"][0]["images"]["tiny.onnx"], (1, 28, 28)).copy()
+        image[0, 14, 14] += 0.01
+        vectors["vectors"][0]["images"]["tiny.onnx"] = encode(image)
+        golden.write_text(json.dumps(vectors))
+    elif tamper == "add_file":
+        shutil.copy(folder / "tiny.onnx", folder / "extra.onnx")
+    elif tamper == "remove_golden":
+        golden.unlink()
+    if tamper.endswith("_sums"):
+        resum(folder)
+    code, _, err = run_cli(["verify", folder], capsys)
+    assert code == 1 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("error:") and words in err, err
+
+
+def test_verify_a_lone_model(package, tmp_path, capsys):
+    code, out, _ = run_cli(["verify", package / "tiny.int8.onnx"], capsys)         # its golden file is beside it
+    assert code == 0 and out.count(" ok") == 4
+    shutil.copy(package / "tiny.onnx", tmp_path / "alone.onnx")
+    code, out, _ = run_cli(["verify", tmp_path / "alone.onnx"], capsys)
+    assert code == 0 and "smoke run only" in out
+
+
+def test_pack_an_onnx_keeps_its_graph_and_carries_a_matching_evaluation(tmp_path, capsys):
+    import onnx
+
+    source = tmp_path / "g.onnx"
+    shutil.copy(shipped("mnist-gan.onnx"), source)
+    code, _, err = run_cli(["pack", source, "-o", tmp_path / "dist" / "g"], capsys)
+    assert code == 0, err
+    before, after = onnx.load(str(source)), onnx.load(str(tmp_path / "dist" / "g" / "g.onnx"))
+    assert before.graph.SerializeToString() == after.graph.SerializeToString()
+    assert after.producer_name == "gan_pack" and not (tmp_path / "dist" / "g" / "g.eval.json").exists()
+
+
+def test_pack_with_evaluation_puts_figures_in_the_card(tmp_path, trained_runs, tiny_idx):
+    import yaml
+
+    from gan_pack.package.pack import PackOptions, pack
+    from gan_pack.pytorch.export import export_for_pack
+
+    model, _ = export_for_pack(trained_runs[("cgan", "mlp")], tmp_path)
+    out = pack(model, tmp_path / "e", PackOptions(
+        classifier=str(shipped("mnist-classifier.onnx")), data_dir=str(tiny_idx), eval_n=64))
+    card = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])
+    metrics = card["model-index"][0]["results"][0]["metrics"]
+    assert {m["type"] for m in metrics} >= {"fcd", "conditional_accuracy", "recall"}
+    evaluation = json.loads((out / "e.eval.json").read_text())
+    assert evaluation["n"] == 64 and json.loads((out / "e.json").read_text())["evaluation"]["fcd"] == evaluation["fcd"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["{run}", "-o", "{existing}"], "already exists"),
+    (["{onnx}", "-o", "{new}", "--variants", "fp16"], "--variants fp16 is exported from PyTorch"),
+    (["{onnx}", "-o", "{new}", "--variants", "int4"], "--variants must be one of fp16, int8"),
+    (["{onnx}", "-o", "{new}", "--eval"], "--eval goes with --classifier and --data-dir"),
+    (["{onnx}", "-o", "/proc/gan-pack-test"], "/proc"),              # looks writable to root, is not
+])
+def test_pack_mistakes(tmp_path, capsys, trained_runs, args, words):
+    (tmp_path / "existing").mkdir()
+    (tmp_path / "existing" / "file").write_text("x")
+    paths = {"{run}": trained_runs[("gan", "mlp")], "{existing}": tmp_path / "existing", "{new}": tmp_path / "new",
+             "{onnx}": shipped("mnist-gan.onnx")}
+    code, _, err = run_cli(["pack", *[paths.get(a, a) for a in args]], capsys)
+    one_error_line(code, err, words)
+    assert not (tmp_path / "new").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_verify_something_that_is_not_a_package(tmp_path, capsys):
+    code, _, err = run_cli(["verify", tmp_path], capsys)
+    one_error_line(code, err, "is not a package")
+
+
+def test_golden_vectors_round_trip():
+    values = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_array_equal(decode(encode(values), (2, 3)), values)

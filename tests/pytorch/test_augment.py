@@ -1,0 +1,45 @@
+import pytest
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
+
+from gan_pack.pytorch.augment import BACKGROUND, augment, cutout, translate
+
+
+def shifted(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """image (c, h, w) moved down by dy and right by dx, background filling what came in."""
+    out = torch.full_like(image, BACKGROUND)
+    h, w = image.shape[1:]
+    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        image[:, max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
+def test_translation_moves_each_image_by_at_most_an_eighth():
+    torch.manual_seed(0)
+    images = torch.rand(32, 2, 16, 16) * 2 - 1
+    out = translate(images)
+    moves = set()
+    for image, moved in zip(images, out):
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if torch.equal(moved, shifted(image, dy, dx))]
+        assert len(found) == 1
+        moves.add(found[0])
+    assert len(moves) > 5                                      # each image its own shift
+
+
+def test_cutout_blanks_one_half_size_square():
+    torch.manual_seed(0)
+    images = torch.rand(16, 1, 8, 8) + 0.5                    # never the background
+    out = cutout(images)
+    blank = out == BACKGROUND                                 # (16, 1, 8, 8)
+    assert torch.equal(blank.sum(dim=(1, 2, 3)), torch.full((16,), 16))
+    rows, cols = blank.any(dim=3)[:, 0], blank.any(dim=2)[:, 0]
+    assert torch.equal(rows.sum(1), torch.full((16,), 4)) and torch.equal(cols.sum(1), torch.full((16,), 4))
+    assert torch.equal(out[~blank], images[~blank])
+
+
+def test_gradients_reach_the_generator_through_the_augmentations():
+    images = torch.rand(4, 1, 12, 12, requires_grad=True)
+    augment(images, ["translation", "cutout"]).sum().backward()
+    assert images.grad is not None and 0 < images.grad.sum() < images.numel()

@@ -1,0 +1,89 @@
+import pytest
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
+
+from gan_pack.pytorch.config import Recipe
+from gan_pack.pytorch.models import EMA, build_discriminator, build_generator, recalibrate_batchnorm
+
+
+@pytest.mark.parametrize("arch,size,channels", [("mlp", 28, 1), ("dcgan", 28, 1), ("dcgan", 32, 3), ("dcgan", 64, 1)])
+@pytest.mark.parametrize("num_classes", [0, 10])
+def test_shapes(arch, size, channels, num_classes):
+    config = Recipe(arch=arch, image_size=size, channels=channels, width=8, model="cgan" if num_classes else "gan")
+    shape = (channels, size, size)
+    g, d = build_generator(config, num_classes, shape), build_discriminator(config, num_classes, shape)
+    labels = torch.arange(3) % num_classes if num_classes else None
+    images = g(torch.randn(3, 100), labels)
+    assert images.shape == (3, *shape) and images.abs().max() <= 1
+    assert d(images, labels).shape == (3,)
+
+
+def test_mlp_is_the_tutorial_pair():
+    g = build_generator(Recipe(), 10, (1, 28, 28))
+    linears = [m for m in g.net if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(110, 256), (256, 512), (512, 1024), (1024, 784)]
+    assert g.label_embedding.weight.shape == (10, 10)
+    d = build_discriminator(Recipe(), 10, (1, 28, 28))
+    assert [(m.in_features, m.out_features) for m in d.net if isinstance(m, torch.nn.Linear)] == \
+        [(794, 512), (512, 256), (256, 1)]
+
+
+def test_late_label_and_spectral_norm():
+    config = Recipe(arch="dcgan", model="cgan", width=8, late_label=True, spectral_norm=True, d_width=16)
+    d = build_discriminator(config, 10, (1, 28, 28))
+    assert d.head.parametrizations.weight is not None
+    assert d(torch.zeros(2, 1, 28, 28), torch.tensor([1, 2])).shape == (2,)
+
+
+def test_ema_moves_towards_weights_and_warms_up():
+    g = build_generator(Recipe(), 0, (1, 28, 28))
+    ema = EMA(g, decay=0.999)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(1.0)
+    before = next(ema.model.parameters()).clone()
+    ema.update(g)                                      # warm-up decay 1/10: moves 90% of the way
+    after = next(ema.model.parameters())
+    assert torch.allclose(after - before, torch.full_like(before, 0.9), atol=1e-5)
+
+
+def test_recalibrated_statistics_match_fresh_batches():
+    g = build_generator(Recipe(), 0, (1, 28, 28))
+    bn = g.net[2]
+    recalibrate_batchnorm(g, 100, 0, torch.device("cpu"), batches=4, batch_size=64, seed=0)
+    assert not g.training and bn.momentum == 0.1
+    rng = torch.Generator().manual_seed(0)
+    acts = torch.cat([g.net[:2](torch.randn(64, 100, generator=rng)) for _ in range(4)])
+    assert torch.allclose(bn.running_mean, acts.mean(0), atol=1e-4)
+
+
+def test_minibatch_std_groups_never_mix_real_and_fake():
+    """--mbstd: D's logit for a real image depends on the images of its group, and only on real
+    ones when D is called on cat(real, fake) with each half a multiple of the group."""
+    config = Recipe(arch="dcgan", model="cgan", width=8, mbstd=4, batch_size=8)
+    d = build_discriminator(config, 10, (1, 28, 28))
+    assert d.head.in_features == (16 + 1) * 7 * 7
+    torch.nn.init.ones_(d.head.weight)                        # so the spread plane shows in the logit
+    torch.manual_seed(0)
+    real, fake, labels = torch.randn(8, 1, 28, 28), torch.randn(8, 1, 28, 28), torch.arange(16) % 10
+    logits = d(torch.cat([real, fake]), labels)
+    other_fake = d(torch.cat([real, fake * 3]), labels)
+    assert torch.equal(logits[:8], other_fake[:8])            # real logits: fakes don't reach them
+    assert not torch.allclose(logits[8:], other_fake[8:])
+    changed = real.clone()
+    changed[1] = 0                                            # the first group of real images
+    moved = d(torch.cat([changed, fake]), labels)
+    assert not torch.allclose(moved[0], logits[0])            # image 0 is the same, its group is not
+    assert torch.equal(moved[4:], logits[4:])                  # the other groups are untouched
+
+
+def test_minibatch_std_plane_is_the_group_spread():
+    from gan_pack.pytorch.models import MinibatchStd
+
+    x = torch.zeros(4, 2, 3, 3)
+    x[1] = 2.0                                                # group 0: values 0 and 2, std 1
+    out = MinibatchStd(2)(x)
+    assert out.shape == (4, 3, 3, 3)
+    assert torch.allclose(out[:2, 2], torch.ones(2, 3, 3), atol=1e-3)
+    assert torch.allclose(out[2:, 2], torch.zeros(2, 3, 3), atol=1e-3)   # group 1: identical images

@@ -1,0 +1,82 @@
+"""The ready-to-sample packages in exported/: they load, carry their metadata, sample every label and verify."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import EXPORTED, shipped
+from gan_pack.core.files import file_sha256
+from gan_pack.runtime.generator import OnnxGenerator
+
+GENERATORS = {
+    "mnist-cgan.onnx": ("cgan", "mnist", 10),
+    "mnist-gan.onnx": ("gan", "mnist", 0),
+    "mnist-cgan-mlp.onnx": ("cgan", "mnist", 10),
+    "fashion-mnist-cgan.onnx": ("cgan", "fashion-mnist", 10),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_shipped_generator(name):
+    model, dataset, classes = GENERATORS[name]
+    g = OnnxGenerator(shipped(name))
+    assert (g.info.model, g.info.dataset, g.info.num_classes) == (model, dataset, classes)
+    assert g.info.image_shape == (1, 28, 28) and g.info.parity["ok"] and g.info.weights == "ema"
+    labels = np.arange(classes) if classes else None
+    images = g.sample(max(classes, 4), labels=labels, seed=0)
+    assert images.min() >= -1 and images.max() <= 1 and images.std() > 0.1
+    evaluation = json.loads(shipped(name).with_suffix(".eval.json").read_text())
+    assert evaluation["n"] == 10000 and evaluation["model_sha256"]
+
+
+def test_fashion_class_names():
+    g = OnnxGenerator(shipped("fashion-mnist-cgan.onnx"))
+    assert g.info.class_names[0] == "T-shirt/top" and g.info.class_names[9] == "Ankle boot"
+
+
+def test_exported_folder_holds_each_model_once():
+    """Each generator is stored once, as its package; exported/ holds nothing else but classifiers."""
+    loose = sorted(p.name for p in EXPORTED.iterdir() if p.is_file() and not p.name.endswith("-classifier.onnx"))
+    assert loose == []
+    total = sum(p.stat().st_size for p in EXPORTED.rglob("*") if p.is_file())
+    assert total < 32e6
+
+
+# The mean of 4 images from seed 0, and one pixel of each: if a shipped file, the noise stream or
+# the runtime's label defaults change, these move.
+GOLDEN = {
+    "mnist-cgan.onnx": (-0.71463, [-1.0, -0.89834, 0.9514, 0.99144]),
+    "mnist-gan.onnx": (-0.70151, [-1.0, 0.99767, -1.0, -1.0]),
+    "mnist-cgan-mlp.onnx": (-0.73786, [-0.99929, -0.98929, -0.25042, 0.99363]),
+    "fashion-mnist-cgan.onnx": (-0.5723, [-0.40604, -0.01037, -0.41695, 0.63697]),
+}
+PIXELS = ((14, 14), (10, 12), (20, 8), (12, 16))
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_golden_pixels_for_fixed_noise(name):
+    mean, pixels = GOLDEN[name]
+    images = OnnxGenerator(shipped(name)).sample(4, seed=0)
+    got = [float(images[i, 0, y, x]) for i, (y, x) in enumerate(PIXELS)]
+    assert float(images.mean()) == pytest.approx(mean, abs=1e-4)
+    assert got == pytest.approx(pixels, abs=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_each_evaluation_names_the_file_beside_it(name):
+    evaluation = json.loads(shipped(name).with_suffix(".eval.json").read_text())
+    assert evaluation["model_sha256"] == file_sha256(shipped(name))
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_each_shipped_generator_is_a_verified_package(name, capsys):
+    """exported/NAME/ is the package of NAME.onnx, and it verifies here."""
+    from conftest import run_cli
+
+    stem = name.removesuffix(".onnx")
+    package = EXPORTED / stem
+    assert json.loads((package / f"{stem}.json").read_text())["name"] == stem
+    code, out, err = run_cli(["verify", package], capsys)
+    assert code == 0, err
+    assert out.count(" ok") == 4 and "verified" in out
