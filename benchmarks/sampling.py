@@ -289,7 +289,7 @@ def memory_table(n: int) -> list[str]:
     rows = [f"{'model':<32} {'batch':>5} {'-n ' + str(n) + ' npy: s':>16} {'peak MiB':>9} {'output MiB':>11} "
             f"{'-n 64: s':>9} {'peak MiB':>9}"]
     try:
-        models = sorted(p for p in (ROOT / "exported").glob("*.onnx") if "classifier" not in p.name)
+        models = sorted(ROOT.glob("exported/*/*.onnx"))
         for model in models:
             from gan_pack.runtime.generator import OnnxGenerator
 
@@ -334,8 +334,8 @@ def main() -> None:
         if args.only in (None, "memory"):
             print("\nmemory of whole ganpack sample processes (shipped models; output MiB is the .npy on disk)")
             print("\n".join(memory_table(args.memory_n)))
-            print("\ncold start against torch (shipped exported/mnist-cgan-mlp.onnx)")
-            print("\n".join(cold_start_table(ROOT / "exported" / "mnist-cgan-mlp.onnx")))
+            print("\ncold start against torch (shipped exported/mnist-cgan-mlp/)")
+            print("\n".join(cold_start_table(ROOT / "exported" / "mnist-cgan-mlp" / "mnist-cgan-mlp.onnx")))
     finally:
         shutil.rmtree(folder)
 

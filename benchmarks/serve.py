@@ -6,7 +6,7 @@ images against OnnxGenerator's in-process throughput at batch 1024, in interleav
 default worker layout and for one worker. Also: cold start to the first ready answer, and the
 server's resident memory.
 
-Usage: .venv/bin/python benchmarks/serve.py [--model exported/mnist-cgan-mlp.onnx] [--requests 2000]
+Usage: .venv/bin/python benchmarks/serve.py [--model exported/mnist-cgan-mlp/] [--requests 2000]
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def median(results: list[dict], key) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="exported/mnist-cgan-mlp.onnx")
+    parser.add_argument("--model", default="exported/mnist-cgan-mlp/")
     parser.add_argument("--requests", type=int, default=2000, help="requests per cell of single images")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds against the in-process rate")
     parser.add_argument("--max-delay-ms", type=float, default=2.0, help="the server's batching window")

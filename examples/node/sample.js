@@ -31,28 +31,38 @@ function toNetpbm(images, count, [channels, height, width]) {
   return Buffer.concat([header, Buffer.from(pixelStrip(images, count, channels, height, width))]);
 }
 
-const args = parseArgs(process.argv.slice(2));
-const manifest = readManifest(args.model);
-const session = await ort.InferenceSession.create(args.model);
-let noise, count;
-if (args.noise) {
-  const rows = JSON.parse(readFileSync(args.noise, 'utf8'));
-  count = rows.length;
-  noise = Float32Array.from(rows.flat());
-} else {
-  count = Number(args.count);
-  const truncation = args.truncation === undefined ? null : Number(args.truncation);
-  noise = portableNoise(Number(args.seed), 0, count, manifest.noise_dim, truncation);
+// A mistake (a missing file, a bad flag) is one line on stderr and exit code 2, as in ganpack.
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const manifest = readManifest(args.model);
+  const session = await ort.InferenceSession.create(args.model);
+  let noise, count;
+  if (args.noise) {
+    const rows = JSON.parse(readFileSync(args.noise, 'utf8'));
+    count = rows.length;
+    noise = Float32Array.from(rows.flat());
+  } else {
+    count = Number(args.count);
+    const truncation = args.truncation === undefined ? null : Number(args.truncation);
+    noise = portableNoise(Number(args.seed), 0, count, manifest.noise_dim, truncation);
+  }
+  const feeds = { noise: new ort.Tensor('float32', noise, [count, manifest.noise_dim]) };
+  let labels = [];
+  if (manifest.num_classes > 0) {
+    labels = args.labels ? args.labels.split(',').map(Number) : Array(count).fill(Number(args.label));
+    const bad = labels.find((label) => !(label >= 0 && label < manifest.num_classes));
+    if (bad !== undefined) throw new Error(`label ${bad} is out of range: classes 0..${manifest.num_classes - 1}`);
+    feeds.labels = new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [count]);
+  }
+  const { images } = await session.run(feeds);
+  writeFileSync(args.out, toNetpbm(images.data, count, manifest.image_shape));
+  const names = [...new Set(labels)].map((label) => manifest.class_names[label]).join(', ');
+  console.log(`wrote ${args.out} (${count} image(s) of ${manifest.image_shape.join('x')}${names ? `: ${names}` : ''})`);
 }
-const feeds = { noise: new ort.Tensor('float32', noise, [count, manifest.noise_dim]) };
-let labels = [];
-if (manifest.num_classes > 0) {
-  labels = args.labels ? args.labels.split(',').map(Number) : Array(count).fill(Number(args.label));
-  const bad = labels.find((label) => !(label >= 0 && label < manifest.num_classes));
-  if (bad !== undefined) throw new Error(`label ${bad} is out of range: classes 0..${manifest.num_classes - 1}`);
-  feeds.labels = new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [count]);
+
+try {
+  await main();
+} catch (error) {
+  console.error(`error: ${error.message.split('\n')[0]}`);
+  process.exit(2);
 }
-const { images } = await session.run(feeds);
-writeFileSync(args.out, toNetpbm(images.data, count, manifest.image_shape));
-const names = [...new Set(labels)].map((label) => manifest.class_names[label]).join(', ');
-console.log(`wrote ${args.out} (${count} image(s) of ${manifest.image_shape.join('x')}${names ? `: ${names}` : ''})`);

@@ -75,16 +75,23 @@ def export(
 
         if module is not None and tutorial is not None:
             raise GanPackError("give either --module (your class) or --from (the tutorial's), not both")
-        settings = {"noise_dim": noise_dim, "num_classes": num_classes, "dataset": dataset,
-                    "class_names": [c.strip() for c in class_names.split(",")] if class_names else [],
-                    "image_shape": _ints("--image-shape", image_shape),
-                    "noise_shape": _ints("--noise-shape", noise_shape),
-                    "label_input": label_input.value, "output_range": _range(output_range),
-                    "source": module or tutorial.value, "arch": tutorial.value if tutorial else "imported"}
+        settings = own_settings(noise_dim, num_classes, class_names, dataset, image_shape, noise_shape, label_input,
+                                output_range, module or (tutorial.value if tutorial else ""))
         output = check_outputs(output)
         exportable = exportable_file(source, settings, module, parse_init(init), tutorial.value if tutorial else None)
         show_parity(write_generator(exportable, output, options, log=stage))
     typer.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB) and {parity_path(output)}")
+
+
+def own_settings(noise_dim: int | None, num_classes: int | None, class_names: str | None, dataset: str,
+                 image_shape: str | None, noise_shape: str | None, label_input: LabelInput, output_range: str,
+                 source: str) -> dict:
+    """What --module or --from export takes, parsed from its flags."""
+    return {"noise_dim": noise_dim, "num_classes": num_classes, "dataset": dataset,
+            "class_names": [c.strip() for c in class_names.split(",")] if class_names else [],
+            "image_shape": _ints("--image-shape", image_shape), "noise_shape": _ints("--noise-shape", noise_shape),
+            "label_input": label_input.value, "output_range": _range(output_range), "source": source,
+            "arch": source if source.startswith("tutorial-") else "imported"}
 
 
 def _ints(flag: str, text: str | None) -> tuple[int, ...] | None:

@@ -24,7 +24,7 @@ def optimize(
     """Rewrite an exported generator onto faster CPU kernels, proven against the original (needs onnx).
 
     Transposed convolutions become phase convolutions and thin convolutions a matrix product; the
-    math is the same. Example: ganpack optimize exported/mnist-cgan.onnx
+    math is the same. Example: ganpack optimize exported/mnist-cgan/
     """
     from gan_pack.onnx_tools.optimize import optimize_generator
 
@@ -58,7 +58,7 @@ def quantize(
 ) -> None:
     """Make an int8 variant of an exported generator (onnxruntime quantization; needs onnx).
 
-    Example: ganpack quantize exported/mnist-cgan-mlp.onnx -o runs/mnist-cgan-mlp.int8.onnx
+    Example: ganpack quantize exported/mnist-cgan-mlp/ -o runs/mnist-cgan-mlp.int8.onnx
     """
     from gan_pack.onnx_tools.quantize import default_output, quantize_generator
     from gan_pack.runtime.session import resolve_model_file

@@ -49,9 +49,9 @@ def sample(
 ) -> None:
     """Sample an exported generator with onnxruntime (no torch).
 
-    Examples: ganpack sample exported/mnist-cgan.onnx --per-class 10 -o samples.png;
-    ganpack sample exported/mnist-cgan.onnx --seeds 0-19 --label 3 -o threes.png;
-    ganpack sample exported/mnist-gan.onnx -n 100000 --out-dir samples/ --format npy
+    Examples: ganpack sample exported/mnist-cgan/ --per-class 10 -o samples.png;
+    ganpack sample exported/mnist-cgan/ --seeds 0-19 --label 3 -o threes.png;
+    ganpack sample exported/mnist-gan/ -n 100000 --out-dir samples/ --format npy
     """
     from gan_pack.core.files import check_output_path
     from gan_pack.core.noise import parse_seeds
@@ -174,8 +174,8 @@ def interpolate(
     """A spherical interpolation (slerp) in the noise space: a strip between two points, or with
     --gif a looping animation through several, one panel per class of a cGAN.
 
-    Examples: ganpack interpolate exported/mnist-cgan.onnx --steps 10 --label 3 -o walk.png;
-    ganpack interpolate exported/mnist-cgan.onnx --gif walk.gif --points 4 --frames 60 --fps 20
+    Examples: ganpack interpolate exported/mnist-cgan/ --steps 10 --label 3 -o walk.png;
+    ganpack interpolate exported/mnist-cgan/ --gif walk.gif --points 4 --frames 60 --fps 20
     """
     from gan_pack.core.files import check_output_path
     from gan_pack.core.images import save_grid

@@ -104,8 +104,8 @@ class ConsoleMonitor:
     """What `ganpack train` prints on stderr: a line at the start and per epoch; within an epoch, on a
     terminal a progress bar, elsewhere (a log file, CI) a line every PROGRESS_EVERY seconds."""
 
-    def __init__(self, resumed: bool):
-        self.resumed, self.bar, self.last = resumed, None, {}
+    def __init__(self, resumed: bool, every: float = PROGRESS_EVERY):
+        self.resumed, self.bar, self.last, self.every = resumed, None, {}, every
         self.terminal, self.last_line = sys.stderr.isatty(), time.monotonic()
 
     def on_start(self, trainer) -> None:
@@ -130,7 +130,7 @@ class ConsoleMonitor:
         self.last = record
         stats = f"d {record['d_loss']:.3f} g {record['g_loss']:.3f} {record['images_per_s']:.0f} img/s"
         self.bar.update(self.task, completed=record["step"] - self.first_step, stats=stats)
-        if not self.terminal and time.monotonic() - self.last_line >= PROGRESS_EVERY:
+        if not self.terminal and time.monotonic() - self.last_line >= self.every:
             typer.echo(f"  epoch {trainer.epoch + 1}/{trainer.config.schedule.epochs}  step "
                        f"{record['step'] - self.first_step}/{len(trainer.batches)}  {stats}", err=True)
             self.last_line = time.monotonic()

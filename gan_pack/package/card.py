@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from gan_pack.contract.package_format import GOLDEN_TOLERANCE, family
+
 TASK = "unconditional-image-generation"
 METRIC_NAMES = {"fcd": "FCD", "fcd_ratio_to_floor": "FCD / floor", "conditional_accuracy": "conditional accuracy",
                 "precision": "precision", "recall": "recall", "density": "density", "coverage": "coverage",
@@ -43,22 +45,11 @@ def model_card(facts: dict, evaluation: dict | None, license: str) -> str:
     labels_py = ", labels=3" if k else ""
     label_input = f"\n- input `labels`: int64 `[batch]`, 0..{k - 1}" if k else ""
     labels_js = " --label 3" if k else ""
-    figures = ""
-    if evaluation:
-        rows = "\n".join(f"| {METRIC_NAMES[key]} | {evaluation[key]:.4g} |"
-                         for key in METRIC_NAMES if key in evaluation)
-        figures = (f"\n## Evaluation\n\n`ganpack evaluate`, n = {evaluation.get('n')}, seed {evaluation.get('seed')}, "
-                   f"in the features of a classifier trained on {facts['dataset']}:\n\n| figure | value |\n|---|---|\n"
-                   f"{rows}\n")
-    parity = facts.get("parity") or {}
-    worst = max((b.get("max_abs", 0) for b in parity.get("batches", [])), default=None)
-    parity_line = (f"Export parity against PyTorch: max abs difference {worst:.2e} over batch sizes "
-                   f"{', '.join(str(b['batch']) for b in parity['batches'])} (bound {parity.get('bound')}).") \
-        if worst is not None else "No parity report was recorded."
+    figures, parity_line = evaluation_section(facts, evaluation), parity_sentence(facts.get("parity") or {})
     return front_matter(facts, evaluation, license) + f"""
 # {name}
 
-A {facts['model']} generator ({facts['arch']}) of {shape} {facts['dataset']} images, {classes}. Exportable by
+A {facts['model']} generator ({facts['arch']}) of {shape} {facts['dataset']} images, {classes}. Packaged by
 gan_pack {facts['gan_pack_version']}: one ONNX file that needs only onnxruntime.
 
 ![samples](./{name}.png)
@@ -76,7 +67,7 @@ The same facts, for runtimes that cannot read ONNX metadata (onnxruntime-web, on
 Python (`pip install gan-pack`, no torch):
 
 ```python
-from gan_pack.runtime.generator import OnnxGenerator
+from gan_pack.runtime import OnnxGenerator
 g = OnnxGenerator("{name}.onnx")
 images = g.sample(16{labels_py}, seed=0)      # (16, {', '.join(map(str, facts['image_shape']))}) float32 in [-1, 1]
 ```
@@ -107,8 +98,23 @@ as evidence of anything). Quality figures come from a small classifier, not from
 """
 
 
-def _tolerances(facts: dict) -> dict:
-    from gan_pack.contract.package_format import GOLDEN_TOLERANCE, family
+def evaluation_section(facts: dict, evaluation: dict | None) -> str:
+    if not evaluation:
+        return ""
+    rows = "\n".join(f"| {METRIC_NAMES[key]} | {evaluation[key]:.4g} |" for key in METRIC_NAMES if key in evaluation)
+    return (f"\n## Evaluation\n\n`ganpack evaluate`, n = {evaluation.get('n')}, seed {evaluation.get('seed')}, "
+            f"in the features of a classifier trained on {facts['dataset']}:\n\n| figure | value |\n|---|---|\n"
+            f"{rows}\n")
 
+
+def parity_sentence(parity: dict) -> str:
+    worst = max((b.get("max_abs", 0) for b in parity.get("batches", [])), default=None)
+    if worst is None:
+        return "No parity report was recorded."
+    return (f"Export parity against PyTorch: max abs difference {worst:.2e} over batch sizes "
+            f"{', '.join(str(b['batch']) for b in parity['batches'])} (bound {parity.get('bound')}).")
+
+
+def _tolerances(facts: dict) -> dict:
     return {f["path"]: dict(zip(("metric", "bound"), GOLDEN_TOLERANCE[family(f["precision"])]))
             for f in facts["files"] if "precision" in f}

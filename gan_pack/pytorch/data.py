@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan_pack.core.idx import load_idx_split, missing_files_message
+from gan_pack.core.idx import ALL_FILES, load_idx_split
 from gan_pack.errors import DataError
 from gan_pack.pytorch.config import DATASET_CLASS_NAMES, DatasetInfo, Recipe
 
@@ -55,9 +55,9 @@ def _load_builtin(recipe: Recipe, data_dir: str | None) -> tuple[np.ndarray, np.
         cls = datasets.MNIST if recipe.dataset == "mnist" else datasets.FashionMNIST
         ds = cls(str(root), train=True, download=True)
     except Exception as e:  # torchvision raises plain RuntimeError/URLError when offline
-        raise DataError(f"could not download {recipe.dataset} ({type(e).__name__}); offline, "
-                        + missing_files_message(Path("<folder>"), recipe.dataset)
-                        + " and pass --data-dir <folder>") from e
+        raise DataError(f"could not download {recipe.dataset} ({type(e).__name__}: this machine is offline or "
+                        f"cannot reach torchvision's mirrors); put {', '.join(ALL_FILES)} (gzipped or not) in a "
+                        f"folder and pass --data-dir FOLDER") from e
     return ds.data.numpy()[:, None], ds.targets.numpy().astype(np.int64)
 
 

@@ -91,6 +91,13 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; give the weights file (torch.save(generator.state_dict(), ...))")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":      # torch.save's zip, or a legacy pickle
+        what = "Python source" if path.suffix == ".py" else "not a PyTorch weights file"
+        raise CheckpointError(f"{path} is {what}: give the weights (torch.save(generator.state_dict(), "
+                              f"'generator.pth')) as the first argument, and the file that defines the class "
+                              f"as --module FILE.py:Class")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

@@ -58,7 +58,7 @@ def check_signature(session, path: os.PathLike, info: ModelInfo) -> None:
 class OnnxGenerator:
     """An exported gan_pack generator, ready to sample.
 
-    >>> g = OnnxGenerator("exported/mnist-cgan.onnx")
+    >>> g = OnnxGenerator("exported/mnist-cgan/")
     >>> images = g.sample(16, labels=3, seed=0)      # (16, 1, 28, 28) float32 in [-1, 1]
     """
 

@@ -91,11 +91,19 @@ def test_node_writes_rgb_for_a_3_channel_package(node_ready, rgb_package, tmp_pa
     assert pixels.shape == python.shape == (16, 48, 3) and np.abs(pixels - python).max() <= 1
 
 
-def test_node_without_a_manifest_says_how_to_make_one(node_ready, tmp_path):
+@pytest.mark.parametrize("args, words", [
+    (["--model", "{alone}"], "ganpack pack"),
+    ([], "--model PATH.onnx is required"),
+    (["--model", "{cgan}", "--label", "12"], "label 12 is out of range"),
+])
+def test_node_mistakes_are_one_line_and_exit_2(node_ready, tmp_path, args, words):
+    """A model without its manifest, a missing flag, a label out of range: one line, no stack trace."""
     shutil.copy(package("mnist-gan"), tmp_path / "alone.onnx")
-    result = subprocess.run(["node", "sample.js", "--model", str(tmp_path / "alone.onnx")], cwd=NODE_EXAMPLE,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0 and "ganpack pack" in result.stderr
+    paths = {"{alone}": str(tmp_path / "alone.onnx"), "{cgan}": str(package("mnist-cgan"))}
+    result = subprocess.run(["node", "sample.js", *[paths.get(a, a) for a in args], "--out", str(tmp_path / "x.pgm")],
+                            cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], lines
 
 
 def test_node_seeded_noise_draws_digits(node_ready, tmp_path):
@@ -213,7 +221,7 @@ def test_web_page_samples_an_imported_tutorial_generator(web_ready, server, tmp_
 
 def test_node_noise_is_the_portable_noise(node_ready):
     """The JavaScript module gives the golden numbers that pin the definition in Python."""
-    from test_noise import GOLDEN
+    from core.test_noise import GOLDEN
 
     keys = json.dumps([list(key) for key in GOLDEN])
     script = ("import('../shared/samples.mjs').then((m) => console.log(JSON.stringify("

@@ -114,3 +114,21 @@ def test_real_run_report_and_tensorboard(tmp_path, tiny_idx, capsys):
     assert [i.step for i in images] == [1, 2]
     last_grid = Image.open(run / "samples" / "epoch_002.png")
     assert Image.open(io.BytesIO(images[-1].encoded_image_string)).size == last_grid.size
+
+
+@pytest.mark.torch
+def test_runs_tells_an_export_the_run_has_trained_past(tmp_path, tiny_idx, capsys):
+    """`runs` says yes only while an export holds the run's last weights: resumed past it, the
+    column names the epoch the export came from."""
+    from gan_pack.pytorch.export import ExportOptions, export_generator
+    from gan_pack.pytorch.train import train
+
+    run = tmp_path / "runs" / "demo"
+    train(tiny_config(run, tiny_idx, epochs=1))
+    assert list_runs(tmp_path / "runs")[0]["exported"] == "no"
+    export_generator(run, tmp_path / "m.onnx", ExportOptions(batch_sizes=(1, 7)))
+    assert list_runs(tmp_path / "runs")[0]["exported"] == "yes"
+    train(tiny_config(run, tiny_idx, epochs=2), resume=True)
+    assert list_runs(tmp_path / "runs")[0]["exported"] == "epoch 1"
+    code, out, _ = run_cli(["runs", tmp_path / "runs"], capsys)
+    assert code == 0 and out.splitlines()[1].rstrip().endswith("epoch 1")

@@ -278,6 +278,7 @@ def test_batchnorm_never_trained(zoo, tmp_path, capsys):
 
 @pytest.mark.parametrize("mistake, words", [
     ("pickled", "holds a pickled module"),
+    ("source_as_weights", "is Python source: give the weights"),
     ("missing_class", "has no nn.Module class 'Nope' (it has: "),
     ("syntax", "importing"),
     ("init", "--init does not fit DCGAN(ngpu)"),
@@ -297,6 +298,7 @@ def test_mistakes_are_one_line(zoo, tmp_path, capsys, mistake, words):
     args = {
         "pickled": lambda: (torch.save(module.SigmoidGAN(), tmp_path / "whole.pth"),
                             [tmp_path / "whole.pth", "--module", f"{zoo_file}:SigmoidGAN", "--noise-dim", "16"])[1],
+        "source_as_weights": lambda: [zoo_file, "--module", f"{zoo_file}:SigmoidGAN", "--noise-dim", "16"],
         "missing_class": lambda: [cgan, "--module", f"{zoo_file}:Nope", "--noise-dim", "100"],
         "syntax": lambda: ((tmp_path / "bad.py").write_text("def broken(:\n"),
                            [cgan, "--module", f"{tmp_path / 'bad.py'}:G", "--noise-dim", "100"])[1],

@@ -144,6 +144,22 @@ def test_missing_data_dir_files_named(tmp_path, capsys):
     assert_clean_failure(code, err, tmp_path / "run", "train-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
+def test_offline_without_data_dir_says_to_pass_one(tmp_path, capsys, monkeypatch):
+    """No --data-dir and no network: the one fix is a folder of the IDX files and --data-dir (not
+    "leave out --data-dir"). The download fails as torchvision's does offline."""
+    from torchvision import datasets
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(datasets, "MNIST", offline)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    code, _, err = run_cli(["train", "--out", tmp_path / "run"], capsys)
+    assert_clean_failure(code, err, tmp_path / "run", "could not download mnist", "offline",
+                         "train-images-idx3-ubyte", "pass --data-dir FOLDER")
+    assert "leave out --data-dir" not in err
+
+
 def test_truncated_idx_file(tmp_path, capsys):
     data = write_tiny_idx(tmp_path / "data", gz=False)
     path = data / "train-images-idx3-ubyte"
