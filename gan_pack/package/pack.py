@@ -171,7 +171,7 @@ def pack(model: str | Path, out: str | Path, options: PackOptions | None = None,
     if unmade:
         raise ConfigError(f"--variants {unmade[0]} is exported from PyTorch: pack the run folder, not the .onnx")
     with staging(out) as folder:
-        say(log, f"packing {source} as {name}" + (f" with {', '.join(options.variants)}" if options.variants else ""))
+        say(log, f"packing {name}" + (f" with {', '.join(options.variants)}" if options.variants else ""))
         models = place_models(source, folder, name, options, exported)
         generators = {file: OnnxGenerator(path) for file, path in models.items()}     # each opened once
         main, g = models[f"{name}.onnx"], generators[f"{name}.onnx"]
