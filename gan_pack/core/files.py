@@ -19,7 +19,7 @@ import re
 import stat
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import BinaryIO, Iterator, Sequence
 
 from gan_pack.errors import OutputPathError
 
@@ -34,6 +34,47 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def open_regular(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open a file someone else may have written, for reading, only if it is a regular file: a
+    symbolic link, FIFO or device is refused without waiting on it (ValueError says which)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        what = "is a symbolic link" if e.errno == errno.ELOOP else f"cannot be read ({e.strerror})"
+        raise ValueError(what) from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("is not a regular file (a folder, FIFO or device)")
+        yield f
+
+
+def regular_sha256(path: str | os.PathLike) -> str:
+    """file_sha256 of a file someone else may have written (see open_regular)."""
+    digest = hashlib.sha256()
+    with open_regular(path) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_json(path: str | os.PathLike, max_bytes: int):
+    """The JSON document in a file someone else may have written (see open_regular), of at most
+    max_bytes, nested no deeper than the parser allows. Raises ValueError saying what it is not."""
+    import json
+
+    with open_regular(path) as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"is over the {max_bytes} bytes this reader takes")
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("is nested too deeply") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"is not readable JSON ({type(e).__name__})") from None
 
 
 def write_failure(path: str | os.PathLike, e: OSError) -> OutputPathError:

@@ -40,6 +40,7 @@ from gan_pack.onnx_tools.quantize import quantize_generator
 from gan_pack.onnx_tools.variant import require_onnx
 from gan_pack.package.card import model_card
 from gan_pack.package.manifest import golden_vectors, manifest, write_sums
+from gan_pack.package.schema import plain_name
 from gan_pack.runtime.generator import OnnxGenerator
 from gan_pack.runtime.session import resolve_model_file
 
@@ -48,12 +49,10 @@ MAX_NAME = 100
 
 def name_problems(name: str | None) -> list[str]:
     """A package's name becomes its file names: one plain name, no path."""
-    if name is None:
+    if name is None or (plain_name(name) and len(name) <= MAX_NAME):
         return []
-    if (not name or len(name) > MAX_NAME or name in (".", "..") or name.startswith(".")
-            or any(c in name for c in "/\\") or not name.isprintable()):
-        return [f"--name must be a plain file name of at most {MAX_NAME} printable characters, not {name!r}"]
-    return []
+    return [f"--name must be a plain file name of at most {MAX_NAME} printable characters, not hidden, "
+            f"not {name[:40]!r}"]
 
 
 @dataclass
@@ -166,7 +165,8 @@ def pack(model: str | Path, out: str | Path, options: PackOptions | None = None,
     out = check_package_output(out)
     name = options.name or out.name
     require_onnx("pack")
-    source = resolve_model_file(model, "an exported .onnx generator (export a run first: ganpack export RUN)")
+    source = OnnxGenerator(resolve_model_file(model, "an exported .onnx generator (export a run first: "
+                                                     "ganpack export RUN)")).path    # the checks sample runs
     unmade = [v for v in options.variants if v != Variant.int8 and v not in exported]
     if unmade:
         raise ConfigError(f"--variants {unmade[0]} is exported from PyTorch: pack the run folder, not the .onnx")

@@ -1,27 +1,38 @@
 """`ganpack verify`: is this package (or lone .onnx) whole, and does it still give its images here?
 
-Checks, in order: every file against SHA256SUMS (nothing changed, missing or added), the manifest
-against the files and against each model's own metadata, each model's contract (names, symbolic
-batch, dtypes, metadata against the graph), then the golden vectors, run on this machine's
-onnxruntime and provider and compared with the packed images within their tolerance. No torch,
-no onnx.
+Every file of the package is treated as hostile. In order, each step only on what the last proved:
+1. the folder holds regular files only (no links, folders, FIFOs), each a plain name;
+2. SHA256SUMS lists every file but itself, and each one's hash matches: nothing is reported ok,
+   and no model is opened, before this holds;
+3. the manifest (gan_pack.package/1) reads field by field (schema.py), lists every file of the folder
+   but itself, README.md and SHA256SUMS, and holds NAME.onnx as its model;
+4. each model entry loads with its contract (names, symbolic batch, dtypes, metadata against the graph)
+   and the facts the manifest states;
+5. the golden vectors (gan_pack.golden/1, at most 64) run as one batch on this machine's onnxruntime
+   and provider, each model within its precision's tolerance (a file cannot loosen it).
+Paths come only from the folder's own listing, never from a file's contents. No torch, no onnx.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from gan_pack.contract.package_format import GOLDEN_FORMAT, PACKAGE_FORMAT, SUMS, decode
-from gan_pack.core.files import file_sha256
+from gan_pack.contract.package_format import SUMS
+from gan_pack.core.files import open_regular, read_json, regular_sha256
 from gan_pack.errors import GanPackError, ModelError
+from gan_pack.package.schema import Golden, Manifest, plain_name, read_golden, read_manifest
+from gan_pack.runtime.generator import OnnxGenerator
 
-
-class VerifyError(GanPackError):
-    """The package is wrong or was tampered with (exit code 1)."""
+MAX_MANIFEST_BYTES = 8 << 20
+MAX_GOLDEN_BYTES = 64 << 20
+MAX_SUMS_BYTES = 1 << 20
+MAX_ENTRIES = 256
+UNLISTED = ("README.md", SUMS)          # beside the manifest itself: written after it, so not in its list
 
 
 @dataclass
@@ -35,147 +46,180 @@ class Report:
         return ok
 
 
-def read_sums(folder: Path, report: Report) -> None:
-    listed = {}
-    for line in (folder / SUMS).read_text(encoding="utf-8", errors="replace").splitlines():
+def list_folder(folder: Path, report: Report) -> list[str]:
+    """The names of the folder's regular files; anything else there is a problem (never followed)."""
+    with os.scandir(folder) as entries:
+        found = sorted((e.name, e.stat(follow_symlinks=False).st_mode) for e in entries)
+    report.check(len(found) <= MAX_ENTRIES, f"the folder holds {len(found)} entries; a package holds a few")
+    names = []
+    for name, mode in found[:MAX_ENTRIES]:
+        if report.check(stat.S_ISREG(mode), f"{name!r} is not a regular file (a link, folder, FIFO or device); "
+                                            f"a package holds regular files only"):
+            report.check(plain_name(name), f"{name!r} is not a plain file name")
+            names.append(name)
+    return names
+
+
+def check_sums(folder: Path, names: list[str], report: Report) -> bool:
+    """SHA256SUMS lists every file but itself, by plain name, with its SHA-256."""
+    if not report.check(SUMS in names, f"{SUMS} is missing"):
+        return False
+    try:
+        text = read_text(folder / SUMS, MAX_SUMS_BYTES)
+    except ValueError as e:
+        return report.check(False, f"{SUMS} {e}")
+    listed: dict[str, str] = {}
+    for line in text.splitlines():
         digest, _, name = line.partition("  ")
-        if report.check(len(digest) == 64 and bool(name) and "/" not in name, f"{SUMS}: malformed line {line[:80]!r}"):
+        ok = len(digest) == 64 and all(c in "0123456789abcdef" for c in digest) and plain_name(name)
+        if report.check(ok and name not in listed, f"{SUMS}: malformed or repeated line {line[:80]!r}"):
             listed[name] = digest
     for name, digest in listed.items():
-        path = folder / name
-        if report.check(path.is_file() and not path.is_symlink(), f"{name} is listed in {SUMS} but missing"):
-            report.check(file_sha256(path) == digest, f"{name}: SHA-256 does not match {SUMS} (the file was changed)")
-    extra = sorted(p.name for p in folder.iterdir() if p.name not in listed and p.name != SUMS
-                   and not p.name.startswith("."))
+        if report.check(name in names, f"{name} is listed in {SUMS} but missing"):
+            report.check(regular_sha256(folder / name) == digest, f"{name}: SHA-256 does not match {SUMS} "
+                                                                  f"(the file was changed)")
+    extra = [n for n in names if n not in listed and n != SUMS]
     report.check(not extra, f"{', '.join(extra)}: not listed in {SUMS} (added after packing)")
     report.lines.append(f"checksums: {len(listed)} files against {SUMS}")
+    return not report.problems
 
 
-def find_manifest(folder: Path) -> Path | None:
-    for path in sorted(folder.glob("*.json")):
+def read_text(path: Path, max_bytes: int) -> str:
+    with open_regular(path) as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"is over the {max_bytes} bytes this reader takes")
+    return data.decode("utf-8", errors="replace")
+
+
+def find_manifest(folder: Path, names: list[str], report: Report) -> Manifest | None:
+    """The one .json whose format is a gan_pack package's, read and checked against the folder."""
+    manifests = []
+    for name in (n for n in names if n.endswith(".json")):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, OSError):
-            continue
-        if isinstance(data, dict) and data.get("format") == PACKAGE_FORMAT:
-            return path
-    return None
+            data = read_json(folder / name, MAX_MANIFEST_BYTES)
+        except ValueError:
+            continue                               # other JSON files are checked where they are used
+        if isinstance(data, dict) and str(data.get("format", "")).startswith("gan_pack.package/"):
+            manifests.append((name, data))
+    if not report.check(len(manifests) == 1, "the manifest (NAME.json, format gan_pack.package/1) is missing"
+                        if not manifests else f"{len(manifests)} manifests; a package has one"):
+        return None
+    source, data = manifests[0]
+    manifest, problems = read_manifest(data, source)
+    report.problems += problems
+    if manifest is None:
+        return None
+    report.check(source == f"{manifest.name}.json",
+                 f"{source}: the manifest of {manifest.name} is {manifest.name}.json")
+    listed = {e.path for e in manifest.files}
+    unlisted = sorted(set(names) - listed - {source, *UNLISTED})
+    missing = sorted(listed - set(names))
+    report.check(not unlisted, f"{', '.join(unlisted)}: in the folder but not in the manifest")
+    report.check(not missing, f"{', '.join(missing)}: in the manifest but not in the folder")
+    return manifest if not unlisted and not missing else None
 
 
 FACTS = ("model", "dataset", "noise_dim", "num_classes", "class_names", "image_shape")
 
 
-def check_manifest(folder: Path, manifest: dict, device: str, report: Report) -> dict:
-    """Each model file of the manifest, loaded (contract and metadata checks), against the manifest."""
-    from gan_pack.runtime.generator import OnnxGenerator
-
+def load_models(folder: Path, manifest: Manifest, device: str, report: Report) -> dict[str, OnnxGenerator]:
+    """Each model entry, loaded with its contract, its hash and facts against the manifest."""
     generators = {}
-    for entry in manifest.get("files", []):
-        path = folder / str(entry.get("path", ""))
-        if not report.check(path.is_file(), f"manifest lists {entry.get('path')}, which is missing"):
-            continue
-        report.check(entry.get("sha256") == file_sha256(path), f"{path.name}: SHA-256 does not match the manifest")
-        if "precision" not in entry:
+    for entry in manifest.models:
+        path = folder / entry.path
+        if not report.check(regular_sha256(path) == entry.sha256, f"{entry.path}: SHA-256 does not match the manifest"):
             continue
         try:
             g = OnnxGenerator(path, device=device)
         except ModelError as e:
-            report.check(False, f"{path.name}: {e}")
+            report.check(False, f"{entry.path}: {e}")
             continue
-        generators[path.name] = g
+        generators[entry.path] = g
         for key in FACTS:
-            have = list(g.info.image_shape) if key == "image_shape" else getattr(g.info, key)
-            report.check(manifest.get(key) == have, f"the manifest says {key} {manifest.get(key)!r} but "
-                                                    f"{path.name}'s metadata says {have!r}")
+            have = getattr(g.info, key)
+            want = getattr(manifest, key)
+            report.check(want == have, f"the manifest says {key} {want!r} but {entry.path}'s metadata says {have!r}")
+        report.check(entry.precision == g.info.precision, f"the manifest says {entry.path} is {entry.precision} but "
+                                                         f"its metadata says {g.info.precision}")
     report.lines.append(f"contract: {len(generators)} model file(s) load with their names, shapes and metadata")
     return generators
 
 
-def run_golden(golden: dict, generators: dict, report: Report, expected_count: int | None) -> None:
-    vectors = golden.get("vectors", [])
-    if expected_count is not None:
-        report.check(len(vectors) == expected_count, f"golden vectors: {len(vectors)} of the {expected_count} "
-                                                     f"the manifest records")
-    for name in generators:
-        report.check(name in golden.get("tolerance", {}), f"golden vectors hold no images for {name}")
+def run_golden(golden: Golden, generators: dict[str, OnnxGenerator], report: Report) -> None:
+    """Every vector through every model, as one batch (as pack ran them: dynamic int8 scales by batch)."""
     for name, g in generators.items():
-        tolerance = golden.get("tolerance", {}).get(name)
-        if tolerance is None:
-            continue
-        try:       # all vectors in one batch, as pack ran them (dynamic int8 depends on the batch)
-            noise = np.concatenate([decode(v["noise"], (1, g.info.noise_dim)) for v in vectors])
-            expected = np.concatenate([decode(v["images"][name], (1, *g.info.image_shape)) for v in vectors])
-            labels = None if not g.info.conditional else np.array([v["label"] for v in vectors], dtype=np.int64)
-        except (ValueError, KeyError, TypeError):
-            report.check(False, f"the golden vectors are malformed for {name}")
-            continue
-        images = g.generate(noise, labels).astype(np.float64) if len(vectors) else expected
-        for i, vector in enumerate(vectors):
-            diff = np.abs(images[i] - expected[i])
-            value = float(diff.max() if tolerance["metric"] == "max_abs" else diff.mean())
-            ok = value <= tolerance["bound"]
-            what = f"label {vector['label']}" if vector.get("label") is not None else "no label"
-            report.lines.append(f"  vector {i + 1} ({what}) {name:<28} {tolerance['metric'].replace('_', ' ')} "
-                                f"{value:.2e} <= {tolerance['bound']:.0e}  {'ok' if ok else 'FAILED'}")
-            report.check(ok, f"golden vector {i + 1}: {name} differs by {value:.3g} ({tolerance['metric']}), "
-                             f"over its tolerance {tolerance['bound']}")
-
-
-def read_json(path: Path, report: Report) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as e:
-        report.check(False, f"{path.name} is not readable JSON ({type(e).__name__})")
-        return None
-    return data if report.check(isinstance(data, dict), f"{path.name} does not hold a JSON object") else None
+        metric, bound = golden.tolerance[name]
+        images = g.generate(golden.noise, golden.labels).astype(np.float64)
+        for i, (image, expected) in enumerate(zip(images, golden.images[name])):
+            diff = np.abs(image - expected)
+            value = float(diff.max() if metric == "max_abs" else diff.mean())
+            ok = value <= bound
+            what = f"label {golden.labels[i]}" if golden.labels is not None else "no label"
+            report.lines.append(f"  vector {i + 1} ({what}) {name:<28} {metric.replace('_', ' ')} "
+                                f"{value:.2e} <= {bound:.0e}  {'ok' if ok else 'FAILED'}")
+            report.check(ok, f"golden vector {i + 1}: {name} differs by {value:.3g} ({metric}), over its "
+                             f"tolerance {bound}")
 
 
 def verify_folder(folder: Path, device: str) -> Report:
     report = Report()
-    if (folder / SUMS).is_file():
-        read_sums(folder, report)
-    else:
-        report.check(False, f"{SUMS} is missing")
-    path = find_manifest(folder)
-    if path is None:
-        report.check(False, "the manifest (NAME.json, format gan_pack.package/1) is missing")
+    names = list_folder(folder, report)
+    if report.problems or not check_sums(folder, names, report):
         return report
-    manifest = read_json(path, report) or {}
-    generators = check_manifest(folder, manifest, device, report)
-    golden_name = str(manifest.get("golden", {}).get("file", ""))
-    golden = read_json(folder / golden_name, report) if (folder / golden_name).is_file() and golden_name else None
-    if golden is None or golden.get("format") != GOLDEN_FORMAT:
-        report.check(False, f"the golden vectors ({golden_name or 'NAME.golden.json'}) are missing or malformed")
-    else:
-        run_golden(golden, generators, report, manifest.get("golden", {}).get("count"))
+    manifest = find_manifest(folder, names, report)
+    if manifest is None:
+        return report
+    generators = load_models(folder, manifest, device, report)
+    if report.problems:
+        return report
+    golden = read_golden_file(folder, manifest, names, report)
+    if golden is not None:
+        run_golden(golden, generators, report)
     return report
 
 
-def verify_model(path: Path, device: str) -> Report:
-    """A lone .onnx: its contract, then NAME.golden.json beside it if there is one, else a smoke run."""
-    from gan_pack.runtime.generator import OnnxGenerator
+def read_golden_file(folder: Path, manifest: Manifest, names: list[str], report: Report) -> Golden | None:
+    source = manifest.golden_file
+    if not report.check(source in names, f"the golden vectors ({source}) are missing"):
+        return None
+    try:
+        data = read_json(folder / source, MAX_GOLDEN_BYTES)
+    except ValueError as e:
+        report.check(False, f"{source} {e}")
+        return None
+    golden, problems = read_golden(data, source, manifest)
+    report.problems += problems
+    return golden
 
+
+def verify_model(path: Path, device: str) -> Report:
+    """An .onnx: the package it belongs to, if its folder is one that lists it; else its contract
+    and a smoke run."""
+    if (path.parent / SUMS).is_file():
+        names = list_folder(path.parent, Report())
+        manifest = find_manifest(path.parent, names, Report()) if path.name in names else None
+        if manifest is not None and path.name in {e.path for e in manifest.models}:
+            report = verify_folder(path.parent, device)
+            report.lines.insert(0, f"{path.name} is a model of the package {path.parent}: verifying the package")
+            return report
     report = Report()
     g = OnnxGenerator(path, device=device)
     report.lines.append(f"contract: {path.name} loads with its names, shapes and metadata")
-    for golden_path in sorted(path.parent.glob("*.golden.json")):
-        golden = read_json(golden_path, report)
-        if golden is not None and path.name in golden.get("tolerance", {}):
-            run_golden(golden, {path.name: g}, report, None)
-            return report
     images = g.sample(4, seed=0)
     report.check(bool(np.isfinite(images).all()) and images.min() >= -1 and images.max() <= 1,
                  "the images are not finite numbers in [-1, 1]")
-    report.lines.append("no golden vectors beside it: checked the contract and a smoke run only")
+    report.lines.append("a lone model: checked the contract and a smoke run only (verify its package folder "
+                        "for checksums and golden vectors)")
     return report
 
 
 def verify(path: str | Path, device: str = "cpu") -> Report:
     path = Path(path)
     if path.is_dir():
-        if not (path / SUMS).is_file() and find_manifest(path) is None:
-            raise ModelError(f"{path} is not a package (no {SUMS}, no manifest); give a folder made by "
-                             f"ganpack pack, or an .onnx")
+        if not (path / SUMS).exists() and not any(path.glob("*.json")):
+            raise GanPackError(f"{path} is not a package (no {SUMS}, no manifest); give a folder made by "
+                               f"ganpack pack, or an .onnx")
         report = verify_folder(path, device)
     else:
         report = verify_model(path, device)

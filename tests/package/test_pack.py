@@ -105,7 +105,7 @@ def test_verify_passes_and_reports_each_vector(package, capsys):
     ("edit_manifest", "tiny.json: SHA-256 does not match"),
     ("edit_manifest_and_sums", "the manifest says noise_dim 64"),
     ("drop_vector", "tiny.golden.json: SHA-256 does not match"),
-    ("drop_vector_and_sums", "golden vectors: 3 of the 4"),
+    ("drop_vector_and_sums", "vectors is not a list of the 4 vectors the manifest records"),
     ("change_image_and_sums", "golden vector 1: tiny.onnx differs by"),
     ("add_file", "extra.onnx: not listed in SHA256SUMS"),
     ("remove_golden", "tiny.golden.json is listed in SHA256SUMS but missing"),
@@ -141,8 +141,8 @@ def test_tampering_exits_1_naming_the_problem(package, tmp_path, capsys, tamper,
 
 
 def test_verify_a_lone_model(package, tmp_path, capsys):
-    code, out, _ = run_cli(["verify", package / "tiny.int8.onnx"], capsys)         # its golden file is beside it
-    assert code == 0 and out.count(" ok") == 4
+    code, out, _ = run_cli(["verify", package / "tiny.int8.onnx"], capsys)         # in its package: the package
+    assert code == 0 and "a model of the package" in out and out.count(" ok") == 12
     shutil.copy(package / "tiny.onnx", tmp_path / "alone.onnx")
     code, out, _ = run_cli(["verify", tmp_path / "alone.onnx"], capsys)
     assert code == 0 and "smoke run only" in out
@@ -191,6 +191,21 @@ def test_pack_mistakes(tmp_path, capsys, trained_runs, args, words):
     code, _, err = run_cli(["pack", *[paths.get(a, a) for a in args]], capsys)
     one_error_line(code, err, words)
     assert not (tmp_path / "new").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("name", ["../evil", "/tmp/evil", "a\nb", ".hidden", "x" * 101, ""])
+def test_a_name_that_is_not_a_plain_file_name_writes_nothing(tmp_path, capsys, name):
+    out = tmp_path / "pkg" / "new"
+    code, _, err = run_cli(["pack", shipped("mnist-gan.onnx"), "-o", out, "--name", name], capsys)
+    one_error_line(code, err, "--name must be a plain file name")
+    assert not (tmp_path / "pkg").exists() and not (tmp_path / "evil").exists()
+
+
+def test_packing_a_file_that_is_no_model_writes_nothing(tmp_path, capsys):
+    (tmp_path / "random.onnx").write_bytes(bytes(range(256)) * 40)
+    code, _, err = run_cli(["pack", tmp_path / "random.onnx", "-o", tmp_path / "pkg"], capsys)
+    one_error_line(code, err, "is not a loadable ONNX model")
+    assert not (tmp_path / "pkg").exists()
 
 
 def test_verify_something_that_is_not_a_package(tmp_path, capsys):
