@@ -29,6 +29,9 @@ def serve(
     threads: Annotated[Optional[int], typer.Option(
         help="onnxruntime intra-op threads per call (default: the cores shared among the workers, at "
              "least 1; a single worker gets all cores but one, leaving one for HTTP).")] = None,
+    max_body_mb: Annotated[int, typer.Option(help="Larger request bodies get 413, refused while read.")] = 64,
+    read_timeout_s: Annotated[float, typer.Option(
+        help="A request's headers, and then its body, must arrive within this many seconds.")] = 30.0,
 ) -> None:
     """Serve generators over HTTP in the Open Inference Protocol (KServe v2, Triton's HTTP API).
 
@@ -42,14 +45,15 @@ def serve(
     if not 1 <= port <= 65535:
         raise GanPackError(f"--port must be in 1..65535, not {port}")
     from gan_pack.runtime.session import usable_cores
-    from gan_pack.serve.app import create_app, run
+    from gan_pack.serve.app import create_app, listen, run
     from gan_pack.serve.layout import ServeOptions, load_served
 
-    # checks the options before any model loads; the worker counts themselves come from load_served
+    # checks the options and the address before any model loads; the worker counts come from load_served
     options = ServeOptions(max_batch, max_delay_ms, max_queue, max_images_per_request, batching,
-                           1 if workers is None else workers)
+                           1 if workers is None else workers, max_body_mb << 20, read_timeout_s)
+    sock = listen(host, port)
     generators, counts = load_served(models, device.value, usable_cores(), workers, threads)
     layout = ", ".join(f"{name} ({counts[name]} x {g.session.get_session_options().intra_op_num_threads or 'all'})"
                        for name, g in sorted(generators.items()))
     typer.echo(f"serving {layout} on http://{host}:{port}/v2 (workers x threads; Ctrl-C or SIGTERM to stop)", err=True)
-    run(create_app(generators, options, counts), host, port)
+    run(create_app(generators, options, counts), sock, read_timeout_s)

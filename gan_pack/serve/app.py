@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
+import socket
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import gan_pack
-from gan_pack.errors import ModelError
+from gan_pack.errors import GanPackError
 from gan_pack.runtime.generator import OnnxGenerator
 from gan_pack.serve.batcher import Batcher
 from gan_pack.serve.layout import ServeOptions, lower_priority
@@ -29,6 +32,8 @@ from gan_pack.serve.protocol import (
     parse_infer,
     sample_body,
 )
+
+PARSE_INLINE_BYTES = 256 << 10          # larger request bodies are parsed off the event loop
 
 
 class Server:
@@ -86,23 +91,51 @@ class Server:
         return sample_body(images, fmt, rows)
 
     async def infer(self, name: str, body: bytes, header: str | None) -> tuple[int, bytes, dict]:
-        """POST /v2/models/NAME/infer: (status, body, headers), errors as {"error": ...}."""
-        try:
-            parsed, feeds, count = parse_infer(body, header, self.named(name), self.options.max_images_per_request)
-            content, headers = infer_response(name, parsed, await self.batchers[name].submit(feeds, count))
-            return 200, content, headers
-        except (HTTPError, ModelError) as e:
-            status = e.status if isinstance(e, HTTPError) else 400
-            return status, json.dumps({"error": str(e)}).encode(), {"content-type": "application/json"}
+        """POST /v2/models/NAME/infer: (status, body, headers). A large body is parsed off the event
+        loop, so other clients are answered meanwhile."""
+        g = self.named(name)
+        limit = self.options.max_images_per_request
+        if len(body) > PARSE_INLINE_BYTES:
+            request = await asyncio.get_running_loop().run_in_executor(None, parse_infer, body, header, g, limit)
+        else:
+            request = parse_infer(body, header, g, limit)
+        images = await self.batchers[name].submit(request.feeds, request.count)
+        content, headers = infer_response(name, request, images)
+        return 200, content, headers
 
 
-async def read_body(receive) -> bytes:
-    chunks, more = [], True
+async def read_body(scope, receive, limit: int, timeout: float) -> bytes:
+    """The request body, refused (413) as soon as it is known to be over `limit` bytes (from its
+    Content-Length, or while it arrives), and (408) if it does not arrive within `timeout` s."""
+    declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPError(413, f"the request body is {int(declared)} bytes; at most {limit} (--max-body-mb)")
+    chunks, size, more = [], 0, True
+    deadline = asyncio.get_running_loop().time() + timeout
     while more:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+        except asyncio.TimeoutError:
+            raise HTTPError(408, f"the request body did not arrive within {timeout:g} s") from None
         chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > limit:
+            raise HTTPError(413, f"the request body is over {limit} bytes (--max-body-mb)")
         more = message.get("more_body", False)
     return b"".join(chunks)
+
+
+def error_reply(e: Exception) -> tuple[int, bytes, dict]:
+    """A mistake of the client's as its 4xx; anything else is a bug of ours: 500, and said on stderr."""
+    if isinstance(e, HTTPError):
+        status = e.status
+    elif isinstance(e, GanPackError):
+        status = 400
+    else:
+        status = 500
+        print(f"gan_pack serve: internal error ({type(e).__name__}: {e})", file=sys.stderr)
+    message = str(e) if status != 500 else f"internal error ({type(e).__name__})"
+    return status, json.dumps({"error": message}).encode(), {"content-type": "application/json"}
 
 
 def infer_handler(server: Server):
@@ -112,7 +145,11 @@ def infer_handler(server: Server):
     async def handle(scope, receive, send) -> None:
         name = scope["path"][len("/v2/models/"):-len("/infer")]
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == HEADER.lower().encode()), None)
-        status, content, headers = await server.infer(name, await read_body(receive), header)
+        try:
+            body = await read_body(scope, receive, server.options.max_body_bytes, server.options.read_timeout_s)
+            status, content, headers = await server.infer(name, body, header)
+        except Exception as e:  # noqa: BLE001 - every failure is answered; error_reply sorts 4xx from bugs
+            status, content, headers = error_reply(e)
         raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         await send({"type": "http.response.start", "status": status,
                     "headers": raw + [(b"content-length", str(len(content)).encode())]})
@@ -134,12 +171,16 @@ def routes(server: Server, infer) -> list:
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    def failure(e: Exception) -> Response:
+        status, content, headers = error_reply(e)
+        return Response(content, status_code=status, headers=headers)
+
     def json_route(path: str, handler) -> Route:
         async def endpoint(request):
             try:
                 return JSONResponse(await handler(request.path_params, request.query_params))
-            except HTTPError as e:
-                return JSONResponse({"error": str(e)}, status_code=e.status)
+            except Exception as e:  # noqa: BLE001 - see error_reply
+                return failure(e)
         return Route(path, endpoint)
 
     async def sample(request):
@@ -147,8 +188,8 @@ def routes(server: Server, infer) -> list:
             body, media = await server.sample(request.path_params["name"], request.path_params["fmt"],
                                               request.query_params)
             return Response(body, media_type=media)
-        except (HTTPError, ModelError) as e:
-            return JSONResponse({"error": str(e)}, status_code=e.status if isinstance(e, HTTPError) else 400)
+        except Exception as e:  # noqa: BLE001 - see error_reply
+            return failure(e)
 
     return [json_route("/v2/health/live", server.live), json_route("/v2/health/ready", server.ready),
             json_route("/v2", server.server), json_route("/v2/models/{name}", server.metadata),
@@ -185,9 +226,81 @@ def create_app(models: dict[str, OnnxGenerator], options: ServeOptions | None = 
     return asgi
 
 
-def run(app, host: str, port: int) -> None:
-    """Serve `app` with uvicorn until Ctrl-C or SIGTERM (30 s to finish the requests in flight)."""
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, or one line saying why not (a port in use, a host that does not
+    resolve) before the server starts."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise GanPackError(f"cannot resolve --host {host!r} ({e}); give an address such as 127.0.0.1") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise GanPackError(f"port {port} on {host} is in use; stop what listens there or choose another "
+                               f"--port") from None
+        raise GanPackError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --host or --port") from None
+    return sock
+
+
+def deadline_protocol(timeout: float):
+    """uvicorn's httptools protocol, closing a connection whose request headers have not all arrived
+    `timeout` s after its request began (uvicorn has no such bound: a client trickling a byte at a
+    time would hold the connection for ever). Without httptools, uvicorn's own protocol."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - the [serve] extra installs httptools
+        return "auto"
+
+    class HeaderDeadline(HttpToolsProtocol):
+        timer = None
+
+        def arm(self) -> None:
+            if self.timer is None:
+                self.timer = self.loop.call_later(timeout, self.expire)
+
+        def disarm(self) -> None:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+
+        def expire(self) -> None:
+            self.timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self.arm()
+
+        def on_message_begin(self) -> None:
+            self.arm()
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self.disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc) -> None:
+            self.disarm()
+            super().connection_lost(exc)
+
+    return HeaderDeadline
+
+
+def make_server(app, read_timeout_s: float = 30.0):
+    """The uvicorn server of `app`: quiet, with the header deadline, 30 s to finish on SIGTERM."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30, access_log=False,
-                proxy_headers=False)
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30, access_log=False,
+                            proxy_headers=False, http=deadline_protocol(read_timeout_s))
+    return uvicorn.Server(config)
+
+
+def run(app, sock: socket.socket, read_timeout_s: float = 30.0) -> None:
+    """Serve `app` on the socket `listen` bound until Ctrl-C or SIGTERM."""
+    make_server(app, read_timeout_s).run(sockets=[sock])

@@ -29,8 +29,9 @@ class Job:
 class Batcher:
     """One model's queue and the tasks that run it (`workers` of them, each one onnxruntime call at
     a time, so that several calls can be in flight). The calls in flight together hold at most
-    max_batch images: each takes at most its share, max_batch / workers (rounded up), unless a
-    single request is larger."""
+    max_batch images: each takes at most its share, max_batch / workers (rounded up), and no more
+    than the generator's batch (what fits its memory budget). A larger request waits as several
+    jobs, so no request makes a call larger than that."""
 
     generator: OnnxGenerator
     options: ServeOptions
@@ -40,6 +41,7 @@ class Batcher:
     pending_images: int = 0
     idle: deque = field(default_factory=deque)             # a future per worker waiting for requests
     free: int = 0                   # workers not in a call (set from workers)
+    requests: int = 0               # requests waiting for their images, in calls or not
     busy: bool = False              # the last batch merged several requests: others are likely to come
 
     def __post_init__(self) -> None:
@@ -47,16 +49,24 @@ class Batcher:
 
     @property
     def call_limit(self) -> int:
-        return -(-self.options.max_batch // self.workers)
+        return min(-(-self.options.max_batch // self.workers), self.generator.batch_size)
 
     async def submit(self, feeds: dict, count: int) -> np.ndarray:
-        if len(self.pending) >= self.options.max_queue:
+        """The images of one request, run as jobs of at most call_limit images."""
+        if self.requests >= self.options.max_queue:
             raise HTTPError(503, f"the queue is full ({self.options.max_queue} requests waiting); retry later")
-        job = Job(feeds, count, asyncio.get_running_loop().create_future())
-        self.pending.append(job)
+        loop, step = asyncio.get_running_loop(), self.call_limit
+        jobs = [Job({name: value[start:start + step] for name, value in feeds.items()}, min(step, count - start),
+                    loop.create_future()) for start in range(0, count, step)]
+        self.pending.extend(jobs)
         self.pending_images += count
+        self.requests += 1
         self.wake_one()
-        return await job.done
+        try:
+            parts = await asyncio.gather(*(job.done for job in jobs))
+        finally:
+            self.requests -= 1
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def wake_one(self) -> None:
         while self.idle:

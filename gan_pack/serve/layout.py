@@ -19,6 +19,9 @@ from gan_pack.runtime.session import package_model, providers_for
 MAX_WORKERS = 64
 COMPUTE_NICENESS = 10           # how much lower the onnxruntime workers' CPU priority is than the event loop's
 FEED_RATE = 100_000             # images/s that one event loop takes in and sends out, about (16-image requests)
+# What one onnxruntime call's activations may take: with every worker of every model in a call at
+# once, a server's compute memory stays bounded whatever the requests (a DCGAN call: 32 images).
+CALL_MEMORY = 32 << 20
 
 
 @dataclass
@@ -29,11 +32,15 @@ class ServeOptions:
     max_images_per_request: int = 4096
     batching: bool = True
     workers: int = 1                # onnxruntime calls in flight per model (the CLI's default: worker_layout)
+    max_body_bytes: int = 64 << 20  # a larger request body is refused (413) while it is read
+    read_timeout_s: float = 30.0    # a request's headers, and its body, must arrive within this
 
     def __post_init__(self) -> None:
         problems = [f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}"
-                    for name in ("max_batch", "max_queue", "max_images_per_request", "workers")
+                    for name in ("max_batch", "max_queue", "max_images_per_request", "workers", "max_body_bytes")
                     if getattr(self, name) < 1]
+        if not 0 < self.read_timeout_s <= 3600:
+            problems.append(f"--read-timeout-s must be in (0, 3600], not {self.read_timeout_s}")
         if self.workers > MAX_WORKERS:
             problems.append(f"--workers must be at most {MAX_WORKERS}, not {self.workers}")
         if not 0 <= self.max_delay_ms <= 1000:
@@ -95,7 +102,7 @@ def load_served(paths: list[Path], device: str, cores: int, workers: int | None 
     for name, g in generators.items():
         counts[name], per_call = worker_layout(False, cores, None, None, probe_rate(g), feed_rate)
         if per_call != 1:
-            generators[name] = OnnxGenerator(g.path, device=device, threads=per_call)
+            generators[name] = OnnxGenerator(g.path, device=device, threads=per_call, memory_budget=CALL_MEMORY)
     return generators, counts
 
 
@@ -134,7 +141,7 @@ def load_models(paths: list[Path], device: str, threads: int | None = None) -> d
     models = {}
     for name, path in found.items():
         try:
-            models[name] = OnnxGenerator(path, device=device, threads=threads)
+            models[name] = OnnxGenerator(path, device=device, threads=threads, memory_budget=CALL_MEMORY)
         except ModelError:
             if len(found) == 1 or path in named:
                 raise

@@ -18,6 +18,7 @@ from gan_pack.runtime.generator import OnnxGenerator
 
 DTYPES = {"FP32": np.float32, "INT64": np.int64}
 HEADER = "Inference-Header-Content-Length"
+MAX_DIMENSION = 1 << 24                 # one axis of an input's shape
 
 
 class HTTPError(Exception):
@@ -37,59 +38,126 @@ def model_metadata(name: str, g: OnnxGenerator) -> dict:
                            "dataset": g.info.dataset, "output_range": [-1, 1]}}
 
 
-def _tensor(entry: dict, binary: memoryview, offset: int, g: OnnxGenerator, limit: int) -> tuple[str, np.ndarray, int]:
-    """(name, array, the offset after its binary data) of one entry of a request's `inputs`."""
-    name, shape, datatype = entry["name"], [int(d) for d in entry["shape"]], entry["datatype"]
-    expected = {NOISE: "FP32", LABELS: "INT64"}.get(name)
-    if expected is None or (name == LABELS and not g.info.conditional):
-        raise HTTPError(400, f"unexpected input {name!r}: this model takes "
-                             f"{', '.join(i['name'] for i in model_metadata('', g)['inputs'])}")
-    if datatype != expected:
-        raise HTTPError(400, f"input {name!r} must be {expected}, not {datatype}")
-    if shape and shape[0] > limit:
+@dataclass(frozen=True)
+class InferRequest:
+    """A checked inference request: the generator's feeds and what the reply must carry."""
+
+    feeds: dict[str, np.ndarray]
+    count: int
+    id: str | None = None
+    binary_output: bool = False
+
+
+def _object(value, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise HTTPError(400, f"{what} must be an object")
+    return value
+
+
+def _shape(entry: dict, name: str, limit: int) -> list[int]:
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not 1 <= len(shape) <= 4 or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DIMENSION for d in shape):
+        raise HTTPError(400, f"input {name!r}: shape must be a list of 1 to 4 sizes of at most {MAX_DIMENSION}, "
+                             f"not {str(shape)[:60]}")
+    if shape[0] > limit:
         raise HTTPError(413, f"{shape[0]} images in one request; at most {limit} (--max-images-per-request)")
-    parameters = entry.get("parameters") or {}
+    if shape[0] < 1:
+        raise HTTPError(400, f"input {name!r}: ask for at least one image")
+    return shape
+
+
+def _values(entry: dict, name: str, datatype: str, binary: memoryview, offset: int) -> tuple[np.ndarray, int]:
+    """The tensor's values, flat, and the offset after its binary data; JSON numbers of the wrong
+    kind (floats or booleans as labels, strings anywhere) are refused, not converted."""
+    parameters = _object(entry.get("parameters"), f"input {name!r}: parameters")
     if "binary_data_size" in parameters:
-        nbytes = int(parameters["binary_data_size"])
-        array = np.frombuffer(binary[offset:offset + nbytes], dtype=DTYPES[datatype])
-        offset += nbytes
-    else:
-        array = np.asarray(entry["data"], dtype=DTYPES[datatype]).reshape(-1)
+        size = parameters["binary_data_size"]
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= len(binary) - offset:
+            raise HTTPError(400, f"input {name!r}: binary_data_size must be a byte count within the body")
+        return np.frombuffer(binary[offset:offset + size], dtype=DTYPES[datatype]), offset + size
+    try:
+        array = np.asarray(entry.get("data"))
+    except (ValueError, OverflowError) as e:
+        raise HTTPError(400, f"input {name!r}: data is not a (nested) list of numbers ({str(e)[:80]})") from e
+    kinds = "iu" if datatype == "INT64" else "iuf"
+    if array.dtype.kind not in kinds or array.ndim == 0:
+        what = "integers" if datatype == "INT64" else "numbers"
+        raise HTTPError(400, f"input {name!r}: data must be a list of {what}")
+    if datatype == "INT64" and array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
+        raise HTTPError(400, f"input {name!r}: a label is out of range")
+    return array.astype(DTYPES[datatype]).reshape(-1), offset
+
+
+def _tensor(entry, binary: memoryview, offset: int, g: OnnxGenerator, limit: int) -> tuple[str, np.ndarray, int]:
+    """(name, array, the offset after its binary data) of one entry of a request's `inputs`."""
+    if not isinstance(entry, dict):
+        raise HTTPError(400, "each input must be an object with name, datatype, shape and data")
+    name, datatype = entry.get("name"), entry.get("datatype")
+    if name not in (NOISE, LABELS) or (name == LABELS and not g.info.conditional):
+        raise HTTPError(400, f"unexpected input {str(name)[:40]!r}: this model takes "
+                             f"{', '.join(i['name'] for i in model_metadata('', g)['inputs'])}")
+    name = str(name)
+    expected = "FP32" if name == NOISE else "INT64"
+    if datatype != expected:
+        raise HTTPError(400, f"input {name!r} must be {expected}, not {str(datatype)[:20]}")
+    shape = _shape(entry, name, limit)
+    array, offset = _values(entry, name, expected, binary, offset)
     if array.size != math.prod(shape):
         raise HTTPError(400, f"input {name!r} has {array.size} values for shape {shape}")
     return name, array.reshape(shape), offset
 
 
-def parse_infer(body: bytes, header_length: str | None, g: OnnxGenerator, limit: int) -> tuple[dict, dict, int]:
-    """(request JSON, checked feeds, image count) of an infer request; HTTPError 400/413 otherwise."""
+def _binary_output(request: dict) -> bool:
+    outputs = request.get("outputs")
+    if outputs is not None and (not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs)):
+        raise HTTPError(400, "outputs must be a list of objects like {\"name\": \"images\"}")
+    wanted = outputs or [{"name": IMAGES}]
+    if any(o.get("name") != IMAGES for o in wanted):
+        raise HTTPError(400, "this model has one output, images")
+    return bool(_object(request.get("parameters"), "parameters").get("binary_data_output")) or any(
+        bool(_object(o.get("parameters"), "an output's parameters").get("binary_data")) for o in wanted)
+
+
+def parse_infer(body: bytes, header_length: str | None, g: OnnxGenerator, limit: int) -> InferRequest:
+    """The checked request of an infer call; HTTPError 400/413 for anything else."""
     try:
         size = int(header_length) if header_length is not None else len(body)
+        if not 0 <= size <= len(body):
+            raise ValueError(f"{HEADER} {size} is not within the body")
         request = json.loads(body[:size])
-        binary = memoryview(body)[size:]
-        tensors, offset = {}, 0
-        for entry in request["inputs"]:
-            name, tensors[name], offset = _tensor(entry, binary, offset, g, limit)
-    except (ValueError, KeyError, TypeError, IndexError) as e:
+    except RecursionError:
+        raise HTTPError(400, "malformed inference request (nested too deeply)") from None
+    except (ValueError, UnicodeDecodeError) as e:
         raise HTTPError(400, f"malformed inference request ({type(e).__name__}: {str(e)[:160]})") from e
+    if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
+        raise HTTPError(400, "malformed inference request: an object with a list of inputs is needed")
+    binary, tensors, offset = memoryview(body)[size:], {}, 0
+    for entry in request["inputs"]:
+        name, array, offset = _tensor(entry, binary, offset, g, limit)
+        if name in tensors:
+            raise HTTPError(400, f"input {name!r} is given twice")
+        tensors[name] = array
     if NOISE not in tensors:
         raise HTTPError(400, "the request lacks the input 'noise'")
     try:
         feeds = g.check_inputs(tensors[NOISE], tensors.get(LABELS))
     except ModelError as e:
         raise HTTPError(400, str(e)) from e
-    return request, feeds, len(feeds[NOISE])
+    request_id = request.get("id")
+    return InferRequest(feeds, len(feeds[NOISE]), request_id if isinstance(request_id, str) else None,
+                        _binary_output(request))
 
 
-def infer_response(name: str, request: dict, images: np.ndarray) -> tuple[bytes, dict]:
+def infer_response(name: str, request: InferRequest, images: np.ndarray) -> tuple[bytes, dict]:
     """(body, headers): JSON, or a JSON header then raw bytes when the client asked for binary data."""
-    wanted = request.get("outputs") or [{"name": IMAGES}]
-    binary = bool((request.get("parameters") or {}).get("binary_data_output")) or any(
-        (o.get("parameters") or {}).get("binary_data") for o in wanted)
     output: dict = {"name": IMAGES, "datatype": "FP32", "shape": list(images.shape)}
-    reply = {"model_name": name, "model_version": "1", "outputs": [output]}
-    if "id" in request:
-        reply["id"] = request["id"]
-    if not binary:
+    reply: dict = {"model_name": name, "model_version": "1", "outputs": [output]}
+    if request.id is not None:
+        reply["id"] = request.id
+    if not request.binary_output:
         output["data"] = images.reshape(-1).tolist()
         return json.dumps(reply).encode(), {"content-type": "application/json"}
     raw = np.ascontiguousarray(images, dtype="<f4").tobytes()
@@ -122,6 +190,8 @@ class SampleQuery:
 
     def feeds(self, g: OnnxGenerator) -> dict[str, np.ndarray]:
         """The generator's checked feeds: the portable noise of (seed, 0..n-1), the label or every class."""
+        if self.label is not None and not g.info.conditional:
+            raise HTTPError(400, "this model is unconditional (num_classes 0): drop label")
         try:
             labels = g.resolve_labels(self.n, self.label) if g.info.conditional else None
             return g.check_inputs(g.noise(self.n, self.seed, truncation=self.truncation), labels)
