@@ -26,14 +26,14 @@ runtime: $(BASE_VENV)/.installed
 $(BASE_VENV)/.installed: pyproject.toml
 	test -d $(BASE_VENV) || $(PYTHON) -m venv $(BASE_VENV)
 	$(BASE_VENV)/bin/pip install -q --upgrade pip
-	$(BASE_VENV)/bin/pip install -q -e . pytest
+	$(BASE_VENV)/bin/pip install -q -e . pytest hypothesis
 	touch $@
 
 # The base install and the [onnx] extra (pack, quantize, optimize). Still no torch.
 $(ONNX_VENV)/.installed: pyproject.toml
 	test -d $(ONNX_VENV) || $(PYTHON) -m venv $(ONNX_VENV)
 	$(ONNX_VENV)/bin/pip install -q --upgrade pip
-	$(ONNX_VENV)/bin/pip install -q -e '.[onnx]' pytest pyyaml
+	$(ONNX_VENV)/bin/pip install -q -e '.[onnx]' pytest pyyaml hypothesis
 	touch $@
 
 sample: runtime

@@ -38,18 +38,18 @@ def export(
              "(kept where they measure faster on this CPU), on, or off.")] = Rewrite.auto,
     module: Annotated[Optional[str], _own("FILE.py:ClassName of your generator (imports that file).", OWN)] = None,
     init: Annotated[Optional[str], _own("JSON keyword arguments for the class, e.g. '{\"ngpu\": 1}'.", OWN)] = None,
-    tutorial: Annotated[Optional[Tutorial], _own(
-        "The classic MNIST tutorial's generator (sizes read from the weights).", OWN, "--from")] = None,
+    tutorial: Annotated[Optional[Tutorial], _own("The classic MNIST tutorial's generator.", OWN, "--from")] = None,
     noise_dim: Annotated[Optional[int], _own("Length of the noise vector (needed with --module).", OWN)] = None,
     num_classes: Annotated[Optional[int], _own("Classes of a conditional generator (0: none).", OWN)] = None,
     class_names: Annotated[Optional[str], _own("Comma-separated class names, for the metadata.", OWN)] = None,
     dataset: Annotated[str, _own("What it was trained on, for the metadata.", OWN)] = "unknown",
     image_shape: Annotated[Optional[str], _own("C,H,W of an image (default: from the output).", OWN)] = None,
-    noise_shape: Annotated[Optional[str], _own(
-        "The noise shape your forward takes per sample, e.g. 100,1,1 (default: flat).", OWN)] = None,
+    noise_shape: Annotated[Optional[str], _own("Your forward's noise per sample, e.g. 100,1,1 (default: flat).",
+                                               OWN)] = None,
     label_input: Annotated[LabelInput, _own("What your forward takes as labels: index or onehot.", OWN)] \
         = LabelInput.class_index,
-    output_range: Annotated[str, _own("Your output's range: -1,1 (Tanh) or 0,1 (Sigmoid).", OWN)] = "-1,1",
+    output_range: Annotated[Optional[str], _own("Your output's range: -1,1 (Tanh, the default) or 0,1 (Sigmoid).",
+                                                OWN)] = None,
 ) -> None:
     """Export a generator to one self-contained .onnx file and prove it matches PyTorch.
 
@@ -84,13 +84,14 @@ def export(
 
 
 def own_settings(noise_dim: int | None, num_classes: int | None, class_names: str | None, dataset: str,
-                 image_shape: str | None, noise_shape: str | None, label_input: LabelInput, output_range: str,
+                 image_shape: str | None, noise_shape: str | None, label_input: LabelInput, output_range: str | None,
                  source: str) -> dict:
     """What --module or --from export takes, parsed from its flags."""
     return {"noise_dim": noise_dim, "num_classes": num_classes, "dataset": dataset,
             "class_names": [c.strip() for c in class_names.split(",")] if class_names else [],
             "image_shape": _ints("--image-shape", image_shape), "noise_shape": _ints("--noise-shape", noise_shape),
-            "label_input": label_input.value, "output_range": _range(output_range), "source": source,
+            "label_input": label_input.value, "output_range": _range(output_range or "-1,1"),
+            "output_range_given": output_range is not None, "source": source,
             "arch": source if source.startswith("tutorial-") else "imported"}
 
 

@@ -64,6 +64,6 @@ def quantize(
     from gan_pack.runtime.session import resolve_model_file
 
     model = resolve_model_file(model)
-    path = output or default_output(model)
+    path, before = output or default_output(model), model.stat().st_size     # before: -o may be the model itself
     show_parity([quantize_generator(model, path, mode.value, calibration_n, seed, atol, allow_mismatch)])
-    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, was {model.stat().st_size / 1e6:.2f} MB)")
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, was {before / 1e6:.2f} MB)")

@@ -26,6 +26,7 @@ def output_format(output: Path | None, fmt: Format | None) -> Format:
 
 
 def sample(
+    ctx: typer.Context,
     model: ModelPath,
     n: Annotated[int, typer.Option("-n", "--num", help="How many images.")] = 64,
     label: Annotated[Optional[int], typer.Option(help="cGAN: one label for all images.")] = None,
@@ -59,6 +60,9 @@ def sample(
     from gan_pack.runtime.labels import LabelRequest
 
     check_flags(n, output, out_dir, nrow, seeds, per_class, seed, truncation)
+    given = [flag for flag, name in (("-n", "n"), ("--seed", "seed")) if on_command_line(ctx, name)]
+    if seeds is not None and given:
+        raise GanPackError(f"--seeds gives one image per seed: drop {' and '.join(given)}")
     seed_list = parse_seeds(seeds) if seeds is not None else None
     fmt = output_format(output, fmt) if out_dir is None else (fmt or Format.png)
     if out_dir is not None:
@@ -75,6 +79,11 @@ def sample(
     else:
         assert output is not None
         write_one_file(generator, request, seed, truncation, output, fmt, nrow)
+
+
+def on_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 def check_flags(n: int, output: Path | None, out_dir: Path | None, nrow: int | None, seeds: str | None,
@@ -128,26 +137,41 @@ def write_files(generator, request, seed: int, truncation: float | None, out_dir
     typer.echo(f"wrote {request.n} {fmt.value} files to {out_dir}/{layout}")
 
 
+def seed_batches(generator, seeds: list[int], labels, truncation: float | None):
+    """(start, images) of image 0 of each seed, a batch of the generator's size at a time."""
+    import numpy as np
+
+    all_labels = generator.resolve_labels(len(seeds), labels)
+    for start in range(0, len(seeds), generator.batch_size):
+        chunk = seeds[start:start + generator.batch_size]
+        noise = np.concatenate([generator.noise(1, s, truncation=truncation) for s in chunk])
+        yield start, generator.generate(noise, None if all_labels is None else all_labels[start:start + len(chunk)])
+
+
 def write_seeds(generator, seeds: list[int], request, truncation, output, out_dir, fmt: Format, nrow) -> None:
-    """--seeds: image 0 of each seed, in a captioned grid, an array, or files named seedNNNN."""
+    """--seeds: image 0 of each seed, in a captioned grid, an array, or files named seedNNNN; run in
+    the generator's batches like -n, so any number of seeds takes the memory of one batch."""
     import numpy as np
 
     from gan_pack.core import images as imaging
 
-    noise = np.concatenate([generator.noise(1, s, truncation=truncation) for s in seeds])
-    images = generator.generate(noise, generator.resolve_labels(len(seeds), request.labels))
+    batches = seed_batches(generator, seeds, request.labels, truncation)
     if out_dir is not None:
-        for s, image in zip(seeds, images):
-            path = out_dir / f"seed{s:04d}.{fmt.value}"
-            if fmt is Format.npy:
-                imaging.save_npy(path, image)
-            else:
-                imaging.save_png(path, imaging.to_uint8(image[None])[0])
+        for start, images in batches:
+            for s, image in zip(seeds[start:], images):
+                path = out_dir / f"seed{s:04d}.{fmt.value}"
+                if fmt is Format.npy:
+                    imaging.save_npy(path, image)
+                else:
+                    imaging.save_png(path, imaging.to_uint8(image[None])[0])
         typer.echo(f"wrote {len(seeds)} {fmt.value} files to {out_dir}/ (seedNNNN.{fmt.value})")
     elif fmt is Format.npy:
-        imaging.save_npy(output, images)
+        generator.check_one_array(len(seeds))
+        imaging.save_npy_batches(output, (len(seeds), *generator.info.image_shape), (b for _, b in batches))
         typer.echo(f"wrote {output} ({len(seeds)} images, seeds in the order given)")
     else:
+        generator.check_one_array(len(seeds))
+        images = np.concatenate([b for _, b in batches])
         imaging.save_png(output, imaging.captioned_grid(images, [str(s) for s in seeds], nrow or 10))
         typer.echo(f"wrote {output} ({len(seeds)} images, each captioned with its seed)")
 
@@ -201,5 +225,6 @@ def interpolate(
     check_output_path(output, ".png")
     generator = OnnxGenerator(model, device=device.value)
     noise, row_labels, rows = latent_walk(generator, steps, label, seed, truncation)
-    save_grid(output, generator.generate(noise, row_labels), nrow=steps)
+    generator.check_one_array(len(noise))
+    save_grid(output, generator.generate_in_batches(noise, row_labels), nrow=steps)
     typer.echo(f"wrote {output} ({rows} row(s) of {steps} steps, seed {seed})")

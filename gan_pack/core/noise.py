@@ -18,6 +18,7 @@ after that it is clipped to +-psi. Deterministic, and the same in every runtime.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 
@@ -86,21 +87,23 @@ def random_seed() -> int:
     return int.from_bytes(os.urandom(4), "little")
 
 
+MAX_SEEDS = 100_000
+SEED_ITEM = re.compile(r"([0-9]{1,10})(?:-([0-9]{1,10}))?")
+
+
 def parse_seeds(text: str) -> list[int]:
-    """'0-99', '1,5,9', '3,10-12' -> the seeds, in order."""
+    """'0-99', '1,5,9', '3,10-12' -> the seeds, in order: ASCII digits and ranges, comma-separated,
+    at most MAX_SEEDS in all."""
     seeds: list[int] = []
-    try:
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            first, _, last = part.partition("-")
-            low, high = int(first), int(last) if last else int(first)
-            if high < low or high - low >= 100_000:
-                raise ValueError
-            seeds.extend(range(low, high + 1))
-    except ValueError:
-        raise ModelError(f"--seeds takes seeds and ranges like 0-99 or 1,5,9, not {text!r}") from None
-    bad = [s for s in seeds if not 0 <= s <= SEED_MAX]
-    if not seeds or bad:
-        raise ModelError(f"--seeds must be in 0..{SEED_MAX}, not {bad[0] if bad else text!r}")
-    if len(seeds) > 100_000:
-        raise ModelError("--seeds names more than 100000 seeds")
+    for part in (p.strip() for p in text.split(",")):
+        match = SEED_ITEM.fullmatch(part)
+        if match is None:
+            raise ModelError(f"--seeds takes seeds and ranges like 0-99 or 1,5,9, not {text[:60]!r}")
+        low = int(match.group(1))
+        high = int(match.group(2)) if match.group(2) else low
+        if high < low or max(low, high) > SEED_MAX:
+            raise ModelError(f"--seeds takes ranges low-high within 0..{SEED_MAX}, not {part!r}")
+        if len(seeds) + high - low + 1 > MAX_SEEDS:
+            raise ModelError(f"--seeds names more than {MAX_SEEDS} seeds")
+        seeds.extend(range(low, high + 1))
     return seeds

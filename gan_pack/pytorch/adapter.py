@@ -41,6 +41,7 @@ class ImportSpec:
     noise_shape: tuple[int, ...] | None = None        # the module's noise per sample, e.g. (100, 1, 1)
     label_input: str = "index"                        # index: (B,) int64 | onehot: (B, num_classes) float
     output_range: tuple[float, float] = (-1.0, 1.0)
+    output_range_given: bool = True                   # False: -1,1 assumed, so a [0, 1] output is a trap
     source: str = "a PyTorch module"                  # what was imported (metadata: imported_from)
     arch: str = "imported"
 
@@ -183,6 +184,10 @@ def check_generator(adapter: ContractAdapter, spec: ImportSpec) -> None:
                          f"--output-range {declared}: give --output-range 0,1 for a Sigmoid, -1,1 for a Tanh")
     if float(first.std(dim=0).max()) < 1e-6:
         raise ModelError("every noise gives the same image: the output does not depend on the noise input")
+    if not spec.output_range_given and low >= 0 and tuple(spec.output_range) == (-1.0, 1.0):
+        raise ModelError(f"outputs stay in [{low:.3g}, {high:.3g}], a Sigmoid's [0, 1], which read as -1..1 would "
+                         f"make every background mid-grey: give --output-range 0,1 for a Sigmoid, or --output-range "
+                         f"-1,1 if these are Tanh outputs")
     if not np.isfinite(first.numpy()).all():
         raise ModelError("forward returns NaN or infinite values")
 

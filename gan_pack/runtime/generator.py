@@ -21,6 +21,7 @@ ARENA_FACTOR = 2                # onnxruntime's arena grows by doubling, and add
 FALLBACK_BATCH_SIZE = 256       # models whose metadata lacks activation_bytes (older exports)
 MAX_BATCH_SIZE = 1 << 20
 MAX_BATCH_BYTES = 1 << 28       # images of one onnxruntime call (256 MiB of float32)
+MAX_CALL_MEMORY = 1 << 30       # what an asked-for batch size may take in activations (CPU)
 MAX_SAMPLE_VALUES = 1 << 28     # sample() returns one array: at most 1 GiB of float32
 IO_BINDING_MIN_BATCH = 256     # on CUDA, batches from this size run through I/O binding
 
@@ -93,9 +94,16 @@ class OnnxGenerator:
         return int(np.prod(self.info.image_shape))
 
     def _bounded(self, batch_size: int) -> int:
-        """A batch size in range, lowered to at most MAX_BATCH_BYTES of images per onnxruntime call."""
+        """A batch size in range, lowered to at most MAX_BATCH_BYTES of images per onnxruntime call;
+        on a CPU, one whose activations would pass MAX_CALL_MEMORY is refused with its cost."""
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise ModelError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, not {batch_size}")
+        per_image = ARENA_FACTOR * (self.info.activation_bytes or 0)
+        if self.binding_device is None and per_image * batch_size > MAX_CALL_MEMORY:
+            raise ModelError(f"--batch-size {batch_size} would take about {per_image * batch_size / 2**30:.1f} GiB of "
+                             f"activations with this model; at most {MAX_CALL_MEMORY // per_image} fit in "
+                             f"{MAX_CALL_MEMORY >> 30} GiB (without --batch-size, the batch fits "
+                             f"{MEMORY_BUDGET >> 20} MiB)")
         return max(1, min(batch_size, MAX_BATCH_BYTES // (4 * self.image_values)))
 
     def check_inputs(self, noise: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -120,6 +128,13 @@ class OnnxGenerator:
     def generate(self, noise: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """Images (B, C, H, W) float32 in [-1, 1] for the caller's own noise (B, noise_dim)."""
         return self.run_checked(self.check_inputs(noise, labels))
+
+    def generate_in_batches(self, noise: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """generate, one batch of batch_size rows at a time: the activations stay within the
+        memory budget however many rows (the result is still one array)."""
+        step = self.batch_size
+        return np.concatenate([self.generate(noise[i:i + step], None if labels is None else labels[i:i + step])
+                               for i in range(0, len(noise), step)])
 
     def run_checked(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Images for feeds that check_inputs made (a server batches several requests' feeds)."""

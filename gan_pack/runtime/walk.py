@@ -76,7 +76,7 @@ def walk_frames(generator: OnnxGenerator, noise: np.ndarray, label: int | None =
     frames = []
     for z in noise:
         if k:
-            images = generator.generate(np.repeat(z[None], len(classes), 0), generator.resolve_labels(
+            images = generator.generate_in_batches(np.repeat(z[None], len(classes), 0), generator.resolve_labels(
                 len(classes), np.asarray(classes)))
         else:
             images = generator.generate(z[None])

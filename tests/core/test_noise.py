@@ -3,11 +3,13 @@ n and the batch size, truncation's redraws, and seed lists."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gan_pack.core.noise import MAX_REDRAWS, mix, parse_seeds, portable_noise
+from gan_pack.core.noise import MAX_REDRAWS, MAX_SEEDS, SEED_MAX, mix, parse_seeds, portable_noise
 from gan_pack.errors import ModelError
 
-# The first numbers of a few seeds: if the definition in gan_pack/noise.py (and docs/noise.md, and
+# The first numbers of a few seeds: if the definition in gan_pack/core/noise.py (and docs/noise.md, and
 # examples/shared/samples.mjs) changes, these move. test_examples checks the JavaScript against them.
 GOLDEN = {
     (0, 0): [-0.82252645, -0.7251154, -0.3316438, -0.22654587],
@@ -66,6 +68,20 @@ def test_truncation_out_of_range(psi):
 def test_seed_lists():
     assert parse_seeds("0-3") == [0, 1, 2, 3] and parse_seeds("1,5,9") == [1, 5, 9]
     assert parse_seeds("3,10-12") == [3, 10, 11, 12]
-    for bad in ("", "a-b", "5-2", "-1", "4294967296", "0-200000"):
+    for bad in ("", "a-b", "5-2", "-1", "4294967296", "0-200000", "1,,2", "1,", "+5", "1_0", "\u0663",
+                ",".join(["0-99999"] * 10_000)):
         with pytest.raises(ModelError, match="--seeds"):
             parse_seeds(bad)
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True, database=None)
+@given(text=st.text(alphabet="0123456789-, +_x\u0663", max_size=24) | st.text(max_size=12))
+def test_any_text_is_a_seed_list_or_one_error(text):
+    """Generated text: the seeds (each in range, at most MAX_SEEDS), or the one documented error."""
+    try:
+        seeds = parse_seeds(text)
+    except ModelError as e:
+        assert str(e).startswith("--seeds")
+        return
+    assert 0 < len(seeds) <= MAX_SEEDS and all(0 <= s <= SEED_MAX for s in seeds)
+    assert text.replace(" ", "").replace(",", "").replace("-", "").isdigit()

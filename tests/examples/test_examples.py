@@ -128,18 +128,22 @@ def web_ready():
         pytest.skip("examples/web has no node_modules: run `make test-examples` (npm ci)")
 
 
+def example_server():
+    """examples/web/serve.py, the server of `npm run serve`, on a free port."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("web_serve", WEB_EXAMPLE / "serve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_server(port=0)
+
+
 @pytest.fixture()
 def server():
-    """The repository served on localhost, as `npm run serve` does."""
-    import functools
+    """The example's own server on localhost, as `npm run serve` starts it."""
     import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(ROOT)))
+    httpd = example_server()
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -271,3 +275,30 @@ def test_web_walk_frame_is_pythons(web_ready, server, tmp_path):
     z = loop_noise(g, 4, 60, 2)[10]
     python = np.concatenate(list(to_uint8(g.generate(np.repeat(z[None], 10, 0), np.arange(10)))), axis=1)
     assert pixels.shape == (28, 280) and np.abs(pixels - python[:, :, 0].astype(int)).max() <= 1
+
+
+def test_the_example_server_serves_the_page_and_packages_only():
+    """Bound to 127.0.0.1; the page, onnxruntime-web and the packages are there, nothing else is."""
+    import threading
+    import urllib.error
+    import urllib.request
+
+    httpd = example_server()
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    host, port = httpd.server_address[:2]
+    try:
+        def status(path: str) -> int:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+                    return reply.status
+            except urllib.error.HTTPError as e:
+                return e.code
+        assert host == "127.0.0.1"
+        for path in ("/examples/web/index.html", "/examples/web/main.js", "/examples/shared/samples.mjs",
+                     "/exported/mnist-cgan/mnist-cgan.json"):
+            assert status(path) == 200, path
+        for path in ("/README.md", "/pyproject.toml", "/gan_pack/cli/app.py", "/examples/web/../../Makefile",
+                     "/examples/web/%2e%2e/%2e%2e/Makefile", "/.git/config", "/examples/web/node_modules/.package-lock.json"):
+            assert status(path) == 404, path
+    finally:
+        httpd.shutdown()

@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 
@@ -61,3 +63,12 @@ def test_bad_input(tmp_path, capsys, args, word):
 def test_int8_cannot_be_quantized_again(int8_model, tmp_path, capsys):
     code, _, err = run_cli(["quantize", int8_model, "-o", tmp_path / "again.onnx"], capsys)
     assert code == 2 and "fp32" in err and not (tmp_path / "again.onnx").exists()
+
+
+def test_quantizing_over_the_model_itself_reports_both_sizes(tmp_path, capsys):
+    model = tmp_path / "m.onnx"
+    shutil.copy(shipped("mnist-cgan-mlp.onnx"), model)
+    before = model.stat().st_size
+    code, out, err = run_cli(["quantize", model, "--mode", "dynamic", "-o", model], capsys)
+    assert code == 0, err
+    assert f"was {before / 1e6:.2f} MB" in out and model.stat().st_size < before / 2

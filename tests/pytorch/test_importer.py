@@ -259,6 +259,18 @@ TRAPS = {
 }
 
 
+def test_a_sigmoid_output_without_its_range_is_refused(zoo, tmp_path, capsys):
+    """Outputs in [0, 1] read as the contract's -1..1 would make every background mid-grey."""
+    weights, _ = trained(zoo, "SigmoidGAN", noise=(16,))
+    args = ["export", weights, "-o", tmp_path / "s.onnx", "--module", f"{zoo[0] / 'zoo.py'}:SigmoidGAN",
+            "--noise-dim", "16"]
+    code, _, err = run_cli(args, capsys)
+    one_error_line(code, err, "a Sigmoid's [0, 1]", "--output-range 0,1")
+    assert not list(tmp_path.iterdir())
+    code, _, err = run_cli([*args, "--output-range", "-1,1"], capsys)         # said so: exported as asked
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("name", list(TRAPS))
 def test_traps_fail_with_their_cause_and_write_nothing(zoo, tmp_path, capsys, name):
     flags, words = TRAPS[name]
