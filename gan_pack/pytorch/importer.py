@@ -81,6 +81,9 @@ def parse_init(text: str | None) -> dict:
         init = json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(f"--init must be a JSON object like '{{\"noise_dim\": 100}}' ({e.msg})") from None
+    except RecursionError:
+        raise ConfigError("--init is nested too deeply; give the class's keyword arguments as a flat JSON object") \
+            from None
     if not isinstance(init, dict):
         raise ConfigError("--init must be a JSON object of keyword arguments")
     return init
