@@ -117,7 +117,7 @@ def _range(text: str) -> tuple[float, float]:
 
 def _is_exported(source: Path) -> bool:
     """An exported generator (its .onnx, or a package folder), as opposed to a run or checkpoint."""
-    from gan_pack.runtime.session import package_model
+    from gan_pack.runtime.package import package_model
 
     return (source.is_file() and source.suffix == ".onnx") or (source.is_dir() and package_model(source) is not None)
 
@@ -125,7 +125,10 @@ def _is_exported(source: Path) -> bool:
 def pack(
     source: Annotated[Path, typer.Argument(help="An exported .onnx (or a package), a run folder, or a checkpoint.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The package folder to write (dist/NAME/).")],
-    variants: Annotated[str, typer.Option(help="Also fp16 and/or int8, comma-separated (fp16 needs a run).")] = "",
+    variants: Annotated[str, typer.Option(
+        help="Variants beside the fp32 model every runtime runs, comma-separated: cuda (fp16 made for "
+             "onnxruntime's CUDA provider; pack on a GPU machine), int8 (CPUs), fp16 (needs a run). "
+             "Default: none.")] = "",
     license: Annotated[str, typer.Option(help="The license in the model card.")] = "mit",
     evaluate: Annotated[bool, typer.Option("--eval", help="Evaluate it (needs --classifier, --data-dir).")] = False,
     classifier: Annotated[Optional[Path], typer.Option(help="--eval: an exported classifier of the same data.")] \

@@ -8,22 +8,38 @@ from typing import Annotated, Optional
 
 import typer
 
-from gan_pack.cli.text import TRUNCATION_HELP, ModelPath, parity_summary, printable, stage, versus_summary, warn
+from gan_pack.cli.text import (
+    TRUNCATION_HELP,
+    VARIANT_HELP,
+    ModelPath,
+    parity_summary,
+    printable,
+    stage,
+    versus_summary,
+    warn,
+)
+from gan_pack.contract.choices import Device
 
 SUMMARISED = ("parity", "train_config", "parity_vs_fp32", "parity_vs_original")
 
 
-def info(model: ModelPath) -> None:
+def info(
+    model: ModelPath,
+    device: Annotated[Device, typer.Option(help="cpu, cuda or auto: which variant of a package to show.")] = Device.cpu,
+    variant: Annotated[Optional[str], typer.Option(help=VARIANT_HELP)] = None,
+) -> None:
     """Print a model's metadata, inputs/outputs, parity report, size and available providers.
 
-    Example: ganpack info exported/mnist-cgan/
+    Example: ganpack info exported/mnist-cgan/ --device cuda
     """
     from gan_pack.runtime.generator import OnnxGenerator
     from gan_pack.runtime.session import available_providers
 
-    generator = OnnxGenerator(model)
+    generator = OnnxGenerator(model, device=device.value, variant=variant)
     meta = generator.info.raw
     typer.echo(f"{printable(str(generator.path))}  ({generator.path.stat().st_size / 1e6:.2f} MB)")
+    if generator.variant is not None:
+        typer.echo(f"  variant: {generator.variant} ({generator.chosen}), running on {generator.providers[0]}")
     for key in sorted(k for k in meta if k not in SUMMARISED):
         typer.echo(f"  {printable(key, 40):<20} {printable(meta[key])}")
     for title, values in (("inputs:", generator.session.get_inputs()), ("outputs:", generator.session.get_outputs())):
@@ -51,6 +67,8 @@ def evaluate(
     k: Annotated[int, typer.Option(help="Neighbours for precision/recall/density/coverage.")] = 5,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every figure here.")] = None,
     truncation: Annotated[Optional[float], typer.Option(help=TRUNCATION_HELP)] = None,
+    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
+    variant: Annotated[Optional[str], typer.Option(help=VARIANT_HELP)] = None,
 ) -> None:
     """Measure a generator offline, through onnxruntime: FCD, accuracy, coverage, PRDC.
 
@@ -62,7 +80,8 @@ def evaluate(
 
     if json_out is not None:
         check_output_path(json_out, ".json")
-    result = evaluate_generator(model, classifier, data_dir, n=n, seed=seed, k=k, truncation=truncation, log=stage)
+    result = evaluate_generator(model, classifier, data_dir, n=n, seed=seed, k=k, truncation=truncation, log=stage,
+                                device=device.value, variant=variant)
     typer.echo(format_report(result))
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")

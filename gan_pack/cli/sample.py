@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from gan_pack.cli.text import TRUNCATION_HELP, ModelPath, progress
+from gan_pack.cli.text import TRUNCATION_HELP, VARIANT_HELP, ModelPath, note_variant, progress
 from gan_pack.contract.choices import Device, Format
+from gan_pack.core.files import check_room
 from gan_pack.errors import GanPackError
 
 
@@ -37,6 +38,7 @@ def sample(
         help="One image per seed, e.g. 0-99 or 1,5,9 (image 0 of each): grid captions or file names say it.")] = None,
     truncation: Annotated[Optional[float], typer.Option(help=TRUNCATION_HELP)] = None,
     device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
+    variant: Annotated[Optional[str], typer.Option(help=VARIANT_HELP)] = None,
     batch_size: Annotated[Optional[int], typer.Option(
         help="Images per onnxruntime call (default: what fits 8 MiB of activations, at most 1024).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (1..cores).")] = None,
@@ -69,7 +71,8 @@ def sample(
         check_output_path(out_dir, folder=True)
     else:
         output = check_output_path(output or Path(f"samples.{fmt.value}"), f".{fmt.value}")
-    generator = OnnxGenerator(model, device=device.value, threads=threads, batch_size=batch_size)
+    generator = OnnxGenerator(model, device=device.value, threads=threads, batch_size=batch_size, variant=variant)
+    note_variant(generator)
     request = LabelRequest.parse(generator.info.num_classes, len(seed_list) if seed_list else n, label, labels,
                                  per_class)
     if seed_list is not None:
@@ -110,7 +113,7 @@ def write_one_file(generator, request, seed: int, truncation: float | None, outp
     from gan_pack.core import images as imaging
 
     if fmt is Format.npy:
-        generator.check_one_array(request.n)
+        check_room(output, request.n * generator.image_values * 4)
         batches = generator.iter_batches(request.n, request.labels, seed, truncation=truncation)
         imaging.save_npy_batches(output, (request.n, *generator.info.image_shape), (b for _, b in batches))
     else:
@@ -166,7 +169,7 @@ def write_seeds(generator, seeds: list[int], request, truncation, output, out_di
                     imaging.save_png(path, imaging.to_uint8(image[None])[0])
         typer.echo(f"wrote {len(seeds)} {fmt.value} files to {out_dir}/ (seedNNNN.{fmt.value})")
     elif fmt is Format.npy:
-        generator.check_one_array(len(seeds))
+        check_room(output, len(seeds) * generator.image_values * 4)
         imaging.save_npy_batches(output, (len(seeds), *generator.info.image_shape), (b for _, b in batches))
         typer.echo(f"wrote {output} ({len(seeds)} images, seeds in the order given)")
     else:
@@ -194,6 +197,7 @@ def interpolate(
     frames: Annotated[int, typer.Option(help="--gif: frames in the whole loop.")] = 60,
     fps: Annotated[int, typer.Option(help="--gif: frames per second.")] = 20,
     device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
+    variant: Annotated[Optional[str], typer.Option(help=VARIANT_HELP)] = None,
 ) -> None:
     """A spherical interpolation (slerp) in the noise space: a strip between two points, or with
     --gif a looping animation through several, one panel per class of a cGAN.
@@ -216,14 +220,16 @@ def interpolate(
         if output is not None:
             raise GanPackError("give either -o (a PNG strip) or --gif (an animation), not both")
         check_output_path(gif, ".gif")
-        generator = OnnxGenerator(model, device=device.value)
+        generator = OnnxGenerator(model, device=device.value, variant=variant)
+        note_variant(generator)
         pictures = walk_frames(generator, loop_noise(generator, points, frames, seed, truncation), label)
         save_gif(gif, pictures, fps)
         typer.echo(f"wrote {gif} ({frames} frames through {points} points at {fps} fps, seed {seed})")
         return
     output = output or Path("walk.png")
     check_output_path(output, ".png")
-    generator = OnnxGenerator(model, device=device.value)
+    generator = OnnxGenerator(model, device=device.value, variant=variant)
+    note_variant(generator)
     noise, row_labels, rows = latent_walk(generator, steps, label, seed, truncation)
     generator.check_one_array(len(noise))
     save_grid(output, generator.generate_in_batches(noise, row_labels), nrow=steps)

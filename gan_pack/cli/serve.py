@@ -15,8 +15,11 @@ def serve(
     models: Annotated[list[Path], typer.Argument(help="Generators: .onnx files, packages, or folders of them.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
-    max_batch: Annotated[int, typer.Option(help="Dynamic batching: most images in one onnxruntime call.")] = 1024,
+    device: Annotated[Device, typer.Option(help="cpu, cuda or auto: a package's variant for it is served.")] \
+        = Device.cpu,
+    max_batch: Annotated[Optional[int], typer.Option(
+        help="Dynamic batching: most images in one onnxruntime call (default: 1024 on a CPU; on a GPU, the "
+             "batch the model fits in 1 GiB, up to 8192).")] = None,
     max_delay_ms: Annotated[float, typer.Option(
         help="Dynamic batching: while requests come together, wait this long for more.")] = 2.0,
     max_queue: Annotated[int, typer.Option(help="Requests waiting per model before 503.")] = 256,
@@ -53,7 +56,8 @@ def serve(
                            1 if workers is None else workers, max_body_mb << 20, read_timeout_s)
     sock = listen(host, port)
     generators, counts = load_served(models, device.value, usable_cores(), workers, threads)
-    layout = ", ".join(f"{name} ({counts[name]} x {g.session.get_session_options().intra_op_num_threads or 'all'})"
+    layout = ", ".join(f"{name}{'' if g.variant in (None, 'main') else f' [{g.path.name}]'} "
+                       f"({counts[name]} x {g.session.get_session_options().intra_op_num_threads or 'all'})"
                        for name, g in sorted(generators.items()))
     typer.echo(f"serving {layout} on http://{host}:{port}/v2 (workers x threads; Ctrl-C or SIGTERM to stop)", err=True)
     run(create_app(generators, options, counts), sock, read_timeout_s)

@@ -12,6 +12,14 @@ import typer
 
 ModelPath = Annotated[Path, typer.Argument(help="An exported generator: its .onnx, or its package folder.")]
 TRUNCATION_HELP = "Truncation psi: redraw noise components beyond +-psi (>= 0.1; fidelity over variety)."
+VARIANT_HELP = ("Of a package: the model file to run, main or a variant (cuda, fp16, int8); default: the "
+                "variant made for the device's provider, else main.")
+
+
+def note_variant(generator) -> None:
+    """On stderr, the package variant a command runs when it is not the package's main model."""
+    if generator.variant not in (None, "main"):
+        typer.echo(f"running {generator.describe()}", err=True)
 
 
 def printable(text: str, limit: int = 200) -> str:

@@ -82,8 +82,9 @@ class QuantizeMode(Choice):
 
 
 class Variant(Choice):
-    fp16 = "fp16"
-    int8 = "int8"
+    cuda = "cuda"          # fp16 with the CPU rewrites undone, made and proven on onnxruntime's CUDA provider
+    fp16 = "fp16"          # half precision exported from PyTorch (a run)
+    int8 = "int8"          # onnxruntime quantization, for CPUs
 
 
 class Tutorial(Choice):

@@ -3,8 +3,8 @@
 vectors' encoding and the tolerance each precision is checked to. numpy only.
 
     NAME/
-      NAME.onnx  (+ NAME.fp16.onnx, NAME.int8.onnx)   the generator and its variants
-      NAME.json          the manifest (format gan_pack.package/1)
+      NAME.onnx  (+ NAME.cuda.onnx, NAME.fp16.onnx, NAME.int8.onnx)   the generator and its variants
+      NAME.json          the manifest (format gan_pack.package/2; /1 is read too)
       NAME.golden.json   golden vectors (format gan_pack.golden/1)
       NAME.parity.json, NAME.png, NAME.eval.json, README.md
       SHA256SUMS
@@ -19,13 +19,23 @@ import numpy as np
 
 from gan_pack.contract.parity import DEFAULT_ATOL
 
-PACKAGE_FORMAT, GOLDEN_FORMAT = "gan_pack.package/1", "gan_pack.golden/1"
+PACKAGE_FORMAT, GOLDEN_FORMAT = "gan_pack.package/2", "gan_pack.golden/1"
+# What a reader of this version reads: /1 has no per-provider variants, /2 adds them (a file entry's
+# `provider`, and the `speed` and `evaluation` measured when it was made).
+PACKAGE_FORMATS = ("gan_pack.package/1", "gan_pack.package/2")
+PROVIDERS = ("cpu", "cuda")
 SUMS = "SHA256SUMS"
 GOLDEN_COUNT, GOLDEN_SEED = 4, 2024
 # How far this machine's images may stray from the packed ones, by precision family (a CPU with other
 # vector units, another onnxruntime, the CUDA provider): the metric and its bound.
 GOLDEN_TOLERANCE = {"fp32": ("max_abs", 1e-3), "fp16": ("max_abs", DEFAULT_ATOL["fp16"]), "int8": ("mean_abs", 0.05)}
-VARIANT_SUFFIXES = (".fp16.onnx", ".int8.onnx")
+VARIANT_SUFFIXES = (".cuda.onnx", ".fp16.onnx", ".int8.onnx")
+
+
+def variant_key(name: str, path: str) -> str:
+    """What a user calls a model file of the package NAME: main (NAME.onnx), or the part between
+    NAME. and .onnx (cuda, fp16, int8)."""
+    return "main" if path == f"{name}.onnx" else path.removeprefix(f"{name}.").removesuffix(".onnx")
 
 
 def family(precision: str) -> str:

@@ -85,6 +85,17 @@ def write_failure(path: str | os.PathLike, e: OSError) -> OutputPathError:
     return OutputPathError(f"cannot write {path} ({e.strerror or e}); choose another output path")
 
 
+def check_room(path: str | os.PathLike, needed: int) -> None:
+    """A file of `needed` bytes fits on the disk of `path` before writing starts (streamed outputs
+    are too large to find out half way)."""
+    import shutil
+
+    free = shutil.disk_usage(_existing_ancestor(Path(path))).free
+    if needed > free:
+        raise OutputPathError(f"{path} would take {needed / 2**30:.2f} GiB but its disk has {free / 2**30:.2f} GiB "
+                              f"free; free some space, write elsewhere, or ask for fewer images")
+
+
 def _check_target(path: Path) -> None:
     """An existing output must be a regular, writable file: never replace a link, folder or device."""
     try:

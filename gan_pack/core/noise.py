@@ -61,11 +61,23 @@ def check_truncation(truncation: float | None) -> None:
         raise ModelError(f"--truncation must be a number >= {MIN_TRUNCATION}, not {truncation}")
 
 
+NOISE_BLOCK = 512          # rows made at once: their temporaries (400 KB) stay in cache, and threads scale
+
+
 def portable_noise(seed: int, start: int, count: int, dim: int, truncation: float | None = None) -> np.ndarray:
-    """(count, dim) float32 standard normals of images start .. start + count - 1 of `seed`."""
+    """(count, dim) float32 standard normals of images start .. start + count - 1 of `seed`, made
+    NOISE_BLOCK rows at a time (the same numbers as one block, faster)."""
     if not 0 <= seed <= SEED_MAX:
         raise ValueError(f"seed must be in 0..{SEED_MAX}, not {seed}")
     check_truncation(truncation)
+    out = np.empty((count, dim), dtype=np.float32)
+    for first in range(0, count, NOISE_BLOCK):
+        rows = min(NOISE_BLOCK, count - first)
+        out[first:first + rows] = _noise_block(seed, start + first, rows, dim, truncation)
+    return out
+
+
+def _noise_block(seed: int, start: int, count: int, dim: int, truncation: float | None) -> np.ndarray:
     key = keys(seed, start, count)[:, None]                          # (count, 1)
     columns = np.arange(dim, dtype=np.uint32)[None, :]                # (1, dim)
     z = _normals(key, columns)
@@ -79,7 +91,7 @@ def portable_noise(seed: int, start: int, count: int, dim: int, truncation: floa
             keep = np.abs(z[rows, cols]) > truncation
             rows, cols = rows[keep], cols[keep]
         z[rows, cols] = np.clip(z[rows, cols], -truncation, truncation)
-    return z.astype(np.float32)
+    return z
 
 
 def random_seed() -> int:

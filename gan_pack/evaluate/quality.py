@@ -58,21 +58,21 @@ def reference_metrics(real: RealReference) -> dict:
 def evaluate_generator(model_path: str | Path, classifier_path: str | Path, data_dir: str | Path,
                        n: int = 10000, seed: int = 0, k: int = 5, device: str = "cpu",
                        warn=lambda msg: print(msg, file=sys.stderr), truncation: float | None = None,
-                       log: Log = None) -> dict:
+                       log: Log = None, variant: str | None = None) -> dict:
     """Sample n images from an exported generator and measure them; returns the full report."""
     started = time.perf_counter()
     if not EVAL_N_MIN <= n <= EVAL_N_MAX:
         raise ModelError(f"-n must be in {EVAL_N_MIN}..{EVAL_N_MAX}, not {n}")
     if not 1 <= k <= min(EVAL_K_MAX, n - 1):
         raise ModelError(f"--k must be in 1..{min(EVAL_K_MAX, n - 1)} (fewer than -n), not {k}")
-    generator = OnnxGenerator(model_path, device=device)
+    generator = OnnxGenerator(model_path, device=device, variant=variant)
     classifier = OnnxClassifier(classifier_path)
     check_compatible(generator.info, classifier)
     feature_dim = classifier.run(np.zeros((1, *classifier.image_shape), np.float32))[1].shape[1]
     if n <= feature_dim:
         warn(f"warning: n = {n} is not above the feature dimension {feature_dim}: the covariance "
              f"behind FCD is singular and the FCD is unreliable; use -n 10000")
-    say(log, f"evaluating {generator.path.name}: {n} generated and {n} real images through the classifier")
+    say(log, f"evaluating {generator.describe()}: {n} generated and {n} real images through the classifier")
     real = RealReference.load(classifier, data_dir, n, seed)
     if len(real.test_features) <= k:
         raise ModelError(f"the test set in {data_dir} has {len(real.test_features)} images, too few for --k {k}")

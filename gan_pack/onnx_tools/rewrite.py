@@ -228,13 +228,19 @@ def rewrite_graph(model, phases: bool = True, taps: bool = True) -> Rewrites:
         else:
             nodes.append(node)
     if done:
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
-        used = {name for node in nodes for name in node.input}
-        for init in [i for i in model.graph.initializer if i.name not in used]:
-            model.graph.initializer.remove(init)
-        del model.graph.value_info[:]
+        replace_nodes(model, nodes)
     return done
+
+
+def replace_nodes(model, nodes: list) -> None:
+    """Give the graph these nodes, in this order, dropping the weights no node reads any more and
+    the shapes inferred for the old nodes."""
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    used = {name for node in nodes for name in node.input}
+    for init in [i for i in model.graph.initializer if i.name not in used]:
+        model.graph.initializer.remove(init)
+    del model.graph.value_info[:]
 
 
 def _feeds(session, batch: int) -> dict[str, np.ndarray]:

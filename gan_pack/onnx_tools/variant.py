@@ -42,6 +42,7 @@ class Proof:
     key: str = "parity"             # the metadata key of the report
     metric: str = "max_abs"
     batches: tuple[int, ...] = PARITY_BATCHES
+    device: str = "cpu"             # where the candidate runs: the provider it is made for
 
 
 @contextlib.contextmanager
@@ -66,7 +67,7 @@ def derive(model, metadata: dict[str, str], output: Path, proof: Proof | None, a
         onnx.save(model, str(path))
         if check:
             onnx.checker.check_model(str(path), full_check=True)
-        candidate = OnnxGenerator(path)                      # the contract and metadata hold
+        candidate = OnnxGenerator(path, device=proof.device if proof else "cpu")    # the contract and metadata hold
         report = None
         if proof is not None:
             info = candidate.info
@@ -75,5 +76,5 @@ def derive(model, metadata: dict[str, str], output: Path, proof: Proof | None, a
             require_parity(report, proof.failure, output, allow_mismatch)
             set_metadata(model, {**metadata, proof.key: json.dumps(report.to_dict())})
             onnx.save(model, str(path))
-            OnnxGenerator(path)                              # and still load once the report is in
+            OnnxGenerator(path, device=proof.device)         # and still load once the report is in
     return report

@@ -40,8 +40,8 @@ def model_card(facts: dict, evaluation: dict | None, license: str) -> str:
     name, k = facts["name"], facts["num_classes"]
     shape = "x".join(map(str, facts["image_shape"]))
     classes = f"{k} classes ({', '.join(facts['class_names'])})" if k else "unconditional"
-    files = "\n".join(f"| `{f['path']}` | {f['bytes'] / 1e6:.2f} MB | {f.get('precision', '')} |"
-                      for f in facts["files"])
+    files = "\n".join(f"| `{f['path']}` | {f['bytes'] / 1e6:.2f} MB | {f.get('precision', '')} | "
+                      f"{f.get('provider', 'any' if f.get('role') == 'model' else '')} |" for f in facts["files"])
     labels_py = ", labels=3" if k else ""
     label_input = f"\n- input `labels`: int64 `[batch]`, 0..{k - 1}" if k else ""
     labels_js = " --label 3" if k else ""
@@ -50,7 +50,8 @@ def model_card(facts: dict, evaluation: dict | None, license: str) -> str:
 # {name}
 
 A {facts['model']} generator ({facts['arch']}) of {shape} {facts['dataset']} images, {classes}. Packaged by
-gan_pack {facts['gan_pack_version']}: one ONNX file that needs only onnxruntime.
+gan_pack {facts['gan_pack_version']}: `{name}.onnx` needs only onnxruntime and runs everywhere; any variants
+beside it are made for one execution provider, and gan_pack's runtime picks the one for its device.
 
 ![samples](./{name}.png)
 
@@ -68,7 +69,7 @@ Python (`pip install gan-pack`, no torch):
 
 ```python
 from gan_pack.runtime import OnnxGenerator
-g = OnnxGenerator("{name}.onnx")
+g = OnnxGenerator(".")                       # this folder: the variant made for the device, else {name}.onnx
 images = g.sample(16{labels_py}, seed=0)      # (16, {', '.join(map(str, facts['image_shape']))}) float32 in [-1, 1]
 ```
 
@@ -84,12 +85,12 @@ images with the packed ones ({', '.join(f"{n}: {t['metric']} <= {t['bound']}" fo
 
 ## Files
 
-| file | size | precision |
-|---|---|---|
+| file | size | precision | made for |
+|---|---|---|---|
 {files}
 
 {parity_line}
-{figures}
+{figures}{variants_section(facts)}
 ## Intended use and limits
 
 For sampling images like those of {facts['dataset']}, in apps, demos and tests of image pipelines. The generator
@@ -105,6 +106,33 @@ def evaluation_section(facts: dict, evaluation: dict | None) -> str:
     return (f"\n## Evaluation\n\n`ganpack evaluate`, n = {evaluation.get('n')}, seed {evaluation.get('seed')}, "
             f"in the features of a classifier trained on {facts['dataset']}:\n\n| figure | value |\n|---|---|\n"
             f"{rows}\n")
+
+
+def variants_section(facts: dict) -> str:
+    """Each variant: what it is made for, its parity with the main model, the speed measured when it
+    was made, and its own evaluation."""
+    variants = [f for f in facts["files"] if f.get("role") == "variant"]
+    if not variants:
+        return ""
+
+    def cells(f: dict) -> str:
+        parity = f.get("parity") or {}
+        worst = max((b.get("max_abs", 0) for b in parity.get("batches", [])), default=None)
+        speed, ev = f.get("speed") or {}, f.get("evaluation") or {}
+        on = f", {speed['device']}" if isinstance(speed.get("device"), str) else ""
+        rate = (f"{speed['images_per_s']:,} ({speed['images_per_s'] / speed['main_images_per_s']:.2f}x "
+                f"`{facts['name']}.onnx`{on})" if speed.get("images_per_s") and speed.get("main_images_per_s") else "")
+        return " | ".join([f"`{f['path']}`", f.get("provider", "any"), f.get("precision", ""),
+                           "" if worst is None else f"{worst:.2e}", rate,
+                           f"{ev['fcd']:.4g}" if "fcd" in ev else "",
+                           f"{ev['conditional_accuracy']:.4g}" if "conditional_accuracy" in ev else ""])
+
+    batch = next((f["speed"]["batch"] for f in variants if f.get("speed")), None)
+    return ("\n## Variants\n\nParity: the largest difference from the main model's images. Speed: images/s on "
+            f"the provider it is made for{f', batch {batch}' if batch else ''}, images left on the device, measured "
+            "when packed. FCD and accuracy: `ganpack evaluate` of the variant itself.\n\n"
+            "| file | provider | precision | parity (max abs) | images/s | FCD | conditional accuracy |\n"
+            "|---|---|---|---|---|---|---|\n" + "\n".join(f"| {cells(f)} |" for f in variants) + "\n")
 
 
 def parity_sentence(parity: dict) -> str:

@@ -17,6 +17,7 @@ from gan_pack.contract.package_format import (
     GOLDEN_SEED,
     GOLDEN_TOLERANCE,
     PACKAGE_FORMAT,
+    PROVIDERS,
     SUMS,
     encode,
     family,
@@ -45,8 +46,10 @@ def golden_vectors(generators: dict[str, OnnxGenerator], info: ModelInfo) -> dic
             "tolerance": tolerance, "vectors": vectors}
 
 
-def manifest(name: str, folder: Path, generators: dict[str, OnnxGenerator], evaluation: dict | None) -> dict:
-    """The facts of the metadata, as plain JSON, and every file of the folder (size, SHA-256)."""
+def manifest(name: str, folder: Path, generators: dict[str, OnnxGenerator], evaluation: dict | None,
+             figures: dict[str, dict] | None = None) -> dict:
+    """The facts of the metadata, as plain JSON, and every file of the folder (size, SHA-256); a
+    model file's entry also holds its provider and the figures measured of it (speed, evaluation)."""
     info = generators[f"{name}.onnx"].info
     raw = info.raw
     k = info.num_classes
@@ -60,6 +63,9 @@ def manifest(name: str, folder: Path, generators: dict[str, OnnxGenerator], eval
             meta = generators[path.name].info
             entry.update(role="model" if path.name == f"{name}.onnx" else "variant", precision=meta.precision,
                          opset=meta.opset, parity=meta.parity or json.loads(meta.raw.get("parity_vs_fp32", "null")))
+            if meta.raw.get("provider") in PROVIDERS and path.name != f"{name}.onnx":
+                entry["provider"] = meta.raw["provider"]
+            entry.update((figures or {}).get(path.name, {}))
         files.append(entry)
     return {
         "format": PACKAGE_FORMAT, "name": name, "gan_pack_version": gan_pack.__version__,

@@ -30,21 +30,24 @@ from typing import Iterator
 
 from gan_pack.contract.choices import Variant
 from gan_pack.contract.metadata import ModelInfo, image_metadata, set_metadata
+from gan_pack.contract.package_schema import plain_name
 from gan_pack.contract.parity import parity_path
 from gan_pack.core.files import check_output_path, file_sha256, make_folder, write_failure
 from gan_pack.core.images import save_grid
 from gan_pack.core.log import Log, say
 from gan_pack.errors import ConfigError, OutputPathError
 from gan_pack.evaluate.quality import evaluate_generator
+from gan_pack.onnx_tools.cuda import CUDA_NEEDED, gpu_name, make_cuda_variant, measure_speed
 from gan_pack.onnx_tools.quantize import quantize_generator
 from gan_pack.onnx_tools.variant import require_onnx
 from gan_pack.package.card import model_card
-from gan_pack.package.manifest import golden_vectors, manifest, write_sums
-from gan_pack.package.schema import plain_name
+from gan_pack.package.manifest import golden_vectors, manifest, summary, write_sums
 from gan_pack.runtime.generator import OnnxGenerator
-from gan_pack.runtime.session import resolve_model_file
+from gan_pack.runtime.onnxscan import model_metadata
+from gan_pack.runtime.session import cuda_available, resolve_model_file
 
 MAX_NAME = 100
+SPEED_BATCH = 8192
 
 
 def name_problems(name: str | None) -> list[str]:
@@ -120,10 +123,10 @@ def stamp(source: Path, target: Path) -> ModelInfo:
 
 
 
-def place_models(source: Path, folder: Path, name: str, options: PackOptions,
-                 exported: dict[str, Path]) -> dict[str, Path]:
+def place_models(source: Path, folder: Path, name: str, options: PackOptions, exported: dict[str, Path],
+                 log: Log = None) -> dict[str, Path]:
     """NAME.onnx (a stamped copy of the exported generator), the variants exported beside it from
-    PyTorch (fp16), and the ones made here (int8)."""
+    PyTorch (fp16), and the ones made here from NAME.onnx (cuda, int8)."""
     main = folder / f"{name}.onnx"
     parity = stamp(source, main).parity
     if parity:
@@ -135,6 +138,8 @@ def place_models(source: Path, folder: Path, name: str, options: PackOptions,
             parity = stamp(exported[variant], path).parity
             if parity:
                 (folder / parity_path(path).name).write_text(json.dumps(parity, indent=2) + "\n")
+        elif variant == Variant.cuda:
+            make_cuda_variant(main, path, log=log)
         else:
             quantize_generator(main, path)
         models[path.name] = path
@@ -155,6 +160,31 @@ def evaluation_for(source: Path, main: Path, options: PackOptions, log: Log = No
     return None
 
 
+def device_of(path: Path) -> str:
+    """Where a model file is run when packed: on the provider it is made for (metadata `provider`)."""
+    return "cuda" if model_metadata(path).get("provider") == "cuda" else "cpu"
+
+
+def variant_figures(name: str, models: dict[str, Path], options: PackOptions, log: Log = None) -> dict[str, dict]:
+    """What the manifest records of each variant, measured on its provider: the speed of a CUDA
+    variant against the main model on the same GPU, and, with --eval, each variant's evaluation."""
+    figures: dict[str, dict] = {file: {} for file in models if file != f"{name}.onnx"}
+    cuda = [file for file in figures if device_of(models[file]) == "cuda"]
+    if cuda:
+        say(log, f"timing {', '.join(cuda)} against {name}.onnx on the CUDA provider (batch {SPEED_BATCH})")
+        rates = measure_speed({file: models[file] for file in [f"{name}.onnx", *cuda]}, SPEED_BATCH)
+        for file in cuda:
+            figures[file]["speed"] = {"provider": "cuda", "device": gpu_name(), "batch": SPEED_BATCH,
+                                      "images_per_s": rates[file], "main_images_per_s": rates[f"{name}.onnx"]}
+    if options.classifier is not None and options.data_dir is not None:
+        for file in figures:
+            say(log, f"evaluating {file} on its provider")
+            result = evaluate_generator(models[file], options.classifier, options.data_dir, n=options.eval_n,
+                                        device=device_of(models[file]))
+            figures[file]["evaluation"] = summary(result)
+    return figures
+
+
 # ---------------------------------------------------------------- pack
 
 def pack(model: str | Path, out: str | Path, options: PackOptions | None = None,
@@ -167,13 +197,15 @@ def pack(model: str | Path, out: str | Path, options: PackOptions | None = None,
     require_onnx("pack")
     source = OnnxGenerator(resolve_model_file(model, "an exported .onnx generator (export a run first: "
                                                      "ganpack export RUN)")).path    # the checks sample runs
-    unmade = [v for v in options.variants if v != Variant.int8 and v not in exported]
+    unmade = [v for v in options.variants if v == Variant.fp16 and v not in exported]
     if unmade:
         raise ConfigError(f"--variants {unmade[0]} is exported from PyTorch: pack the run folder, not the .onnx")
+    if Variant.cuda in options.variants and not cuda_available():
+        raise ConfigError(CUDA_NEEDED)
     with staging(out) as folder:
         say(log, f"packing {name}" + (f" with {', '.join(options.variants)}" if options.variants else ""))
-        models = place_models(source, folder, name, options, exported)
-        generators = {file: OnnxGenerator(path) for file, path in models.items()}     # each opened once
+        models = place_models(source, folder, name, options, exported, log)
+        generators = {file: OnnxGenerator(path, device=device_of(path)) for file, path in models.items()}
         main, g = models[f"{name}.onnx"], generators[f"{name}.onnx"]
         k = g.info.num_classes
         save_grid(folder / f"{name}.png", g.sample(10 * k if k else 64, seed=0), 10 if k else 8)
@@ -181,7 +213,8 @@ def pack(model: str | Path, out: str | Path, options: PackOptions | None = None,
         if evaluation is not None:
             (folder / f"{name}.eval.json").write_text(json.dumps(evaluation, indent=2) + "\n")
         (folder / f"{name}.golden.json").write_text(json.dumps(golden_vectors(generators, g.info)) + "\n")
-        facts = manifest(name, folder, generators, evaluation)          # lists every file written so far
+        figures = variant_figures(name, models, options, log)
+        facts = manifest(name, folder, generators, evaluation, figures)    # lists every file written so far
         (folder / f"{name}.json").write_text(json.dumps(facts, indent=2) + "\n")
         (folder / "README.md").write_text(model_card(facts, evaluation, options.license))
         write_sums(folder)

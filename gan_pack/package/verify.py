@@ -23,10 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from gan_pack.contract.package_format import SUMS
+from gan_pack.contract.package_schema import FileEntry, Golden, Manifest, plain_name, read_golden, read_manifest
 from gan_pack.core.files import open_regular, read_json, regular_sha256
 from gan_pack.errors import GanPackError, ModelError
-from gan_pack.package.schema import Golden, Manifest, plain_name, read_golden, read_manifest
 from gan_pack.runtime.generator import OnnxGenerator
+from gan_pack.runtime.onnxscan import model_metadata
+from gan_pack.runtime.session import cuda_available
 
 MAX_MANIFEST_BYTES = 8 << 20
 MAX_GOLDEN_BYTES = 64 << 20
@@ -102,7 +104,7 @@ def find_manifest(folder: Path, names: list[str], report: Report) -> Manifest | 
             continue                               # other JSON files are checked where they are used
         if isinstance(data, dict) and str(data.get("format", "")).startswith("gan_pack.package/"):
             manifests.append((name, data))
-    if not report.check(len(manifests) == 1, "the manifest (NAME.json, format gan_pack.package/1) is missing"
+    if not report.check(len(manifests) == 1, "the manifest (NAME.json, format gan_pack.package/N) is missing"
                         if not manifests else f"{len(manifests)} manifests; a package has one"):
         return None
     source, data = manifests[0]
@@ -123,18 +125,50 @@ def find_manifest(folder: Path, names: list[str], report: Report) -> Manifest | 
 FACTS = ("model", "dataset", "noise_dim", "num_classes", "class_names", "image_shape")
 
 
+def device_for(entry: FileEntry, device: str, report: Report) -> str:
+    """Where to run a model file: a variant made for CUDA on CUDA where this machine has it, else
+    on the CPU (said); every other file where verify was asked to run."""
+    if entry.provider != "cuda" or device == "cuda":
+        return device
+    if cuda_available():
+        return "cuda"
+    report.lines.append(f"  {entry.path} is made for CUDA, which this machine lacks: checked on the CPU")
+    return "cpu"
+
+
+def static_check(path: Path, entry: FileEntry, main_sha256: str, report: Report) -> None:
+    """A variant no provider here can run: its metadata, read from the file, must say what the
+    manifest says and name the main model as its source; its golden vectors are skipped, and said so."""
+    meta = model_metadata(path)
+    report.check(meta.get("precision") == entry.precision and meta.get("provider") == entry.provider
+                 and meta.get("derived_from_sha256") == main_sha256,
+                 f"{entry.path}: its metadata does not say what the manifest says of it")
+    report.lines.append(f"  {entry.path}: no provider here runs it (made for {entry.provider}); its hash and "
+                        f"metadata hold, its golden vectors were not run")
+
+
 def load_models(folder: Path, manifest: Manifest, device: str, report: Report) -> dict[str, OnnxGenerator]:
     """Each model entry, loaded with its contract, its hash and facts against the manifest."""
     generators = {}
+    main_sha256 = next(e.sha256 for e in manifest.models if e.role == "model")
     for entry in manifest.models:
         path = folder / entry.path
         if not report.check(regular_sha256(path) == entry.sha256, f"{entry.path}: SHA-256 does not match the manifest"):
             continue
+        where = device_for(entry, device, report)
         try:
-            g = OnnxGenerator(path, device=device)
+            g = OnnxGenerator(path, device=where, tf32=False)     # fp32 held to fp32 on any provider
         except ModelError as e:
-            report.check(False, f"{entry.path}: {e}")
+            if entry.provider == "cuda" and where == "cpu":
+                static_check(path, entry, main_sha256, report)
+            else:
+                report.check(False, f"{entry.path}: {e}")
             continue
+        made_from = g.info.raw.get("derived_from_sha256")
+        report.check(made_from in (None, main_sha256), f"{entry.path} says it was made from another model than "
+                                                      f"{manifest.name}.onnx")
+        report.check(entry.provider in (None, g.info.raw.get("provider")),
+                     f"the manifest says {entry.path} is made for {entry.provider} but its metadata does not")
         generators[entry.path] = g
         for key in FACTS:
             have = getattr(g.info, key)
@@ -204,7 +238,7 @@ def verify_model(path: Path, device: str) -> Report:
             report.lines.insert(0, f"{path.name} is a model of the package {path.parent}: verifying the package")
             return report
     report = Report()
-    g = OnnxGenerator(path, device=device)
+    g = OnnxGenerator(path, device=device, tf32=False)
     report.lines.append(f"contract: {path.name} loads with its names, shapes and metadata")
     images = g.sample(4, seed=0)
     report.check(bool(np.isfinite(images).all()) and images.min() >= -1 and images.max() <= 1,

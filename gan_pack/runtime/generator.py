@@ -4,6 +4,9 @@ numpy + onnxruntime only."""
 from __future__ import annotations
 
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -12,10 +15,14 @@ from gan_pack.contract.metadata import ModelInfo
 from gan_pack.contract.names import IMAGES, LABELS, NOISE
 from gan_pack.core.noise import check_truncation, portable_noise
 from gan_pack.errors import ModelError
+from gan_pack.runtime.device import OUTPUTS, bound_inputs, bound_run, host_array, on_device
 from gan_pack.runtime.labels import Labels, check_labels, label_source, seed_or_random
-from gan_pack.runtime.session import create_session, resolve_model_file
+from gan_pack.runtime.onnxscan import model_metadata
+from gan_pack.runtime.session import create_session, cuda_options_for, pick_model_file, usable_cores
 
-DEFAULT_BATCH_SIZE = 1024       # the largest batch chosen by itself (and the batch on a GPU)
+DEFAULT_BATCH_SIZE = 1024       # the largest batch chosen by itself on a CPU
+GPU_BATCH_SIZE = 8192           # ... and on a GPU, where the activations may take GPU_MEMORY_BUDGET
+GPU_MEMORY_BUDGET = 1 << 30
 MEMORY_BUDGET = 8 << 20         # what one CPU call's activations may take when the batch is chosen
 ARENA_FACTOR = 2                # onnxruntime's arena grows by doubling, and adds buffers of its own
 FALLBACK_BATCH_SIZE = 256       # models whose metadata lacks activation_bytes (older exports)
@@ -24,6 +31,8 @@ MAX_BATCH_BYTES = 1 << 28       # images of one onnxruntime call (256 MiB of flo
 MAX_CALL_MEMORY = 1 << 30       # what an asked-for batch size may take in activations (CPU)
 MAX_SAMPLE_VALUES = 1 << 28     # sample() returns one array: at most 1 GiB of float32
 IO_BINDING_MIN_BATCH = 256     # on CUDA, batches from this size run through I/O binding
+NOISE_THREADS = 4               # on CUDA, threads that make the noise of the batches to come ...
+NOISE_AHEAD = 2                 # ... this many batches ahead
 
 
 def check_signature(session, path: os.PathLike, info: ModelInfo) -> None:
@@ -61,12 +70,18 @@ class OnnxGenerator:
 
     >>> g = OnnxGenerator("exported/mnist-cgan/")
     >>> images = g.sample(16, labels=3, seed=0)      # (16, 1, 28, 28) float32 in [-1, 1]
+
+    A package folder runs the variant made for the device's provider (its CUDA variant on a GPU),
+    else its main model; `variant` chooses one ("main", "cuda", "int8", ...). tf32=False: an fp32
+    model on CUDA computes in full fp32 instead of on TF32 tensor cores (slower, exact to 1e-5).
     """
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
-                 batch_size: int | None = None, memory_budget: int = MEMORY_BUDGET):
-        self.path = resolve_model_file(path)
-        self.session = create_session(self.path, device, threads)
+                 batch_size: int | None = None, memory_budget: int = MEMORY_BUDGET, variant: str | None = None,
+                 tf32: bool = True):
+        self.source = Path(path)
+        self.path, self.variant, self.chosen = pick_model_file(path, device, variant)
+        self.session = create_session(self.path, device, threads, cuda_options_for(model_metadata(self.path), tf32))
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = ModelInfo.from_metadata(meta, self.path)
         check_signature(self.session, self.path, self.info)
@@ -77,13 +92,19 @@ class OnnxGenerator:
             raise ModelError(f"memory_budget must be 1 MiB..1 TiB, not {memory_budget} bytes")
         self.batch_size = self._bounded(self._fitted_batch(memory_budget) if batch_size is None else batch_size)
 
+    def describe(self) -> str:
+        """Which file runs and where: 'mnist-cgan.cuda.onnx (variant cuda, made for CUDA) on CUDAExecutionProvider'."""
+        why = f" (variant {self.variant}, {self.chosen})" if self.variant is not None else ""
+        return f"{self.path.name}{why} on {self.providers[0]}"
+
     def _fitted_batch(self, budget: int) -> int:
         """The batch whose activations fit `budget` on the CPU: a power of two up to
         DEFAULT_BATCH_SIZE, from the metadata's activation_bytes (per image). On a GPU (its memory
         is another budget) and for models without the figure: the fixed defaults."""
         per_image = self.info.activation_bytes
-        if self.binding_device is not None:
-            return DEFAULT_BATCH_SIZE
+        if self.binding_device is not None:                 # a GPU: up to GPU_BATCH_SIZE within 1 GiB
+            fits = GPU_MEMORY_BUDGET // (ARENA_FACTOR * per_image) if per_image else DEFAULT_BATCH_SIZE
+            return 1 << (max(1, min(fits, GPU_BATCH_SIZE)).bit_length() - 1)
         if per_image is None:
             return FALLBACK_BATCH_SIZE
         fits = max(1, min(budget // (ARENA_FACTOR * per_image), DEFAULT_BATCH_SIZE))
@@ -125,9 +146,23 @@ class OnnxGenerator:
             raise ModelError("this model is unconditional (num_classes 0): drop the labels")
         return feeds
 
-    def generate(self, noise: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-        """Images (B, C, H, W) float32 in [-1, 1] for the caller's own noise (B, noise_dim)."""
-        return self.run_checked(self.check_inputs(noise, labels))
+    def generate(self, noise, labels=None, output: str = "numpy"):
+        """Images (B, C, H, W) float32 in [-1, 1] for the caller's own noise (B, noise_dim).
+
+        output="device": on a GPU, the images stay there (a DeviceImages: torch.from_dlpack or
+        cupy.from_dlpack take it without a copy), and noise and labels may be GPU tensors too."""
+        if output not in OUTPUTS:
+            raise ModelError(f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
+        noise, labels = host_array(noise), host_array(labels)
+        if self.binding_device is None or (output == "numpy" and not on_device(noise)):
+            if on_device(noise):
+                raise ModelError("noise on a GPU needs a model on the GPU (device='cuda')")
+            return self.run_checked(self.check_inputs(noise, labels))
+        if on_device(noise):
+            feeds = bound_inputs(noise, labels, self.info.noise_dim, self.info.conditional)
+        else:
+            feeds = self.check_inputs(noise, labels)
+        return bound_run(self.session, feeds, self.binding_device, output, self._output_shape(feeds))
 
     def generate_in_batches(self, noise: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """generate, one batch of batch_size rows at a time: the activations stay within the
@@ -139,21 +174,23 @@ class OnnxGenerator:
     def run_checked(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Images for feeds that check_inputs made (a server batches several requests' feeds)."""
         images = self._run(feeds)
+        if self.info.raw.get("clamped") == "true":      # the graph ends in Clip(-1, 1) (CUDA variants)
+            return images
         # models exported before the graph clamped its output can overshoot +-1 by an ulp
         return np.clip(images, -1.0, 1.0, out=images)
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """On CUDA, large batches run with I/O binding: onnxruntime copies the inputs to the GPU,
-        writes the output into a GPU buffer of its arena and copies it back once, instead of
-        staging both through its default run path. A binding per call keeps this thread-safe."""
+        """On CUDA, large batches run with I/O binding (device.bound_run): the inputs are copied to
+        the GPU once and the output is copied back once, instead of staged through the default run."""
         if self.binding_device is None or len(feeds[NOISE]) < IO_BINDING_MIN_BATCH:
             return self.session.run([IMAGES], feeds)[0]
-        binding = self.session.io_binding()
-        for name, value in feeds.items():
-            binding.bind_cpu_input(name, value)
-        binding.bind_output(IMAGES, self.binding_device)
-        self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        return bound_run(self.session, feeds, self.binding_device, "numpy", self._output_shape(feeds))
+
+    def _output_shape(self, feeds: dict) -> tuple[int, ...]:
+        """The images' shape for these feeds: numpy outputs are copied straight into an array of it."""
+        noise = feeds[NOISE]
+        rows = len(noise) if isinstance(noise, np.ndarray) else noise.shape()[0]
+        return (rows, *self.info.image_shape)
 
     def resolve_labels(self, n: int, labels: Labels) -> np.ndarray | None:
         """n labels from: None (cGAN: each class in turn), "cycle", one int, a LabelCycle, or a
@@ -174,10 +211,47 @@ class OnnxGenerator:
         labels_for = label_source(self.info.num_classes, n, labels)
         seed = seed_or_random(seed)
         check_truncation(truncation)
-        for start in range(0, n, batch_size):
-            count = min(batch_size, n - start)
-            noise = portable_noise(seed, start, count, self.info.noise_dim, truncation)
-            yield start, self.generate(noise, labels_for(start, count))
+        batches = self._noise_batches(seed, n, batch_size, truncation)
+        if self.binding_device is None:
+            for start, noise in batches:
+                yield start, self.generate(noise, labels_for(start, len(noise)))
+            return
+        # On a GPU, the next batch runs while the caller handles this one (writes it, say).
+        with ThreadPoolExecutor(1, thread_name_prefix="gpu") as runner:
+            pending = None
+            for start, noise in batches:
+                running = (start, runner.submit(self.generate, noise, labels_for(start, len(noise))))
+                if pending is not None:
+                    yield pending[0], pending[1].result()
+                pending = running
+            if pending is not None:
+                yield pending[0], pending[1].result()
+
+    def _noise_batches(self, seed: int, n: int, batch_size: int, truncation: float | None):
+        """(start, noise) of each batch. On a GPU, NOISE_THREADS threads make the next batches' noise
+        while the current one runs: made on one thread, the noise would be the limit, not the GPU.
+        More threads do not help: the noise holds Python's lock for a good part of its time, and
+        many threads holding it would keep the thread that feeds the GPU waiting."""
+        dim = self.info.noise_dim
+        workers = min(NOISE_THREADS, usable_cores() - 1) if self.binding_device is not None else 0
+        if workers < 1:
+            for start in range(0, n, batch_size):
+                yield start, portable_noise(seed, start, min(batch_size, n - start), dim, truncation)
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="noise") as pool:
+            def submit(start: int):
+                end = min(start + batch_size, n)
+                step = -(-(end - start) // workers)
+                return start, [pool.submit(portable_noise, seed, s, min(step, end - s), dim, truncation)
+                               for s in range(start, end, step)]
+            pending = deque(submit(s) for s in range(0, min(n, NOISE_AHEAD * batch_size), batch_size))
+            following = NOISE_AHEAD * batch_size
+            while pending:
+                start, parts = pending.popleft()
+                if following < n:
+                    pending.append(submit(following))
+                    following += batch_size
+                yield start, np.concatenate([part.result() for part in parts])
 
     def sample(self, n: int, labels: Labels = None, seed: int | None = None,
                batch_size: int | None = None, truncation: float | None = None) -> np.ndarray:

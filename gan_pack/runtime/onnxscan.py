@@ -101,6 +101,23 @@ def _walk(buf: memoryview, kind: int, depth: int, found: list[str]) -> None:
         found.extend(locations or [""])
 
 
+METADATA_PROPS = 14                 # ModelProto.metadata_props
+
+
+def metadata_props(model_bytes: bytes) -> dict[str, str]:
+    """The model's metadata_props, read from the wire format (no onnx, no session)."""
+    return dict(_entry(data) for number, wire, data in _fields(memoryview(model_bytes))
+                if number == METADATA_PROPS and wire == 2)
+
+
+def model_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """metadata_props of a model file; {} for one that cannot be read (its session says why)."""
+    try:
+        return metadata_props(Path(path).read_bytes())
+    except (OSError, WireError):
+        return {}
+
+
 def external_locations(model_bytes: bytes) -> list[str]:
     """The `location` of every tensor stored outside the model ("" for one that names none)."""
     found: list[str] = []

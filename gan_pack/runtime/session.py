@@ -9,16 +9,49 @@ import sys
 from pathlib import Path
 
 from gan_pack.contract.choices import Device
-from gan_pack.contract.package_format import PACKAGE_FORMAT
 from gan_pack.errors import DeviceError, ModelError
+from gan_pack.runtime.package import package_model
 
 # cuDNN's heuristics pick the transposed convolutions' algorithms; onnxruntime's default, an
-# exhaustive search, picked one 1.8x slower on an H100 (benchmarks/sampling_cuda.py --arch dcgan)
+# exhaustive search, picked one 1.8x slower on an H100 (benchmarks/sessions_cuda.py --arch dcgan)
 CUDA_OPTIONS = {"cudnn_conv_algo_search": "HEURISTIC"}
+# What a model's metadata (`cuda_options`, written by the CUDA variant) may ask of the CUDA provider:
+# a file cannot set memory limits, devices or anything else.
+MODEL_CUDA_OPTIONS = {"prefer_nhwc": ("0", "1"), "cudnn_conv_algo_search": ("HEURISTIC", "EXHAUSTIVE", "DEFAULT")}
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
-def providers_for(device: str) -> list:
+def cuda_available() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def model_cuda_options(metadata: dict[str, str]) -> dict[str, str]:
+    """The CUDA provider options a model's metadata asks for, of those MODEL_CUDA_OPTIONS allows."""
+    import json
+
+    try:
+        asked = json.loads(metadata.get("cuda_options", "{}"))
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(asked, dict):
+        return {}
+    return {k: v for k, v in asked.items() if k in MODEL_CUDA_OPTIONS and v in MODEL_CUDA_OPTIONS[k]}
+
+
+def cuda_options_for(metadata: dict[str, str], tf32: bool = True) -> dict[str, str]:
+    """The CUDA provider options for a model: those its metadata asks for (model_cuda_options). An
+    fp32 model may use TF32 tensor cores (onnxruntime's default, and PyTorch's for convolutions),
+    which moves its images by about 2e-3; tf32=False computes in full fp32, as verify does to hold
+    fp32 files to fp32's tolerance."""
+    options = model_cuda_options(metadata)
+    if not tf32 and metadata.get("precision", "fp32") == "fp32":
+        options["use_tf32"] = "0"
+    return options
+
+
+def providers_for(device: str, cuda_options: dict[str, str] | None = None) -> list:
     """onnxruntime's providers for a device: names, or (name, options) pairs."""
     import onnxruntime as ort
 
@@ -31,7 +64,7 @@ def providers_for(device: str) -> list:
                           "onnxruntime lacks; pip install onnxruntime-gpu (or use --device cpu)")
     if device == "cpu" or (device == "auto" and not has_cuda):
         return ["CPUExecutionProvider"]
-    return [("CUDAExecutionProvider", CUDA_OPTIONS), "CPUExecutionProvider"]
+    return [("CUDAExecutionProvider", {**CUDA_OPTIONS, **(cuda_options or {})}), "CPUExecutionProvider"]
 
 
 def usable_cores() -> int:
@@ -47,27 +80,6 @@ def check_threads(threads: int | None) -> None:
     if threads is not None and not 1 <= threads <= cores:
         raise DeviceError(f"--threads must be in 1..{cores} (the cores this process may use), not {threads}")
 
-
-
-def package_model(folder: Path) -> Path | None:
-    """The generator of a package folder (`ganpack pack`): NAME/NAME.onnx, or the model its manifest
-    names; None for a folder that is no package."""
-    import json
-
-    main = folder / f"{folder.name}.onnx"
-    if main.is_file():
-        return main
-    for manifest in sorted(folder.glob("*.json"))[:16]:
-        try:
-            if manifest.stat().st_size > 1 << 20:
-                continue
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            continue
-        name = data.get("name") if isinstance(data, dict) and data.get("format") == PACKAGE_FORMAT else None
-        if isinstance(name, str) and name and "/" not in name and "\\" not in name and name not in (".", ".."):
-            return folder / f"{name}.onnx" if (folder / f"{name}.onnx").is_file() else None
-    return None
 
 
 def _not_a_model(path: Path, what: str) -> ModelError:
@@ -108,12 +120,29 @@ def resolve_model_file(path: str | os.PathLike, what: str = "an exported .onnx m
     return path
 
 
-def create_session(path: Path, device: str, threads: int | None):
+def pick_model_file(path: str | os.PathLike, device: str,
+                    variant: str | None = None) -> tuple[Path, str | None, str]:
+    """(the .onnx to open for `path` on `device`, its variant key, why): a package folder gives the
+    variant made for the device's provider if it has one (or the `variant` asked for), else its main
+    model; a lone file is itself (no variant key)."""
+    from gan_pack.runtime.package import choose_model
+
+    path = Path(path)
+    if path.is_dir() and package_model(path) is not None:
+        provider = "cuda" if device in ("cuda", "auto") and cuda_available() else "cpu"
+        chosen, key, why = choose_model(path, provider, variant)
+        return resolve_model_file(chosen), key, why
+    if variant not in (None, "main"):
+        raise ModelError(f"--variant chooses among a package's model files; {path} is not a package folder")
+    return resolve_model_file(path), None, "the file given"
+
+
+def create_session(path: Path, device: str, threads: int | None, cuda_options: dict[str, str] | None = None):
     """An InferenceSession on the asked device; fails if CUDA was asked for and silently dropped."""
     import onnxruntime as ort
 
     check_threads(threads)
-    providers = providers_for(device)
+    providers = providers_for(device, cuda_options)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gan_pack.runtime.generator import OnnxGenerator
-from gan_pack.serve.layout import ServeOptions
+from gan_pack.serve.layout import CPU_MAX_BATCH, ServeOptions
 from gan_pack.serve.protocol import HTTPError
 
 
@@ -49,7 +49,9 @@ class Batcher:
 
     @property
     def call_limit(self) -> int:
-        return min(-(-self.options.max_batch // self.workers), self.generator.batch_size)
+        gpu = self.generator.binding_device is not None
+        most = self.options.max_batch or (self.generator.batch_size if gpu else CPU_MAX_BATCH)
+        return min(-(-most // self.workers), self.generator.batch_size)
 
     async def submit(self, feeds: dict, count: int) -> np.ndarray:
         """The images of one request, run as jobs of at most call_limit images."""

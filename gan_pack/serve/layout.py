@@ -14,7 +14,8 @@ from pathlib import Path
 from gan_pack.contract.package_format import VARIANT_SUFFIXES
 from gan_pack.errors import ConfigError, ModelError
 from gan_pack.runtime.generator import OnnxGenerator
-from gan_pack.runtime.session import package_model, providers_for
+from gan_pack.runtime.package import package_model
+from gan_pack.runtime.session import providers_for
 
 MAX_WORKERS = 64
 COMPUTE_NICENESS = 10           # how much lower the onnxruntime workers' CPU priority is than the event loop's
@@ -22,11 +23,12 @@ FEED_RATE = 100_000             # images/s that one event loop takes in and send
 # What one onnxruntime call's activations may take: with every worker of every model in a call at
 # once, a server's compute memory stays bounded whatever the requests (a DCGAN call: 32 images).
 CALL_MEMORY = 32 << 20
+CPU_MAX_BATCH = 1024
 
 
 @dataclass
 class ServeOptions:
-    max_batch: int = 1024
+    max_batch: int | None = None    # None: CPU_MAX_BATCH on a CPU; on a GPU, the batch the model fits (up to 8192)
     max_delay_ms: float = 2.0
     max_queue: int = 256
     max_images_per_request: int = 4096
@@ -38,7 +40,7 @@ class ServeOptions:
     def __post_init__(self) -> None:
         problems = [f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}"
                     for name in ("max_batch", "max_queue", "max_images_per_request", "workers", "max_body_bytes")
-                    if getattr(self, name) < 1]
+                    if getattr(self, name) is not None and getattr(self, name) < 1]
         if not 0 < self.read_timeout_s <= 3600:
             problems.append(f"--read-timeout-s must be in (0, 3600], not {self.read_timeout_s}")
         if self.workers > MAX_WORKERS:
@@ -102,7 +104,8 @@ def load_served(paths: list[Path], device: str, cores: int, workers: int | None 
     for name, g in generators.items():
         counts[name], per_call = worker_layout(False, cores, None, None, probe_rate(g), feed_rate)
         if per_call != 1:
-            generators[name] = OnnxGenerator(g.path, device=device, threads=per_call, memory_budget=CALL_MEMORY)
+            generators[name] = OnnxGenerator(g.source, device=device, threads=per_call, memory_budget=CALL_MEMORY,
+                                             variant=g.variant)
     return generators, counts
 
 
@@ -118,26 +121,25 @@ def lower_priority() -> None:
 
 def load_models(paths: list[Path], device: str, threads: int | None = None) -> dict[str, OnnxGenerator]:
     """name -> generator, from .onnx files, package folders, or folders of either."""
-    found: dict[str, Path] = {}
+    found: dict[str, Path] = {}         # name -> what to open: a package folder (its variants) or an .onnx
     named: set[Path] = set()            # given by name: must load (a folder's other .onnx files may be skipped)
     for path in paths:
         if not path.exists():
             raise ConfigError(f"{path} does not exist; give .onnx files, packages, or folders of them")
         main = package_model(path) if path.is_dir() else None
         if main is not None:
-            candidates = [main]                                             # a package
-            named.add(main)
-        elif path.is_dir():
-            candidates = sorted(p for p in path.glob("*.onnx") if not p.name.endswith(VARIANT_SUFFIXES))
-            candidates += sorted(m for p in path.iterdir() if p.is_dir() and (m := package_model(p)) is not None)
-        else:
-            candidates = [path]
+            candidates = [(main.stem, path)]                               # a package
             named.add(path)
-        for candidate in candidates:
-            name = candidate.name.removesuffix(".onnx")
-            if name in found and found[name] != candidate:
-                raise ConfigError(f"two models are named {name} ({found[name]} and {candidate}); serve one of them")
-            found[name] = candidate
+        elif path.is_dir():
+            candidates = [(p.stem, p) for p in sorted(path.glob("*.onnx")) if not p.name.endswith(VARIANT_SUFFIXES)]
+            candidates += [(m.stem, p) for p in sorted(path.iterdir()) if p.is_dir() and (m := package_model(p))]
+        else:
+            candidates = [(path.stem, path)]
+            named.add(path)
+        for name, source in candidates:
+            if name in found and found[name] != source:
+                raise ConfigError(f"two models are named {name} ({found[name]} and {source}); serve one of them")
+            found[name] = source
     models = {}
     for name, path in found.items():
         try:

@@ -107,6 +107,7 @@ def test_torch_commands_check_outputs_before_work(tmp_path, capsys, tiny_idx, tr
     (["sample", "{gan}", "--seeds", "0-3", "--seed", "1"], "drop --seed"),
     (["sample", "{gan}", "--seeds", "1,,2"], "--seeds takes seeds and ranges"),
     (["sample", "{gan}", "-n", "1000000000", "-o", "big.png"], "GiB in one array"),
+    (["sample", "{gan}", "-n", "100000000000", "-o", "big.npy"], "but its disk has"),
     (["sample", "{cgan}", "--per-class", "1000000000000"], "--per-class must be in"),
     (["sample", "{gan}", "--nrow", "0"], "--nrow must be at least 1"),
     (["interpolate", "{gan}", "--steps", "100000"], "--steps must be in 2..1000"),
@@ -128,12 +129,12 @@ def test_numeric_flags_out_of_range(tmp_path, capsys, args, words):
     paths = {"{gan}": str(shipped("mnist-gan.onnx")), "{cgan}": str(shipped("mnist-cgan.onnx")),
              "{cls}": str(shipped("mnist-classifier.onnx"))}
     args = [paths.get(a, a) for a in args]
-    args = [str(tmp_path / a) if a.endswith((".png", ".onnx")) and "/" not in a else a for a in args]
+    args = [str(tmp_path / a) if a.endswith((".png", ".npy", ".onnx")) and "/" not in a else a for a in args]
     if args[0] == "train":
         args += ["--out", str(tmp_path / "run")]
     code, _, err = run_cli(args, capsys)
     one_error_line(code, err, words)
-    assert not (tmp_path / "run").exists() and not (tmp_path / "big.png").exists()
+    assert not (tmp_path / "run").exists() and not any(tmp_path.glob("big.*"))
 
 
 # ---------------------------------------------------------------- bounded memory

@@ -31,7 +31,9 @@ def layer_model(op: str, weight: np.ndarray, bias: np.ndarray | None, shape, rel
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", *shape])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", None, None, None])
     graph = helper.make_graph(nodes, "g", [x], [y], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8                    # what any onnxruntime reads, whatever onnx's newest is
+    return model
 
 
 def outputs(model, x):

@@ -59,7 +59,7 @@ def test_the_package_holds_every_file(package):
     assert names == sorted(["README.md", SUMS, "tiny.golden.json", "tiny.json", "tiny.onnx", "tiny.fp16.onnx",
                             "tiny.fp16.parity.json", "tiny.int8.onnx", "tiny.parity.json", "tiny.png"])
     manifest = json.loads((package / "tiny.json").read_text())
-    assert manifest["format"] == "gan_pack.package/1" and manifest["noise_dim"] == 100
+    assert manifest["format"] == "gan_pack.package/2" and manifest["noise_dim"] == 100
     assert manifest["num_classes"] == 10 and manifest["class_names"] == [str(c) for c in range(10)]
     assert manifest["image_shape"] == [1, 28, 28] and manifest["training"]["model"] == "cgan"
     models = {f["path"]: f for f in manifest["files"] if "precision" in f}
@@ -80,7 +80,9 @@ def test_model_card_front_matter(package):
     assert card["license"] == "apache-2.0" and card["library_name"] == "onnxruntime"
     assert card["pipeline_tag"] == "unconditional-image-generation" and card["datasets"] == ["mnist"]
     assert "conditional-gan" in card["tags"] and "![samples](./tiny.png)" in body
-    assert "OnnxGenerator(\"tiny.onnx\")" in body and "sample.js" in body and "Intended use" in body
+    assert "OnnxGenerator(\".\")" in body and "sample.js" in body and "Intended use" in body
+    variants = body.split("## Variants", 1)[1].split("##", 1)[0]
+    assert "| `tiny.int8.onnx` | any | int8-dynamic |" in variants and "| `tiny.fp16.onnx` | any | fp16 |" in variants
 
 
 def test_identity_and_image_metadata_in_every_model(package):
@@ -179,7 +181,7 @@ def test_pack_with_evaluation_puts_figures_in_the_card(tmp_path, trained_runs, t
 @pytest.mark.parametrize("args, words", [
     (["{run}", "-o", "{existing}"], "already exists"),
     (["{onnx}", "-o", "{new}", "--variants", "fp16"], "--variants fp16 is exported from PyTorch"),
-    (["{onnx}", "-o", "{new}", "--variants", "int4"], "--variants must be one of fp16, int8"),
+    (["{onnx}", "-o", "{new}", "--variants", "int4"], "--variants must be one of cuda, fp16, int8"),
     (["{onnx}", "-o", "{new}", "--eval"], "--eval goes with --classifier and --data-dir"),
     (["{onnx}", "-o", "/proc/gan-pack-test"], "/proc"),              # looks writable to root, is not
 ])

@@ -200,3 +200,34 @@ def test_bound_runs_give_the_plain_runs_images_from_several_threads():
     for t in threads:
         t.join()
     assert len(results) == 3 and all(np.array_equal(r, expected) for r in results)
+
+
+def test_device_outputs_and_dlpack_inputs_with_the_cpu_standing_in():
+    """output="device" hands out the bound output through DLPack without a copy, and DLPack inputs
+    are read as they are and checked; the CPU provider stands in for a GPU here."""
+    from gan_pack.runtime.device import DeviceImages, device_value
+
+    g = OnnxGenerator(shipped("mnist-cgan-mlp.onnx"))
+    noise, labels = g.noise(300, seed=5), np.arange(300) % 10
+    expected = g.session.run(None, {"noise": noise, "labels": labels})[0]   # the graph's own output, unclipped
+    g.binding_device = "cpu"
+    images = g.generate(noise, labels, output="device")
+    assert isinstance(images, DeviceImages) and images.shape == (300, 1, 28, 28) and len(images) == 300
+    np.testing.assert_array_equal(np.from_dlpack(images), expected)
+    np.testing.assert_array_equal(images.numpy(), expected)
+    value = device_value(noise, "noise", np.float32, (100,))
+    assert tuple(value.shape()) == (300, 100)
+    with pytest.raises(ModelError, match=r"noise must be tensor\(float\) of shape \(batch, 64\)"):
+        device_value(noise, "noise", np.float32, (64,))
+    with pytest.raises(ModelError, match="labels must be tensor.int64"):
+        device_value(labels.astype(np.int32), "labels", np.int64, ())
+    with pytest.raises(ModelError, match="output must be one of numpy, device"):
+        g.generate(noise, labels, output="torch")
+
+
+def test_host_tensors_that_speak_dlpack_are_read_as_numpy():
+    torch = pytest.importorskip("torch")
+    g = OnnxGenerator(shipped("mnist-cgan-mlp.onnx"))
+    noise, labels = g.noise(8, seed=2), np.arange(8) % 10
+    from_torch = g.generate(torch.from_numpy(noise), torch.from_numpy(labels))
+    np.testing.assert_array_equal(from_torch, g.generate(noise, labels))

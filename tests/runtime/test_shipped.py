@@ -40,7 +40,7 @@ def test_exported_folder_holds_each_model_once():
     loose = sorted(p.name for p in EXPORTED.iterdir() if p.is_file() and not p.name.endswith("-classifier.onnx"))
     assert loose == []
     total = sum(p.stat().st_size for p in EXPORTED.rglob("*") if p.is_file())
-    assert total < 32e6
+    assert total < 40e6                 # the tracked tree stays under 45 MB with every package in it
 
 
 # The mean of 4 images from seed 0, and one pixel of each: if a shipped file, the noise stream or
@@ -79,4 +79,5 @@ def test_each_shipped_generator_is_a_verified_package(name, capsys):
     assert json.loads((package / f"{stem}.json").read_text())["name"] == stem
     code, out, err = run_cli(["verify", package], capsys)
     assert code == 0, err
-    assert out.count(" ok") == 4 and "verified" in out
+    models = [f for f in json.loads((package / f"{stem}.json").read_text())["files"] if "precision" in f]
+    assert out.count(" ok") == 4 * len(models) and "verified" in out

@@ -323,3 +323,10 @@ def test_triton_repository_parses_with_tritons_schema(tmp_path, capsys):
     assert config.HasField("dynamic_batching") and len(config.instance_group) == 1
     packed = tmp_path / "dist" / "mnist-cgan" / "mnist-cgan.onnx"
     assert (entry / "1" / "model.onnx").read_bytes() == packed.read_bytes()
+
+
+def test_the_default_largest_call_is_1024_images_on_a_cpu():
+    g = load_models([shipped("mnist-cgan-mlp.onnx")], "cpu")["mnist-cgan-mlp"]
+    assert Batcher(g, ServeOptions(), None).call_limit == min(1024, g.batch_size)
+    assert Batcher(g, ServeOptions(max_batch=8), None).call_limit == 8
+    assert Batcher(g, ServeOptions(max_batch=8), None, workers=3).call_limit == 3

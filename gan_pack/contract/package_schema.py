@@ -2,8 +2,9 @@
 them is checked field by field (types, required keys, plain file names, bounded counts), and any
 other shape is a list of problems, each naming its field, never an exception. numpy only.
 
-Format gan_pack.package/1 and gan_pack.golden/1 are what `ganpack pack` writes. A later version is
-refused by name, so that fields this reader does not know are never half-read.
+Format gan_pack.package/2 (/1 before per-provider variants) and gan_pack.golden/1 are what `ganpack
+pack` writes. A later version is refused by name, so that fields this reader does not know are never
+half-read.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gan_pack.contract.limits import MAX_CLASSES, MAX_IMAGE_VALUES, MAX_NOISE_DIM
-from gan_pack.contract.package_format import GOLDEN_FORMAT, GOLDEN_TOLERANCE, PACKAGE_FORMAT, decode, family
+from gan_pack.contract.package_format import (
+    GOLDEN_FORMAT,
+    GOLDEN_TOLERANCE,
+    PACKAGE_FORMATS,
+    PROVIDERS,
+    decode,
+    family,
+)
 
 MAX_FILES = 64
 MAX_GOLDEN_VECTORS = 64         # pack writes 4; all run as one batch, as pack ran them
@@ -52,6 +60,7 @@ class FileEntry:
     sha256: str
     role: str | None                    # model, variant, or None for a file that is not a model
     precision: str | None
+    provider: str | None = None         # the execution provider a variant is made for (None: any)
 
 
 @dataclass(frozen=True)
@@ -72,16 +81,16 @@ class Manifest:
         return [f for f in self.files if f.role is not None]
 
 
-def _format(data, expected: str, problems: Problems) -> bool:
+def _format(data, readable: tuple[str, ...], problems: Problems) -> bool:
     version = data.get("format")
-    if version == expected:
+    if version in readable:
         return True
-    family_name = expected.rsplit("/", 1)[0]
+    family_name = readable[0].rsplit("/", 1)[0]
     if isinstance(version, str) and version.startswith(family_name + "/"):
         problems.append(f"{problems.source} is {version[:40]!r}, made by a newer gan_pack; this one reads "
-                        f"{expected}: upgrade gan_pack to verify it")
+                        f"{' and '.join(readable)}: upgrade gan_pack to verify it")
     else:
-        problems.append(f"{problems.source}: format is not {expected}")
+        problems.append(f"{problems.source}: format is not {readable[-1]}")
     return False
 
 
@@ -105,6 +114,7 @@ def _entry(item, i: int, p: Problems) -> FileEntry | None:
     if not p.need(isinstance(item, dict), where, "is not an object"):
         return None
     path, digest, role, precision = item.get("path"), item.get("sha256"), item.get("role"), item.get("precision")
+    provider = item.get("provider")
     ok = p.need(plain_name(path), f"{where}.path", f"{str(path)[:60]!r} is not a plain file name in the package")
     ok &= p.need(isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest),
                  f"{where}.sha256", "is not a SHA-256 in hex")
@@ -112,15 +122,17 @@ def _entry(item, i: int, p: Problems) -> FileEntry | None:
     ok &= p.need((role is None and precision is None) or (role is not None and isinstance(precision, str)
                                                           and family(precision) in GOLDEN_TOLERANCE),
                  f"{where}.precision", "must name the precision (fp32, fp16, int8) of a model entry, and only of one")
+    ok &= p.need(provider is None or (role == "variant" and provider in PROVIDERS), f"{where}.provider",
+                 f"is not one of {', '.join(PROVIDERS)} on a variant")
     if ok and role is None and str(path).endswith(".onnx"):
         ok = p.need(False, where, f"{path} is an ONNX file the manifest does not declare as a model or variant")
-    return FileEntry(path, digest, role, precision) if ok else None
+    return FileEntry(path, digest, role, precision, provider) if ok else None
 
 
 def read_manifest(data, source: str) -> tuple[Manifest | None, list[str]]:
     """The manifest's facts, or None and the problems that stop it from being read."""
     p = Problems(source)
-    if not p.need(isinstance(data, dict), "the top level", "is not an object") or not _format(data, PACKAGE_FORMAT, p):
+    if not p.need(isinstance(data, dict), "the top level", "is not an object") or not _format(data, PACKAGE_FORMATS, p):
         return None, list(p)
     facts = _facts(data, p)
     golden, files = data.get("golden"), data.get("files")
@@ -195,7 +207,8 @@ def _vector(item, i: int, manifest: Manifest, p: Problems) -> tuple | None:
 def read_golden(data, source: str, manifest: Manifest) -> tuple[Golden | None, list[str]]:
     """The golden vectors of every model entry of `manifest`, or None and the problems."""
     p = Problems(source)
-    if not p.need(isinstance(data, dict), "the top level", "is not an object") or not _format(data, GOLDEN_FORMAT, p):
+    if not p.need(isinstance(data, dict), "the top level", "is not an object") \
+            or not _format(data, (GOLDEN_FORMAT,), p):
         return None, list(p)
     vectors = data.get("vectors")
     if not p.need(isinstance(vectors, list) and len(vectors) == manifest.golden_count, "vectors",
