@@ -1,261 +1,152 @@
-"""onnxruntime's CUDA provider against PyTorch CUDA eager on the same MLP cGAN weights and noise,
-side by side in one run (needs a GPU and onnxruntime-gpu; not a test).
+"""Packages on the GPU through the public API (needs a GPU, onnxruntime-gpu and torch; not a test).
 
-For each variant of the generator (torch.onnx's graph with its BatchNorm nodes, gan_pack's export
-that folds them into the next Gemm, that export with its Gemms rewritten as MatMul + Add, and the
-fp16 export) and each way of feeding it (numpy in and
-out, or I/O binding with inputs and outputs on the GPU), it prints images/s and the ratio to
-PyTorch, and onnxruntime's profile (kernel time per operator type) for the I/O-bound runs.
+For the DCGAN cGAN (the shipped mnist-cgan's generator) and the MLP cGAN, each with the same weights
+in PyTorch and in a package made here with `--variants cuda`, in interleaved rounds at one batch:
 
-With --arch dcgan, the DCGAN cGAN: the export with ConvTranspose nodes, the rewritten export
-(phase convolutions, as ganpack export writes it by default on CPUs where that is faster) and the
-fp16 export, with cuDNN's TF32 on and off on both sides, and the CUDA provider's NHWC layout.
+- outputs left on the GPU: torch eager fp32 (cuDNN's TF32 on, its default) on GPU noise, against
+  OnnxGenerator(package, device="cuda").generate(gpu_noise, gpu_labels, output="device") for the
+  CUDA variant the package picks and for its main fp32 model (TF32 on, as in PyTorch);
+- numpy outputs: torch's `.cpu().numpy()` against generate(numpy noise) with numpy out.
 
-Usage: python benchmarks/sampling_cuda.py [--arch mlp|dcgan] [--batch 8192] [--seconds 2]
+Then `ganpack sample --device cuda -n N -o x.npy` end to end, as a whole process, and what bounds it.
+
+Usage: python benchmarks/sampling_cuda.py [--batch 8192] [--seconds 3] [--samples 1000000] [--stream-only]
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import json
-import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sampling import build_cgan, build_mlp_cgan, rate  # noqa: E402
+from sampling import build_cgan, interleaved_rates  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def session(path: Path, options: dict, profile: bool = False):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    if profile:
-        so.enable_profiling = True
-        so.profile_file_prefix = str(path.with_suffix(""))
-    s = ort.InferenceSession(str(path), so, providers=[("CUDAExecutionProvider", options)])
-    assert s.get_providers()[0] == "CUDAExecutionProvider", s.get_providers()
-    return s
-
-
-def bound_runner(s, noise: np.ndarray, labels: np.ndarray, image_shape):
-    """I/O binding: inputs copied to the GPU once, the output written into a GPU buffer."""
-    import onnxruntime as ort
-
-    binding = s.io_binding()
-    inputs = {"noise": ort.OrtValue.ortvalue_from_numpy(noise, "cuda", 0),
-              "labels": ort.OrtValue.ortvalue_from_numpy(labels, "cuda", 0)}
-    for name, value in inputs.items():
-        binding.bind_ortvalue_input(name, value)
-    output = ort.OrtValue.ortvalue_from_shape_and_type((len(noise), *image_shape), np.float32, "cuda", 0)
-    binding.bind_ortvalue_output("images", output)
-    return lambda: s.run_with_iobinding(binding)
-
-
-def profile_summary(s, runs: int) -> str:
-    events = json.load(open(s.end_profiling()))
-    per_op = collections.Counter()
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            per_op[e["args"].get("op_name")] += e["dur"]
-    return ", ".join(f"{op} {us / runs:,.0f} us" for op, us in per_op.most_common(4))
-
-
-def gemm_to_matmul(source: Path, target: Path) -> Path:
-    """Each Gemm(x, W, b, transB=1) -> MatMul(x, W^T) + Add(b), W^T stored transposed."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(source))
-    inits = {i.name: i for i in model.graph.initializer}
-    nodes = []
-    for node in model.graph.node:
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if node.op_type != "Gemm" or attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0:
-            nodes.append(node)
-            continue
-        x, w, b = node.input
-        weight = numpy_helper.to_array(inits[w])
-        if attrs.get("transB", 0):
-            weight = weight.T
-        model.graph.initializer.remove(inits[w])
-        model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(weight), w + "_t"))
-        nodes.append(helper.make_node("MatMul", [x, w + "_t"], [node.output[0] + "_mm"]))
-        nodes.append(helper.make_node("Add", [node.output[0] + "_mm", b], list(node.output)))
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    onnx.save(model, str(target))
-    return target
-
-
-def cuda_kernel_table(run, calls: int = 5) -> str:
-    """Every CUDA kernel and copy that a few runs launch (CUPTI sees onnxruntime's kernels too)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(calls):
-            run()
-    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=8, max_name_column_width=70)
-
-
-HEURISTIC = {"cudnn_conv_algo_search": "HEURISTIC"}
-
-
-def cuda_inputs(generator, batch: int):
-    """(noise, labels) as numpy for onnxruntime, and a run of the PyTorch cGAN on the GPU on the same
-    inputs that waits for the GPU."""
+def contenders(generator, package: Path, batch: int, shipped: Path | None = None) -> dict:
+    """name -> a call that makes `batch` images and returns once they exist."""
     import torch
 
-    noise = np.random.default_rng(0).standard_normal((batch, 100), dtype=np.float32)
-    labels = np.arange(batch, dtype=np.int64) % 10
+    from gan_pack.runtime.generator import OnnxGenerator
+
     g = generator.cuda().eval()
+    variant, main = OnnxGenerator(package, device="cuda"), OnnxGenerator(package, device="cuda", variant="main")
+    noise, labels = variant.noise(batch, seed=0), np.arange(batch, dtype=np.int64) % 10
     tn, tl = torch.from_numpy(noise).cuda(), torch.from_numpy(labels).cuda()
 
-    def torch_run():
-        g(tn, tl)
-        torch.cuda.synchronize()
-
-    return noise, labels, torch_run
-
-
-def dcgan(batch: int, seconds: float) -> None:
-    """The DCGAN cGAN on the GPU: PyTorch eager against onnxruntime's CUDA provider, I/O bound."""
-    import torch
-
-    from gan_pack.pytorch.export import ExportOptions, export_generator
-
-    folder = Path(tempfile.mkdtemp())
-    try:
-        generator, convtranspose = build_cgan(folder, "dcgan", rewrite="off")
-        variants = {"fp32 ConvTranspose (export --rewrite off)": convtranspose,
-                    "fp32 phase convolutions (export --rewrite on)": folder / "rewritten.onnx",
-                    "fp16 ConvTranspose (export --precision fp16)": folder / "fp16.onnx"}
-        export_generator(folder, variants["fp32 phase convolutions (export --rewrite on)"],
-                         ExportOptions(batch_sizes=(1, 7), rewrite="on"))
-        export_generator(folder, variants["fp16 ConvTranspose (export --precision fp16)"],
-                         ExportOptions(precision="fp16", batch_sizes=(1, 7)))
-        noise, labels, torch_run = cuda_inputs(generator, batch)
-
-        rates: dict[str, float] = {}
+    def torch_gpu():
         with torch.inference_mode():
-            rates["torch eager fp32, defaults (cuDNN TF32 on, no benchmark)"] = rate(torch_run, batch, seconds)
-            torch_kernels = cuda_kernel_table(torch_run)
-            torch.backends.cudnn.benchmark = True
-            for tf32 in (True, False):
-                torch.backends.cudnn.allow_tf32 = tf32
-                rates[f"torch eager fp32, cudnn.benchmark, TF32 {'on' if tf32 else 'off'}"] = \
-                    rate(torch_run, batch, seconds)
-            torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32 = False, True
-        base = rates["torch eager fp32, defaults (cuDNN TF32 on, no benchmark)"]
-        print(f"\n{'run (GPU in/out)':<78} {'images/s':>12} {'vs torch':>9}")
-        for name, value in rates.items():
-            print(f"{name:<78} {value:>12,.0f} {value / base:>8.2f}x")
-        for name, path in variants.items():
-            for opt_name, options in ((", TF32 on (default)", {}), (", TF32 off", {"use_tf32": "0"}),
-                                      (", HEURISTIC algo search", HEURISTIC),
-                                      (", HEURISTIC, TF32 off", {**HEURISTIC, "use_tf32": "0"}),
-                                      (", HEURISTIC, prefer_nhwc", {**HEURISTIC, "prefer_nhwc": "1"}),
-                                      (", HEURISTIC, CUDA graph", {**HEURISTIC, "enable_cuda_graph": "1"})):
-                try:
-                    value = rate(bound_runner(session(path, options), noise, labels, (1, 28, 28)), batch, seconds)
-                except Exception as e:  # an option this build or this graph does not take
-                    print(f"{'ort ' + name + opt_name:<78} failed: {str(e).splitlines()[0][:100]}")
-                    continue
-                print(f"{'ort ' + name + opt_name:<78} {value:>12,.0f} {value / base:>8.2f}x")
-        from gan_pack.runtime.generator import OnnxGenerator
+            g(tn, tl)
+            torch.cuda.synchronize()
 
-        for name in list(variants)[:2]:
-            runtime = OnnxGenerator(variants[name], device="cuda", batch_size=batch)
-            value = rate(lambda: runtime.generate(noise, labels), batch, seconds)
-            print(f"{'OnnxGenerator(device=cuda).generate, numpy in/out, ' + name[:30]:<78} {value:>12,.0f} "
-                  f"{value / base:>8.2f}x")
-        print("\nGPU kernels of 5 runs, torch eager fp32 defaults:")
-        print(torch_kernels)
-        for name in variants:
-            print(f"\nGPU kernels of 5 I/O-bound runs, {name}, HEURISTIC:")
-            print(cuda_kernel_table(bound_runner(session(variants[name], HEURISTIC), noise, labels, (1, 28, 28))))
-    finally:
-        shutil.rmtree(folder)
+    def torch_numpy():                          # numpy in, numpy out, as generate(noise, labels) is
+        with torch.inference_mode():
+            return g(torch.from_numpy(noise).cuda(), torch.from_numpy(labels).cuda()).cpu().numpy()
+
+    kind = f"{variant.variant} variant ({variant.info.precision})"
+    runs = {
+        "gpu out: torch eager fp32": torch_gpu,
+        f"gpu out: OnnxGenerator, {kind}": lambda: variant.generate(tn, tl, output="device"),
+        "gpu out: OnnxGenerator, main fp32 (the CPU rewrite)": lambda: main.generate(tn, tl, output="device"),
+        "numpy out: torch eager fp32, numpy noise .cuda(), .cpu().numpy()": torch_numpy,
+        f"numpy out: OnnxGenerator, {kind}": lambda: variant.generate(noise, labels),
+        "numpy out: OnnxGenerator, main fp32": lambda: main.generate(noise, labels),
+    }
+    if shipped is not None:
+        ship = OnnxGenerator(shipped, device="cuda")
+        runs[f"gpu out: OnnxGenerator, {shipped.name}/ as shipped ({ship.variant})"] = \
+            lambda: ship.generate(tn, tl, output="device")
+        runs[f"numpy out: OnnxGenerator, {shipped.name}/ as shipped ({ship.variant})"] = \
+            lambda: ship.generate(noise, labels)
+    return runs
+
+
+def table(arch: str, folder: Path, batch: int, seconds: float, shipped: Path | None = None) -> Path:
+    from gan_pack.package.pack import PackOptions, pack
+
+    folder = folder / arch
+    folder.mkdir()
+    generator, exported = build_cgan(folder, arch, rewrite="on")
+    package = pack(exported, folder / f"{arch}-pkg", PackOptions(variants=("cuda",)))
+    runs = contenders(generator, package, batch, shipped)
+    rates = interleaved_rates(runs, batch, seconds)
+    print(f"\n{arch} cGAN, batch {batch}, images/s (interleaved rounds; the same untrained weights in torch and "
+          f"in the package made here)")
+    for output in ("gpu out", "numpy out"):
+        base = next(v for k, v in rates.items() if k.startswith(output) and "torch" in k)
+        for name, value in rates.items():
+            if name.startswith(output):
+                print(f"  {name:<72} {value:>12,.0f} {value / base:>7.2f}x")
+    return package
+
+
+def streaming(package: Path, n: int) -> None:
+    """`ganpack sample --device cuda -n N -o x.npy` as a whole process, then its parts alone: the same
+    stream in this process (session made), the noise on one thread and on the threads sample uses,
+    and this disk's write rate."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gan_pack.core.noise import portable_noise
+    from gan_pack.runtime.generator import OnnxGenerator
+    from gan_pack.runtime.session import usable_cores
+
+    with tempfile.TemporaryDirectory(dir=ROOT) as scratch:
+        command = [sys.executable, "-m", "gan_pack", "sample", str(package), "--device", "cuda", "-n", str(n),
+                   "--seed", "0", "-o", f"{scratch}/x.npy"]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+        took = time.perf_counter() - started
+        size = Path(f"{scratch}/x.npy").stat().st_size
+        block = np.zeros(size // (n // 8192), np.uint8)
+        started = time.perf_counter()
+        with open(f"{scratch}/copy.bin", "wb") as f:
+            for _ in range(n // 8192):
+                f.write(block.data)
+        disk = size / (time.perf_counter() - started)
+    g = OnnxGenerator(package, device="cuda")
+    next(g.iter_batches(8192, seed=1))
+    started = time.perf_counter()
+    for _ in g.iter_batches(n, seed=0):
+        pass
+    streamed = n / (time.perf_counter() - started)
+    started = time.perf_counter()
+    portable_noise(0, 0, 100_000, 100)
+    one = 100_000 / (time.perf_counter() - started)
+    workers = max(1, usable_cores() - 1)
+    with ThreadPoolExecutor(workers) as pool:
+        started = time.perf_counter()
+        list(pool.map(lambda i: portable_noise(0, i * 8192, 8192, 100), range(4 * workers)))
+        threaded = 4 * workers * 8192 / (time.perf_counter() - started)
+    print(f"\nganpack sample {package.name}/ --device cuda -n {n:,} -o x.npy ({size / 2**30:.2f} GiB): {took:.1f} s, "
+          f"{n / took:,.0f} images/s end to end, process start included")
+    print(f"  its parts alone: the stream in a process whose session is made {streamed:,.0f} images/s "
+          f"({g.describe()}, numpy out); portable noise {one:,.0f} images/s on one thread, {threaded:,.0f} on "
+          f"{workers} threads; writing {disk / 2**20:,.0f} MiB/s ({disk / (size / n):,.0f} images/s) to this disk")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", choices=("mlp", "dcgan"), default="mlp")
     parser.add_argument("--batch", type=int, default=8192)
-    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--samples", type=int, default=1_000_000)
+    parser.add_argument("--stream-only", action="store_true", help="only the `ganpack sample` stream")
     args = parser.parse_args()
     import onnxruntime as ort
     import torch
 
-    if args.arch == "dcgan":
-        print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}, onnxruntime {ort.__version__}; "
-              f"DCGAN cGAN, batch {args.batch}")
-        dcgan(args.batch, args.seconds)
-        return
-
-    from gan_pack.pytorch.export import ExportOptions, export_generator
-
-    batch = args.batch
-    print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}, onnxruntime {ort.__version__}; "
-          f"MLP cGAN, batch {batch}")
-    folder = Path(tempfile.mkdtemp())
-    try:
-        generator, fp32 = build_mlp_cgan(folder)
-        from gan_pack.pytorch.export import ExportedGenerator, to_onnx
-
-        raw = folder / "raw.onnx"            # torch.onnx's graph before gan_pack folds BatchNorm
-        to_onnx(ExportedGenerator(generator, half=False).eval(), raw, 100, 10, 18)
-        variants = {"fp32, BatchNorm kept (torch.onnx graph)": raw,
-                    "fp32 (ganpack export: BatchNorm folded)": fp32,
-                    "fp32 (ganpack export), Gemm -> MatMul+Add": gemm_to_matmul(fp32, folder / "matmul.onnx"),
-                    "fp16 (ganpack export --precision fp16)": folder / "fp16.onnx"}
-        export_generator(folder, variants["fp16 (ganpack export --precision fp16)"],
-                         ExportOptions(precision="fp16", batch_sizes=(1, 7)))
-        noise, labels, torch_run = cuda_inputs(generator, batch)
-
-        with torch.inference_mode():
-            base = rate(torch_run, batch, args.seconds)
-            torch.backends.cuda.matmul.allow_tf32 = True
-            tf32 = rate(torch_run, batch, args.seconds)
-            torch.backends.cuda.matmul.allow_tf32 = False
-        print(f"\n{'run':<58} {'images/s':>12} {'vs torch':>9}")
-        print(f"{'torch eager fp32 (GPU in/out)':<58} {base:>12,.0f} {1:>8.2f}x")
-        print(f"{'torch eager, TF32 matmuls':<58} {tf32:>12,.0f} {tf32 / base:>8.2f}x")
-        profiles = []
-        for name, path in variants.items():
-            for opt_name, options in (("", {}), (", use_tf32=0", {"use_tf32": "0"})):
-                s = session(path, options)
-                numpy_rate = rate(lambda: s.run(["images"], {"noise": noise, "labels": labels}), batch, args.seconds)
-                p = session(path, options, profile=True)
-                run, calls = bound_runner(p, noise, labels, (1, 28, 28)), [0]
-
-                def counted(run=run, calls=calls):
-                    calls[0] += 1
-                    run()
-
-                bound_rate = rate(counted, batch, args.seconds)
-                profiles.append(f"{name}{opt_name}: {profile_summary(p, calls[0])}")
-                for how, value in ((", numpy in/out", numpy_rate), (", I/O binding", bound_rate)):
-                    print(f"{'ort ' + name + opt_name + how:<58} {value:>12,.0f} {value / base:>8.2f}x")
-        from gan_pack.runtime.generator import OnnxGenerator
-
-        runtime = OnnxGenerator(fp32, device="cuda", batch_size=batch)
-        api = rate(lambda: runtime.generate(noise, labels), batch, args.seconds)
-        print(f"{'OnnxGenerator(device=cuda).generate, numpy in/out':<58} {api:>12,.0f} {api / base:>8.2f}x")
-        for name in ("fp32, BatchNorm kept (torch.onnx graph)", "fp32 (ganpack export: BatchNorm folded)"):
-            s = session(variants[name], {})
-            print(f"\nGPU kernels of 5 I/O-bound runs, {name}:")
-            print(cuda_kernel_table(bound_runner(s, noise, labels, (1, 28, 28))))
-        print("\nonnxruntime profile, host time per run (I/O binding runs):")
-        print("\n".join(profiles))
-        opts = session(fp32, {}).get_provider_options()["CUDAExecutionProvider"]
-        print("\nCUDA provider options (defaults):", {k: opts[k] for k in sorted(opts) if "tf32" in k or "cudnn" in k})
-    finally:
-        shutil.rmtree(folder)
+    print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}, onnxruntime {ort.__version__}")
+    with tempfile.TemporaryDirectory() as scratch:
+        if not args.stream_only:
+            table("dcgan", Path(scratch), args.batch, args.seconds, ROOT / "exported" / "mnist-cgan")
+            table("mlp", Path(scratch), args.batch, args.seconds, ROOT / "exported" / "mnist-cgan-mlp")
+        streaming(ROOT / "exported" / "mnist-cgan", args.samples)
 
 
 if __name__ == "__main__":
