@@ -92,8 +92,10 @@ def check_room(path: str | os.PathLike, needed: int) -> None:
 
     free = shutil.disk_usage(_existing_ancestor(Path(path))).free
     if needed > free:
-        raise OutputPathError(f"{path} would take {needed / 2**30:.2f} GiB but its disk has {free / 2**30:.2f} GiB "
-                              f"free; free some space, write elsewhere, or ask for fewer images")
+        def size(n: int) -> str:
+            return f"{n / 2**30:,.2f} GiB" if n >= 2**30 else f"{n / 2**20:,.2f} MiB"
+        raise OutputPathError(f"cannot write {path}: it needs {size(needed)} and its disk has {size(free)} free (the "
+                              f"disk is full for it); free some space, write elsewhere, or ask for fewer images")
 
 
 def _check_target(path: Path) -> None:

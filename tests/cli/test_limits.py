@@ -107,7 +107,7 @@ def test_torch_commands_check_outputs_before_work(tmp_path, capsys, tiny_idx, tr
     (["sample", "{gan}", "--seeds", "0-3", "--seed", "1"], "drop --seed"),
     (["sample", "{gan}", "--seeds", "1,,2"], "--seeds takes seeds and ranges"),
     (["sample", "{gan}", "-n", "1000000000", "-o", "big.png"], "GiB in one array"),
-    (["sample", "{gan}", "-n", "100000000000", "-o", "big.npy"], "but its disk has"),
+    (["sample", "{gan}", "-n", "100000000000", "-o", "big.npy"], "GiB free (the disk is full for it)"),
     (["sample", "{cgan}", "--per-class", "1000000000000"], "--per-class must be in"),
     (["sample", "{gan}", "--nrow", "0"], "--nrow must be at least 1"),
     (["interpolate", "{gan}", "--steps", "100000"], "--steps must be in 2..1000"),
