@@ -26,6 +26,7 @@ from gan_pack.contract.package_format import (
 )
 
 MAX_FILES = 64
+MAX_MANIFEST_BYTES = 8 << 20     # a manifest file larger than this is not read
 MAX_GOLDEN_VECTORS = 64         # pack writes 4; all run as one batch, as pack ran them
 MAX_NAME = 255
 ROLES = ("model", "variant")

@@ -23,14 +23,21 @@ from pathlib import Path
 import numpy as np
 
 from gan_pack.contract.package_format import SUMS
-from gan_pack.contract.package_schema import FileEntry, Golden, Manifest, plain_name, read_golden, read_manifest
+from gan_pack.contract.package_schema import (
+    MAX_MANIFEST_BYTES,
+    FileEntry,
+    Golden,
+    Manifest,
+    plain_name,
+    read_golden,
+    read_manifest,
+)
 from gan_pack.core.files import open_regular, read_json, regular_sha256
 from gan_pack.errors import GanPackError, ModelError
 from gan_pack.runtime.generator import OnnxGenerator
 from gan_pack.runtime.onnxscan import model_metadata
 from gan_pack.runtime.session import cuda_available
 
-MAX_MANIFEST_BYTES = 8 << 20
 MAX_GOLDEN_BYTES = 64 << 20
 MAX_SUMS_BYTES = 1 << 20
 MAX_ENTRIES = 256

@@ -81,7 +81,9 @@ class OnnxGenerator:
                  tf32: bool = True):
         self.source = Path(path)
         self.path, self.variant, self.chosen = pick_model_file(path, device, variant)
-        self.session = create_session(self.path, device, threads, cuda_options_for(model_metadata(self.path), tf32))
+        # only a session that may run on CUDA needs the file's CUDA options (read from its bytes)
+        cuda_options = None if device == "cpu" else cuda_options_for(model_metadata(self.path), tf32)
+        self.session = create_session(self.path, device, threads, cuda_options)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = ModelInfo.from_metadata(meta, self.path)
         check_signature(self.session, self.path, self.info)

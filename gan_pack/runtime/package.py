@@ -7,12 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from gan_pack.contract.package_format import PACKAGE_FORMATS, variant_key
-from gan_pack.contract.package_schema import Manifest, read_manifest
+from gan_pack.contract.package_schema import MAX_MANIFEST_BYTES, Manifest, read_manifest
 from gan_pack.core.files import read_json
 from gan_pack.errors import ModelError
-
-MAX_MANIFEST_BYTES = 8 << 20
-PROVIDER_OF_DEVICE = {"cuda": "cuda", "cpu": "cpu"}
 
 
 def read_package(folder: Path) -> Manifest | None:
@@ -56,7 +53,7 @@ def choose_model(folder: Path, provider: str, variant: str | None = None) -> tup
         if variant == "main":
             return main, "main", "asked for (--variant main)"
         if variant not in keys:
-            have = ", ".join(sorted({"main", *keys})) or "main"
+            have = ", ".join(sorted({"main", *keys}))
             raise ModelError(f"{folder} has no variant {variant!r}; it has {have}")
         return folder / keys[variant].path, variant, f"asked for (--variant {variant})"
     made = [e for e in entries if e.provider == provider]
