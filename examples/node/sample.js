@@ -5,12 +5,13 @@
 //   node sample.js --model ../../exported/mnist-cgan/mnist-cgan.onnx --label 3 --count 8 --seed 0 --out digits.pgm
 //   node sample.js --model M.onnx --seed 7 --truncation 0.7 --count 4 --out x.pgm
 //   node sample.js --model M.onnx --noise noise.json --labels 3,3 --out x.pgm   (noise: [[noise_dim floats], ...])
+//   node sample.js --model stylegan.onnx --seed 7 --psi 0.7 --count 4 --out x.pgm   (StyleGAN-family packages)
 //
 // The noise is gan_pack's portable noise (../shared/samples.mjs): a seed gives the same images here as
 // `ganpack sample --seed` and the web page.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { manifestPaths, pixelStrip, portableNoise } from '../shared/samples.mjs';
+import { manifestPaths, pixelStrip, portableNoise, psiFeed } from '../shared/samples.mjs';
 
 function parseArgs(argv) {
   const args = { count: 1, seed: 0, label: 0, out: 'sample.pgm' };
@@ -54,6 +55,8 @@ async function main() {
     if (bad !== undefined) throw new Error(`label ${bad} is out of range: classes 0..${manifest.num_classes - 1}`);
     feeds.labels = new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [count]);
   }
+  const psi = psiFeed(manifest, args.psi);
+  if (psi) feeds.psi = new ort.Tensor('float32', psi, [1]);
   const { images } = await session.run(feeds);
   writeFileSync(args.out, toNetpbm(images.data, count, manifest.image_shape));
   const names = [...new Set(labels)].map((label) => manifest.class_names[label]).join(', ');

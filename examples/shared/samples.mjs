@@ -73,3 +73,14 @@ export function manifestPaths(model) {
   const stem = model.replace(/\.onnx$/, '');
   return [...new Set([`${stem}.json`, `${stem.replace(/\.(fp16|int8)$/, '')}.json`])];
 }
+
+// The psi feed of a StyleGAN-family package (its manifest's contract lists an optional psi input):
+// one float for every image, or null to leave the graph's default (1). psi on another model is a mistake.
+export function psiFeed(manifest, psi) {
+  const takes = manifest.contract.inputs.some((input) => input.name === 'psi');
+  if (psi === undefined || psi === null || psi === '') return null;
+  const value = Number(psi);
+  if (!takes) throw new Error('--psi is for StyleGAN-family packages; this model has no psi input');
+  if (!(Math.abs(value) <= 2)) throw new Error(`psi must be a number in -2..2, not ${psi}`);
+  return Float32Array.of(value);
+}

@@ -3,11 +3,11 @@
 // ?model=PATH (relative to this page) for any package; what it needs (noise size, class names, image
 // shape) comes from the package's manifest, NAME.json beside NAME.onnx. Noise: gan_pack's portable
 // noise (../shared/samples.mjs), so a seed gives the images `ganpack sample --seed` gives; the boxes
-// (or ?seed=7&label=3&count=4&truncation=0.7) choose them. ?noise=FILE.json ([[noise_dim floats], ...])
+// (or ?seed=7&label=3&count=4&truncation=0.7, and ?psi=0.7 for a StyleGAN) choose them. ?noise=FILE.json ([[noise_dim floats], ...])
 // with ?labels=0,3,5 takes a caller's own noise. "walk" plays `ganpack interpolate --gif`'s loop
 // (?walk=F draws its frame F). When done, window.ganpack holds {pixels, width, height, channels,
 // classNames} read back from the page.
-import { manifestPaths, pixelStrip, portableNoise, slerp } from '../shared/samples.mjs';
+import { manifestPaths, pixelStrip, portableNoise, psiFeed, slerp } from '../shared/samples.mjs';
 
 const WALK = { points: 4, frames: 60, fps: 20 };
 
@@ -65,6 +65,8 @@ async function inputs(params, manifest) {
 async function run(session, manifest, noise, labels, count) {
   const feeds = { noise: new ort.Tensor('float32', noise, [count, manifest.noise_dim]) };
   if (manifest.num_classes) feeds.labels = new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [count]);
+  const psi = manifest.psiBox ? psiFeed(manifest, document.getElementById('style-psi').value) : null;
+  if (psi) feeds.psi = new ort.Tensor('float32', psi, [1]);
   return (await session.run(feeds)).images.data;
 }
 
@@ -113,6 +115,9 @@ async function main() {
   manifest.class_names.forEach((name, i) => select.add(new Option(name, String(i))));
   select.value = String(Math.min(3, Math.max(manifest.num_classes - 1, 0)));
   document.getElementById('label-box').hidden = !manifest.num_classes;
+  manifest.psiBox = psiFeed(manifest, '1') !== null;
+  document.getElementById('psi-box').hidden = !manifest.psiBox;
+  if (params.has('psi')) document.getElementById('style-psi').value = params.get('psi');
   for (const name of ['seed', 'label', 'count', 'truncation'])
     if (params.has(name)) document.getElementById(name).value = params.get(name);
   const slider = document.getElementById('truncation');

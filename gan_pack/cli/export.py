@@ -11,10 +11,11 @@ import typer
 
 from gan_pack.cli.text import show_parity, stage
 from gan_pack.cli.train import require_torch
-from gan_pack.contract.choices import LabelInput, Precision, Rewrite, Tutorial, Weights
+from gan_pack.contract.choices import LabelInput, NoiseMode, Precision, Rewrite, Tutorial, Weights
 from gan_pack.errors import GanPackError
 
 OWN = "Your own generator (a state dict and the class that builds it)"
+STYLE = "StyleGAN2 (--from stylegan2-torch)"
 
 
 def _own(help: str, panel: str, *names: str):
@@ -38,7 +39,9 @@ def export(
              "(kept where they measure faster on this CPU), on, or off.")] = Rewrite.auto,
     module: Annotated[Optional[str], _own("FILE.py:ClassName of your generator (imports that file).", OWN)] = None,
     init: Annotated[Optional[str], _own("JSON keyword arguments for the class, e.g. '{\"ngpu\": 1}'.", OWN)] = None,
-    tutorial: Annotated[Optional[Tutorial], _own("The classic MNIST tutorial's generator.", OWN, "--from")] = None,
+    tutorial: Annotated[Optional[Tutorial], _own("A generator gan_pack knows how to build: the classic MNIST "
+                                                 "tutorial's, or stylegan2-torch's (with --init).", OWN,
+                                                 "--from")] = None,
     noise_dim: Annotated[Optional[int], _own("Length of the noise vector (needed with --module).", OWN)] = None,
     num_classes: Annotated[Optional[int], _own("Classes of a conditional generator (0: none).", OWN)] = None,
     class_names: Annotated[Optional[str], _own("Comma-separated class names, for the metadata.", OWN)] = None,
@@ -50,12 +53,18 @@ def export(
         = LabelInput.class_index,
     output_range: Annotated[Optional[str], _own("Your output's range: -1,1 (Tanh, the default) or 0,1 (Sigmoid).",
                                                 OWN)] = None,
+    noise_mode: Annotated[NoiseMode, _own("StyleGAN2 per-pixel noise: none (zeros) or const (fixed, stored in the "
+                                          "model: the checkpoint's, or drawn from --seed).", STYLE)] = NoiseMode.none,
+    seed: Annotated[Optional[int], _own("StyleGAN2: the seed of const noise, and of the mean latent where the "
+                                        "checkpoint has none (default 0).", STYLE)] = None,
 ) -> None:
     """Export a generator to one self-contained .onnx file and prove it matches PyTorch.
 
     Examples: ganpack export runs/demo -o runs/demo.onnx;
     ganpack export generator.pth --from tutorial-cgan -o mnist-cgan.onnx;
-    ganpack export netG.pth --module models.py:Generator --noise-dim 100 --noise-shape 100,1,1 -o dcgan.onnx
+    ganpack export netG.pth --module models.py:Generator --noise-dim 100 --noise-shape 100,1,1 -o dcgan.onnx;
+    ganpack export G.pt --from stylegan2-torch --init '{"resolution": 32, "latent_dim": 64, "n_mlp": 2}'
+    --noise-mode none -o sg.onnx
     """
     require_torch()
     from gan_pack.contract.parity import parity_path
@@ -65,7 +74,24 @@ def export(
                             allow_mismatch=allow_mismatch, rewrite=rewrite.value)
     own = {"--noise-dim": noise_dim, "--num-classes": num_classes, "--class-names": class_names,
            "--image-shape": image_shape, "--noise-shape": noise_shape, "--init": init}
-    if module is None and tutorial is None:
+    if tutorial is Tutorial.stylegan2_torch:
+        from gan_pack.pytorch.importer import parse_init
+        from gan_pack.pytorch.stylegan2 import STYLEGAN_PARITY_BATCHES, exportable_stylegan2_torch
+
+        others = [flag for flag, value in own.items() if value is not None and flag not in ("--init",)]
+        if module is not None or others:
+            raise GanPackError(f"--from stylegan2-torch reads its shapes from --init and the weights; drop "
+                               f"{', '.join((['--module'] if module else []) + others)}")
+        if init is None:
+            raise GanPackError("--from stylegan2-torch needs --init with the Generator's arguments, e.g. "
+                               "'{\"resolution\": 32, \"latent_dim\": 64, \"n_mlp\": 2}'")
+        options.batch_sizes = STYLEGAN_PARITY_BATCHES
+        output = check_outputs(output)
+        exportable = exportable_stylegan2_torch(source, parse_init(init), noise_mode.value, seed, dataset)
+        show_parity(write_generator(exportable, output, options, log=stage))
+    elif noise_mode is not NoiseMode.none or seed is not None:
+        raise GanPackError("--noise-mode and --seed are for --from stylegan2-torch")
+    elif module is None and tutorial is None:
         given = [flag for flag, value in own.items() if value is not None]
         if given:
             raise GanPackError(f"{', '.join(given)} describe your own generator: add --module FILE.py:Class or --from")

@@ -42,7 +42,11 @@ def info(
         typer.echo(f"  variant: {generator.variant} ({generator.chosen}), running on {generator.providers[0]}")
     for key in sorted(k for k in meta if k not in SUMMARISED):
         typer.echo(f"  {printable(key, 40):<20} {printable(meta[key])}")
-    for title, values in (("inputs:", generator.session.get_inputs()), ("outputs:", generator.session.get_outputs())):
+    for title, values in (("inputs:", generator.session.get_inputs()),
+                          ("optional inputs (with a default):", generator.session.get_overridable_initializers()),
+                          ("outputs:", generator.session.get_outputs())):
+        if not values:
+            continue
         typer.echo(title)
         for value in values:
             typer.echo(f"  {printable(value.name, 40):<8} {value.type:<16} {printable(str(value.shape))}")

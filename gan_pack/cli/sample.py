@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gan_pack.cli.text import TRUNCATION_HELP, VARIANT_HELP, ModelPath, note_variant, progress
+from gan_pack.cli.text import PSI_HELP, TRUNCATION_HELP, VARIANT_HELP, ModelPath, note_variant, progress
 from gan_pack.contract.choices import Device, Format
 from gan_pack.core.files import check_room
 from gan_pack.errors import GanPackError
@@ -37,6 +37,7 @@ def sample(
     seeds: Annotated[Optional[str], typer.Option(
         help="One image per seed, e.g. 0-99 or 1,5,9 (image 0 of each): grid captions or file names say it.")] = None,
     truncation: Annotated[Optional[float], typer.Option(help=TRUNCATION_HELP)] = None,
+    psi: Annotated[Optional[float], typer.Option(help=PSI_HELP)] = None,
     device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
     variant: Annotated[Optional[str], typer.Option(help=VARIANT_HELP)] = None,
     batch_size: Annotated[Optional[int], typer.Option(
@@ -71,7 +72,8 @@ def sample(
         check_output_path(out_dir, folder=True)
     else:
         output = check_output_path(output or Path(f"samples.{fmt.value}"), f".{fmt.value}")
-    generator = OnnxGenerator(model, device=device.value, threads=threads, batch_size=batch_size, variant=variant)
+    generator = OnnxGenerator(model, device=device.value, threads=threads, batch_size=batch_size, variant=variant,
+                              psi=psi)
     note_variant(generator)
     request = LabelRequest.parse(generator.info.num_classes, len(seed_list) if seed_list else n, label, labels,
                                  per_class)
@@ -191,6 +193,7 @@ def interpolate(
     label: Annotated[Optional[int], typer.Option(help="cGAN: walk in this class (default: one row per class).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the points (images 0, 1, ... of the seed).")] = 0,
     truncation: Annotated[Optional[float], typer.Option(help=TRUNCATION_HELP)] = None,
+    psi: Annotated[Optional[float], typer.Option(help=PSI_HELP)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="PNG strip to write.")] = None,
     gif: Annotated[Optional[Path], typer.Option(help="Write a looping animated GIF instead.")] = None,
     points: Annotated[int, typer.Option(help="--gif: random points the loop passes through.")] = 4,
@@ -220,7 +223,7 @@ def interpolate(
         if output is not None:
             raise GanPackError("give either -o (a PNG strip) or --gif (an animation), not both")
         check_output_path(gif, ".gif")
-        generator = OnnxGenerator(model, device=device.value, variant=variant)
+        generator = OnnxGenerator(model, device=device.value, variant=variant, psi=psi)
         note_variant(generator)
         pictures = walk_frames(generator, loop_noise(generator, points, frames, seed, truncation), label)
         save_gif(gif, pictures, fps)
@@ -228,7 +231,7 @@ def interpolate(
         return
     output = output or Path("walk.png")
     check_output_path(output, ".png")
-    generator = OnnxGenerator(model, device=device.value, variant=variant)
+    generator = OnnxGenerator(model, device=device.value, variant=variant, psi=psi)
     note_variant(generator)
     noise, row_labels, rows = latent_walk(generator, steps, label, seed, truncation)
     generator.check_one_array(len(noise))

@@ -88,8 +88,15 @@ class Variant(Choice):
 
 
 class Tutorial(Choice):
+    """What `export --from` knows how to build: the classic tutorial's generators, a StyleGAN2."""
     gan = "tutorial-gan"
     cgan = "tutorial-cgan"
+    stylegan2_torch = "stylegan2-torch"   # PyPI stylegan2-torch's Generator
+
+
+class NoiseMode(Choice):
+    none = "none"          # no per-pixel noise (NVlabs' noise_mode='none')
+    const = "const"        # fixed noise stored in the model
 
 
 class LabelInput(Choice):

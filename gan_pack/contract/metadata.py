@@ -101,6 +101,11 @@ class ModelInfo:
     def conditional(self) -> bool:
         return self.num_classes > 0
 
+    @property
+    def psi_input(self) -> bool:
+        """A StyleGAN-family graph: it takes `psi`, truncation in w space (default 1)."""
+        return self.raw.get("psi_input") == "true"
+
     @classmethod
     def from_metadata(cls, meta: dict[str, str], path: Path) -> "ModelInfo":
         if meta.get("gan_pack.kind") == CLASSIFIER_KIND:

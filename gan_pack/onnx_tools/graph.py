@@ -19,6 +19,17 @@ def rename_batch_axis(model) -> None:
         dim.dim_param = BATCH_AXIS
 
 
+def optional_input(model, name: str, default: np.ndarray, axis_name: str) -> None:
+    """Give the graph input `name` a default (an initializer of the same name: onnxruntime runs the
+    graph without it being fed, and never folds it as a constant), and name its first axis
+    `axis_name`, apart from `batch`, since it may hold one row for all."""
+    from onnx import numpy_helper
+
+    value = next(v for v in model.graph.input if v.name == name)
+    value.type.tensor_type.shape.dim[0].dim_param = axis_name
+    model.graph.initializer.append(numpy_helper.from_array(default, name))
+
+
 def fold_batchnorm_into_next_gemm(model) -> int:
     """Fold each eval-mode BatchNormalization that feeds a Gemm (as the classic MLP generator has:
     Linear -> LeakyReLU -> BatchNorm -> Linear) into that Gemm: Gemm(x*s + t) = (W diag(s)) x + (W t + b).

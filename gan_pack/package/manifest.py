@@ -53,9 +53,11 @@ def manifest(name: str, folder: Path, generators: dict[str, OnnxGenerator], eval
     info = generators[f"{name}.onnx"].info
     raw = info.raw
     k = info.num_classes
-    inputs = [{"name": "noise", "dtype": "float32", "shape": ["batch", info.noise_dim]}]
+    inputs: list[dict[str, object]] = [{"name": "noise", "dtype": "float32", "shape": ["batch", info.noise_dim]}]
     if k:
         inputs.append({"name": "labels", "dtype": "int64", "shape": ["batch"]})
+    if info.psi_input:              # StyleGAN truncation: one per image, or one for all; absent: 1
+        inputs.append({"name": "psi", "dtype": "float32", "shape": ["psi_rows"], "optional": True, "default": 1.0})
     files = []
     for path in sorted(folder.iterdir()):
         entry = {"path": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import io
 import json
 import tempfile
@@ -25,7 +26,7 @@ from torch import nn
 import gan_pack
 from gan_pack.contract.choices import Precision, Rewrite, Weights
 from gan_pack.contract.metadata import generator_metadata
-from gan_pack.contract.names import IMAGES, LABELS, NOISE
+from gan_pack.contract.names import IMAGES, LABELS, NOISE, PSI
 from gan_pack.contract.parity import (
     DEFAULT_ATOL,
     PARITY_BATCHES,
@@ -38,7 +39,7 @@ from gan_pack.core import runlog
 from gan_pack.core.files import atomic_path, check_output_path, write_text_atomic
 from gan_pack.core.log import Log, say
 from gan_pack.errors import CheckpointError, ConfigError, GanPackError, ModelError, in_chain
-from gan_pack.onnx_tools.graph import fold_batchnorm_into_next_gemm, rename_batch_axis
+from gan_pack.onnx_tools.graph import fold_batchnorm_into_next_gemm, optional_input, rename_batch_axis
 from gan_pack.onnx_tools.quantize import quantize_onnx
 from gan_pack.onnx_tools.rewrite import rewrite_for_cpu
 from gan_pack.onnx_tools.variant import Proof, derive
@@ -73,18 +74,18 @@ class ExportOptions:
 
 
 class ExportedGenerator(nn.Module):
-    """The ONNX contract: noise (B, noise_dim) float32 [+ labels (B,) int64] -> images float32."""
+    """The ONNX contract: noise (B, noise_dim) float32 [+ labels (B,) int64] [+ psi (B,)] -> images float32."""
 
     def __init__(self, generator: nn.Module, half: bool):
         super().__init__()
         self.generator = generator.half() if half else generator
         self.half = half
 
-    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, noise: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
         if self.half:
             noise = noise.half()
         # onnxruntime's fast Tanh can overshoot +-1 by an ulp; the contract promises [-1, 1]
-        return self.generator(noise, labels).float().clamp(-1.0, 1.0)
+        return self.generator(noise, *rest).float().clamp(-1.0, 1.0)
 
 
 def load_generator(source: str | Path, weights: str = "ema") -> tuple[nn.Module, dict]:
@@ -104,7 +105,10 @@ def dynamo_export(module: nn.Module, args: tuple, path: Path, input_names: list[
                   output_names: list[str], opset: int) -> None:
     """torch.onnx.export (dynamo) with the first axis of every input a `batch` Dim; one file."""
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    shapes = {name: {0: batch} for name in input_names}
+    shapes: tuple = tuple({0: batch} for _ in input_names)
+    parameters = inspect.signature(module.forward).parameters.values()
+    if len(shapes) > 1 and any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        shapes = (shapes[0], shapes[1:])                    # forward(noise, *rest): rest is one tuple
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(module, args, str(path), dynamo=True, input_names=input_names,
@@ -112,29 +116,32 @@ def dynamo_export(module: nn.Module, args: tuple, path: Path, input_names: list[
                           external_data=False, verbose=False)
 
 
-def to_onnx(module: ExportedGenerator, path: Path, noise_dim: int, num_classes: int, opset: int) -> None:
-    """The generator with the contract's names: noise [+ labels] -> images."""
+def to_onnx(module: ExportedGenerator, path: Path, noise_dim: int, num_classes: int, opset: int,
+            psi: bool = False) -> None:
+    """The generator with the contract's names: noise [+ labels] [+ psi] -> images."""
     noise, labels = parity_inputs(noise_dim, num_classes, EXPORT_EXAMPLE_BATCH)
+    args, names = [torch.from_numpy(noise)], [NOISE]
     if num_classes:
-        dynamo_export(module, (torch.from_numpy(noise), torch.from_numpy(labels)), path,
-                      [NOISE, LABELS], [IMAGES], opset)
-    else:
-        dynamo_export(module, (torch.from_numpy(noise),), path, [NOISE], [IMAGES], opset)
+        args, names = args + [torch.from_numpy(labels)], names + [LABELS]
+    if psi:
+        args, names = args + [torch.full((EXPORT_EXAMPLE_BATCH,), 0.7)], names + [PSI]
+    dynamo_export(module, tuple(args), path, names, [IMAGES], opset)
 
 
 def torch_runner(generator: nn.Module):
     @torch.no_grad()
     def run(noise: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        return generator(torch.from_numpy(noise), None if labels is None else torch.from_numpy(labels)).numpy()
+        inputs = [torch.from_numpy(x) for x in (noise, labels) if x is not None]
+        return generator(*inputs).numpy()
     return run
 
 
-def parity_proof(reference: nn.Module, options: ExportOptions) -> Proof:
+def parity_proof(reference: nn.Module, options: ExportOptions, name: str = "pytorch fp32 eval") -> Proof:
     """How an export is proven: onnxruntime (CPU) against the eval-mode fp32 PyTorch generator at
     several batch sizes (for int8, the fp32 export it is quantized from)."""
     precision = "fp32" if options.precision == "int8" else options.precision
     bound = DEFAULT_ATOL["fp32"] if options.precision == "int8" else options.atol
-    return Proof(torch_runner(reference), "pytorch fp32 eval", precision, bound, "export does not match PyTorch",
+    return Proof(torch_runner(reference), name, precision, bound, "export does not match PyTorch",
                  batches=options.batch_sizes)
 
 
@@ -147,6 +154,10 @@ class Exportable:
     noise_dim: int
     num_classes: int
     metadata: dict[str, str]
+    psi: bool = False             # a StyleGAN's truncation input (graph.optional_input gives it its default 1)
+    # what the export is proven against, when not `generator` itself (a StyleGAN2's own forward)
+    reference: nn.Module | None = None
+    reference_name: str = "pytorch fp32 eval"
 
 
 def exportable_run(source: str | Path, weights: str = "ema") -> Exportable:
@@ -169,11 +180,13 @@ def onnx_graph(exportable: Exportable, options: ExportOptions, log: Log = None):
         say(log, f"exporting with torch.onnx (opset {options.opset}, {metadata['precision']})")
         try:
             to_onnx(ExportedGenerator(copy.deepcopy(exportable.generator), half).eval(), path, exportable.noise_dim,
-                    exportable.num_classes, options.opset)
+                    exportable.num_classes, options.opset, exportable.psi)
         except Exception as e:  # torch.export raises many types; the trap it hits most is a fixed batch
             raise export_failure(e) from e
         model = onnx.load(str(path))
         rename_batch_axis(model)
+        if exportable.psi:
+            optional_input(model, PSI, np.ones(1, np.float32), "psi_rows")
         fold_batchnorm_into_next_gemm(model)
         if not half:                          # fp16 is for GPUs, whose ConvTranspose is fast already
             say(log, f"CPU kernel rewrite: {options.rewrite}")
@@ -189,8 +202,8 @@ def _export_onnx(exportable: Exportable, output: Path, options: ExportOptions, t
     failure: then nothing is left at `output`)."""
     model, metadata = onnx_graph(exportable, options, log)
     say(log, f"parity against PyTorch at batch {', '.join(map(str, options.batch_sizes))}")
-    report = derive(model, metadata, output, parity_proof(exportable.generator, options), options.allow_mismatch,
-                    target, check=True)
+    proof = parity_proof(exportable.reference or exportable.generator, options, exportable.reference_name)
+    report = derive(model, metadata, output, proof, options.allow_mismatch, target, check=True)
     assert report is not None
     return report
 

@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from gan_pack.contract.metadata import ModelInfo
-from gan_pack.contract.names import IMAGES, LABELS, NOISE
+from gan_pack.contract.names import IMAGES, LABELS, NOISE, PSI
 from gan_pack.core.noise import check_truncation, portable_noise
 from gan_pack.errors import ModelError
 from gan_pack.runtime.device import OUTPUTS, bound_inputs, bound_run, host_array, on_device
@@ -33,6 +33,7 @@ MAX_SAMPLE_VALUES = 1 << 28     # sample() returns one array: at most 1 GiB of f
 IO_BINDING_MIN_BATCH = 256     # on CUDA, batches from this size run through I/O binding
 NOISE_THREADS = 4               # on CUDA, threads that make the noise of the batches to come ...
 NOISE_AHEAD = 2                 # ... this many batches ahead
+MAX_PSI = 2.0                   # |psi| beyond this extrapolates w far past anything trained
 
 
 def check_signature(session, path: os.PathLike, info: ModelInfo) -> None:
@@ -58,6 +59,10 @@ def check_signature(session, path: os.PathLike, info: ModelInfo) -> None:
     if info.conditional and (len(inputs[LABELS].shape) != 1 or inputs[LABELS].type != "tensor(int64)"):
         raise ModelError(f"{path}: the labels input is {inputs[LABELS].type} {inputs[LABELS].shape}, "
                          f"not int64 (batch,)")
+    defaults = {i.name: i for i in session.get_overridable_initializers()}
+    if info.psi_input and (PSI not in defaults or defaults[PSI].type != "tensor(float)"):
+        raise ModelError(f"{path}: the metadata says it takes psi, but the graph has no float psi input with a "
+                         f"default; re-export it")
     fixed = [d if isinstance(d, int) else None for d in images.shape[1:]]
     if len(images.shape) != 4 or any(d is not None and d != want for d, want in zip(fixed, info.image_shape)):
         raise ModelError(f"{path}: the images output is {images.shape} but the metadata says image_shape "
@@ -78,7 +83,7 @@ class OnnxGenerator:
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
                  batch_size: int | None = None, memory_budget: int = MEMORY_BUDGET, variant: str | None = None,
-                 tf32: bool = True):
+                 tf32: bool = True, psi: float | None = None):
         self.source = Path(path)
         self.path, self.variant, self.chosen = pick_model_file(path, device, variant)
         # only a session that may run on CUDA needs the file's CUDA options (read from its bytes)
@@ -93,6 +98,8 @@ class OnnxGenerator:
         if not 1 << 20 <= memory_budget <= 1 << 40:
             raise ModelError(f"memory_budget must be 1 MiB..1 TiB, not {memory_budget} bytes")
         self.batch_size = self._bounded(self._fitted_batch(memory_budget) if batch_size is None else batch_size)
+        # a StyleGAN's truncation in w space for every image (None: the graph's default, 1)
+        self.psi = None if psi is None else float(self._psi_rows(psi, 1)[0])
 
     def describe(self) -> str:
         """Which file runs and where: 'mnist-cgan.cuda.onnx (variant cuda, made for CUDA) on CUDAExecutionProvider'."""
@@ -129,8 +136,9 @@ class OnnxGenerator:
                              f"{MEMORY_BUDGET >> 20} MiB)")
         return max(1, min(batch_size, MAX_BATCH_BYTES // (4 * self.image_values)))
 
-    def check_inputs(self, noise: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """The feeds for (noise, labels), checked as the contract says; a ModelError names what is wrong."""
+    def check_inputs(self, noise: np.ndarray, labels: np.ndarray | None = None, psi=None) -> dict[str, np.ndarray]:
+        """The feeds for (noise, labels[, psi]), checked as the contract says; a ModelError names what is
+        wrong. A StyleGAN-family model is fed psi (a number or one per row; default self.psi, else 1)."""
         noise = np.ascontiguousarray(noise, dtype=np.float32)
         if noise.ndim != 2 or noise.shape[1] != self.info.noise_dim:
             raise ModelError(f"noise must have shape (batch, {self.info.noise_dim}), not {noise.shape}")
@@ -146,10 +154,30 @@ class OnnxGenerator:
             feeds[LABELS] = labels
         elif labels is not None:
             raise ModelError("this model is unconditional (num_classes 0): drop the labels")
+        if self.info.psi_input or psi is not None:
+            feeds[PSI] = self._psi_feed(psi, len(noise))
         return feeds
 
-    def generate(self, noise, labels=None, output: str = "numpy"):
-        """Images (B, C, H, W) float32 in [-1, 1] for the caller's own noise (B, noise_dim).
+    def _psi_feed(self, psi, rows: int) -> np.ndarray:
+        """Always fed to a psi model, one per row (so a server can merge requests): psi, else self.psi, else 1."""
+        return self._psi_rows(psi if psi is not None else 1.0 if self.psi is None else self.psi, rows)
+
+    def _psi_rows(self, psi, rows: int) -> np.ndarray:
+        """psi (a number, or one per row) as the graph's (rows,) float32 input, checked."""
+        if not self.info.psi_input:
+            raise ModelError("psi is the truncation of StyleGAN-family models; this one has no psi input (use "
+                             "truncation, which redraws large noise components)")
+        values = np.asarray(psi, dtype=np.float32).reshape(-1)
+        if len(values) not in (1, rows):
+            raise ModelError(f"psi must be one number or one per row ({rows}), not {len(values)} values")
+        if not np.isfinite(values).all() or np.abs(values).max() > MAX_PSI:
+            raise ModelError(f"psi must be a number in -{MAX_PSI:g}..{MAX_PSI:g} (1: no truncation, 0: the "
+                             f"average image), not {values[~np.isfinite(values) | (np.abs(values) > MAX_PSI)][0]}")
+        return np.ascontiguousarray(np.broadcast_to(values, (rows,)))
+
+    def generate(self, noise, labels=None, output: str = "numpy", psi=None):
+        """Images (B, C, H, W) float32 in [-1, 1] for the caller's own noise (B, noise_dim); psi: a
+        StyleGAN's truncation (a number or one per row; default self.psi).
 
         output="device": on a GPU, the images stay there (a DeviceImages: torch.from_dlpack or
         cupy.from_dlpack take it without a copy), and noise and labels may be GPU tensors too."""
@@ -159,11 +187,13 @@ class OnnxGenerator:
         if self.binding_device is None or (output == "numpy" and not on_device(noise)):
             if on_device(noise):
                 raise ModelError("noise on a GPU needs a model on the GPU (device='cuda')")
-            return self.run_checked(self.check_inputs(noise, labels))
+            return self.run_checked(self.check_inputs(noise, labels, psi))
         if on_device(noise):
             feeds = bound_inputs(noise, labels, self.info.noise_dim, self.info.conditional)
+            if self.info.psi_input or psi is not None:
+                feeds[PSI] = self._psi_feed(psi, self._output_shape(feeds)[0])
         else:
-            feeds = self.check_inputs(noise, labels)
+            feeds = self.check_inputs(noise, labels, psi)
         return bound_run(self.session, feeds, self.binding_device, output, self._output_shape(feeds))
 
     def generate_in_batches(self, noise: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:

@@ -1,0 +1,178 @@
+"""StyleGAN2 export: the PyPI package stylegan2-torch, built with random weights, loaded through the
+stand-in ops, exported, and held to its own forward."""
+
+import argparse
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from conftest import one_error_line, run_cli
+from gan_pack.runtime.generator import OnnxGenerator
+
+SMALL = {"resolution": 32, "latent_dim": 64, "n_mlp": 2, "channels": {"4": 64, "8": 64, "16": 32, "32": 16}}
+
+
+def generator_class():
+    from importlib.util import find_spec
+
+    if find_spec("stylegan2_torch") is None:
+        pytest.skip("needs stylegan2-torch (the [dev] extra)")
+    from gan_pack.pytorch.stylegan2_ops import stylegan2_torch_generator
+
+    return stylegan2_torch_generator()
+
+
+def build(init: dict, seed: int = 0):
+    """A stylegan2_torch.Generator with random weights; its ToRGB weights scaled down so that, like a
+    trained one, its images mostly lie in [-1, 1] (parity is measured on the clamped images)."""
+    torch.manual_seed(seed)
+    g = generator_class()(init["resolution"], latent_dim=init["latent_dim"], n_mlp=init["n_mlp"],
+                          channels={int(k): v for k, v in init["channels"].items()}).eval()
+    with torch.no_grad():
+        for rgb in g.to_rgbs:
+            rgb.weight.mul_(0.2)
+        for block in list(g.convs) + list(g.up_convs):      # noise strengths are learned away from 0
+            block.add_noise.weight.fill_(0.3)
+    return g
+
+
+def own_forward(g, z, psi=None, w_avg=None, noises=None):
+    from gan_pack.pytorch.stylegan2 import noise_resolutions
+
+    noises = noises or [torch.zeros(1, 1, s, s) for s in noise_resolutions(2 * len(g.convs) - 1)]
+    trunc = None if psi is None else (torch.as_tensor(psi, dtype=torch.float32).reshape(-1, 1), w_avg)
+    with torch.no_grad():
+        return g([torch.from_numpy(z)], noises=noises, trunc_option=trunc).clamp(-1, 1).numpy()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    g = build(SMALL)
+    folder = tmp_path_factory.mktemp("sg2")
+    torch.save({"g_ema": g.state_dict(), "mean_latent": torch.randn(1, 64) * 0.1}, folder / "G.pt")
+    return g, folder
+
+
+def export(capsys, weights, output, init=SMALL, *extra):
+    import json
+
+    return run_cli(["export", weights, "--from", "stylegan2-torch", "--init", json.dumps(init), "-o", output,
+                    *extra], capsys)
+
+
+def test_stand_ins_leave_the_real_package_importable_as_it_was():
+    generator_class()
+    assert not [name for name in sys.modules if name.startswith("stylegan2_torch")]
+
+
+def test_upfirdn2d_stand_in_is_the_fir_filter():
+    from gan_pack.pytorch.stylegan2_ops import upfirdn2d
+
+    x = torch.randn(2, 3, 5, 5)
+    assert torch.equal(upfirdn2d(x, torch.ones(1, 1)), x)
+    up = upfirdn2d(x, torch.ones(2, 2), up=2, pad=(1, 0))     # zero insertion, then a 2x2 box: nearest
+    assert torch.allclose(up, x.repeat_interleave(2, 2).repeat_interleave(2, 3))
+    kernel = torch.tensor([[0.0, 0.0], [0.0, 1.0]])           # a true convolution (kernel flipped): a shift
+    assert torch.equal(upfirdn2d(x, kernel, pad=(1, 0)), torch.nn.functional.pad(x, [1, 0, 1, 0])[..., :5, :5])
+    assert upfirdn2d(x, torch.ones(2, 2) / 4, down=2, pad=(0, 1)).shape == (2, 3, 3, 3)
+
+
+def test_export_matches_its_own_forward_with_psi(small, tmp_path, capsys):
+    g, folder = small
+    code, out, err = export(capsys, folder / "G.pt", tmp_path / "sg.onnx")
+    assert code == 0, err
+    assert "stylegan2_torch.Generator.forward" in out
+    model = OnnxGenerator(tmp_path / "sg.onnx")
+    assert model.info.psi_input and model.info.image_shape == (1, 32, 32)
+    w_avg = torch.load(folder / "G.pt")["mean_latent"]
+    for batch in (1, 7, 64):
+        z = model.noise(batch, seed=batch)
+        assert np.abs(model.generate(z) - own_forward(g, z)).max() <= 1e-4
+        psi = np.linspace(0, 1, batch, dtype=np.float32)          # one per row
+        assert np.abs(model.generate(z, psi=psi) - own_forward(g, z, psi, w_avg)).max() <= 1e-4
+    z = model.noise(7, seed=1)
+    assert np.abs(model.generate(z, psi=0.5) - own_forward(g, z, 0.5, w_avg)).max() <= 1e-4
+    average = model.generate(z, psi=0.0)                          # psi 0: every row is the average image
+    assert np.abs(average - average[:1]).max() < 1e-5 and np.abs(average - model.generate(z)).max() > 0.01
+    rows = np.concatenate([model.generate(z[i:i + 1], psi=0.7) for i in range(7)])
+    assert np.abs(rows - model.generate(z, psi=0.7)).max() <= 1e-5
+
+
+@pytest.mark.slow
+def test_export_at_64_px_matches_its_own_forward(tmp_path, capsys):
+    init = {"resolution": 64, "latent_dim": 128, "n_mlp": 4,
+            "channels": {"4": 128, "8": 128, "16": 128, "32": 128, "64": 64}}
+    g = build(init, seed=3)
+    torch.save(g.state_dict(), tmp_path / "G.pt")                # a bare state dict
+    code, _, err = export(capsys, tmp_path / "G.pt", tmp_path / "sg.onnx", init, "--noise-mode", "const",
+                          "--seed", "5")
+    assert code == 0, err
+    from gan_pack.pytorch.stylegan2 import noise_resolutions
+
+    gen = torch.Generator().manual_seed(5)
+    noises = [torch.randn(1, 1, s, s, generator=gen) for s in noise_resolutions(2 * len(g.convs) - 1)]
+    model = OnnxGenerator(tmp_path / "sg.onnx")
+    for batch in (1, 7, 64):
+        z = model.noise(batch, seed=batch)
+        assert np.abs(model.generate(z) - own_forward(g, z, noises=noises)).max() <= 1e-4
+
+
+def test_const_noise_from_the_checkpoint_and_a_rosinality_checkpoint(small, tmp_path, capsys):
+    """The lineage's train.py saves g, d, g_ema, optimizer states and its argparse args; noise
+    buffers as noises.noise_K in the generator."""
+    g, _ = small
+    from gan_pack.pytorch.stylegan2 import noise_resolutions
+
+    noises = [torch.randn(1, 1, s, s) for s in noise_resolutions(7)]
+    state = {**g.state_dict(), **{f"noises.noise_{k}": n for k, n in enumerate(noises)}}
+    torch.save({"g": g.state_dict(), "g_ema": state, "args": argparse.Namespace(size=32, latent=64)},
+               tmp_path / "ckpt.pt")
+    code, _, err = export(capsys, tmp_path / "ckpt.pt", tmp_path / "sg.onnx", SMALL, "--noise-mode", "const")
+    assert code == 0, err
+    model = OnnxGenerator(tmp_path / "sg.onnx")
+    z = model.noise(7, seed=2)
+    assert np.abs(model.generate(z) - own_forward(g, z, noises=noises)).max() <= 1e-4
+    assert np.abs(model.generate(z) - own_forward(g, z)).max() > 1e-3        # the noise is really in it
+    assert model.info.raw["noise_mode"] == "const" and "seed" in model.info.raw["mean_latent"]
+
+
+@pytest.mark.parametrize("init, extra, words", [
+    ({**SMALL, "n_mlp": 3}, [], ["does not fit", "missing: mapping.3.weight"]),
+    ({**SMALL, "channels": {"4": 64, "8": 64, "16": 32}}, [], ["no width for resolution 32"]),
+    ({**SMALL, "resolution": 48}, [], ["resolution"]),
+    ({**SMALL, "channels": {"4": 64, "8": 64, "16": 32, "32": 8}}, [], ["other shapes"]),
+    (SMALL, ["--noise-mode", "const"], ["no noise buffers", "--seed"]),
+    (SMALL, ["--noise-dim", "64"], ["drop --noise-dim"]),
+])
+def test_traps_are_one_line_and_leave_nothing(small, tmp_path, capsys, init, extra, words):
+    _, folder = small
+    torch.save(small[0].state_dict(), tmp_path / "bare.pt")       # no mean latent, no noise
+    code, _, err = export(capsys, tmp_path / "bare.pt", tmp_path / "sg.onnx", init, *extra)
+    one_error_line(code, err, *words)
+    assert list(tmp_path.iterdir()) == [tmp_path / "bare.pt"]
+
+
+def test_a_pickled_module_is_refused_without_running_it(small, tmp_path, capsys):
+    torch.save({"g_ema": torch.nn.Linear(2, 2)}, tmp_path / "module.pt")     # a pickled module
+    code, _, err = export(capsys, tmp_path / "module.pt", tmp_path / "sg.onnx")
+    one_error_line(code, err, "without running code")
+
+
+def test_psi_is_refused_where_it_does_not_belong(small, tmp_path, capsys, exported_models):
+    _, folder = small
+    assert export(capsys, folder / "G.pt", tmp_path / "sg.onnx")[0] == 0
+    code, _, err = run_cli(["sample", tmp_path / "sg.onnx", "-n", "4", "--psi", "3", "-o", tmp_path / "x.png"], capsys)
+    one_error_line(code, err, "psi must be a number in -2..2")
+    plain = next(iter(exported_models.values()))
+    code, _, err = run_cli(["sample", plain, "-n", "4", "--psi", "0.7", "-o", tmp_path / "y.png"], capsys)
+    one_error_line(code, err, "no psi input")
+    code, _, err = run_cli(["sample", tmp_path / "sg.onnx", "--seeds", "0-3", "--psi", "0.7", "-o",
+                            tmp_path / "z.npy"], capsys)
+    assert code == 0, err
+    model = OnnxGenerator(tmp_path / "sg.onnx", psi=0.7)
+    expected = np.concatenate([model.generate(model.noise(1, s)) for s in range(4)])
+    assert np.abs(np.load(tmp_path / "z.npy") - expected).max() <= 1e-6
