@@ -53,8 +53,10 @@ def export(
         = LabelInput.class_index,
     output_range: Annotated[Optional[str], _own("Your output's range: -1,1 (Tanh, the default) or 0,1 (Sigmoid).",
                                                 OWN)] = None,
-    noise_mode: Annotated[NoiseMode, _own("StyleGAN2 per-pixel noise: none (zeros) or const (fixed, stored in the "
-                                          "model: the checkpoint's, or drawn from --seed).", STYLE)] = NoiseMode.none,
+    noise_mode: Annotated[Optional[NoiseMode], _own(
+        "StyleGAN-family per-pixel noise: none (zeros, the default) or const (fixed, stored in the model: the "
+        "checkpoint's, or drawn from --seed). Also passed to a --module forward that takes noise_mode.",
+        STYLE)] = None,
     seed: Annotated[Optional[int], _own("StyleGAN2: the seed of const noise, and of the mean latent where the "
                                         "checkpoint has none (default 0).", STYLE)] = None,
 ) -> None:
@@ -87,10 +89,12 @@ def export(
                                "'{\"resolution\": 32, \"latent_dim\": 64, \"n_mlp\": 2}'")
         options.batch_sizes = STYLEGAN_PARITY_BATCHES
         output = check_outputs(output)
-        exportable = exportable_stylegan2_torch(source, parse_init(init), noise_mode.value, seed, dataset)
+        exportable = exportable_stylegan2_torch(source, parse_init(init), (noise_mode or NoiseMode.none).value, seed,
+                                                dataset)
         show_parity(write_generator(exportable, output, options, log=stage))
-    elif noise_mode is not NoiseMode.none or seed is not None:
-        raise GanPackError("--noise-mode and --seed are for --from stylegan2-torch")
+    elif seed is not None or (noise_mode is not None and module is None):
+        raise GanPackError("--seed is for --from stylegan2-torch, --noise-mode for it or a --module whose forward "
+                           "takes noise_mode")
     elif module is None and tutorial is None:
         given = [flag for flag, value in own.items() if value is not None]
         if given:
@@ -103,6 +107,7 @@ def export(
             raise GanPackError("give either --module (your class) or --from (the tutorial's), not both")
         settings = own_settings(noise_dim, num_classes, class_names, dataset, image_shape, noise_shape, label_input,
                                 output_range, module or (tutorial.value if tutorial else ""))
+        settings["noise_mode"] = noise_mode.value if noise_mode else None
         output = check_outputs(output)
         exportable = exportable_file(source, settings, module, parse_init(init), tutorial.value if tutorial else None)
         show_parity(write_generator(exportable, output, options, log=stage))

@@ -12,6 +12,7 @@ that ignore the noise.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 
@@ -44,6 +45,7 @@ class ImportSpec:
     output_range_given: bool = True                   # False: -1,1 assumed, so a [0, 1] output is a trap
     source: str = "a PyTorch module"                  # what was imported (metadata: imported_from)
     arch: str = "imported"
+    noise_mode: str | None = None                     # NVlabs-style forward(..., noise_mode=): none | const
 
     def __post_init__(self) -> None:
         p = []
@@ -69,8 +71,26 @@ class ImportSpec:
             raise ConfigError("; ".join(p))
 
 
+def style_keywords(module: nn.Module, spec: ImportSpec) -> tuple[dict, bool]:
+    """The keyword arguments of NVlabs' calling convention that the module's forward takes
+    (G(z, c, truncation_psi=1, noise_mode='random', fused_modconv=True)): the noise mode asked for
+    (none by default: no random numbers in the graph), fused_modconv=False (constant weights instead of
+    a grouped convolution of per-sample weights); and whether it takes truncation_psi (then psi
+    becomes an input of the graph)."""
+    names = inspect.signature(module.forward).parameters
+    keywords: dict = {}
+    if "noise_mode" in names:
+        keywords["noise_mode"] = spec.noise_mode or "none"
+    elif spec.noise_mode is not None:
+        raise ConfigError(f"--noise-mode {spec.noise_mode}: {type(module).__name__}.forward takes no noise_mode")
+    if "fused_modconv" in names:
+        keywords["fused_modconv"] = False
+    return keywords, "truncation_psi" in names
+
+
 class ContractAdapter(nn.Module):
-    """noise (B, noise_dim) [+ labels (B,)] -> images (B, C, H, W) in [-1, 1], around any module."""
+    """noise (B, noise_dim) [+ labels (B,)] [+ psi (B,)] -> images (B, C, H, W) in [-1, 1], around any
+    module (psi: for a forward that takes NVlabs' truncation_psi)."""
 
     def __init__(self, module: nn.Module, spec: ImportSpec, image_shape: tuple[int, int, int] | None):
         super().__init__()
@@ -78,6 +98,9 @@ class ContractAdapter(nn.Module):
         self.noise_shape = tuple(spec.noise_shape) if spec.noise_shape else None
         self.num_classes, self.onehot = spec.num_classes, spec.label_input == "onehot"
         self.zero_one = tuple(spec.output_range) == (0.0, 1.0)
+        self.keywords, self.psi = style_keywords(module, spec)
+        # a StyleGAN-family synthesis ends without a Tanh: its images are clamped, as NVlabs' gen_images does
+        self.clamp = bool(self.keywords) or self.psi
 
     def inputs(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> tuple:
         """What the module's own forward takes for the contract's (noise, labels)."""
@@ -86,10 +109,14 @@ class ContractAdapter(nn.Module):
             return (z,)
         return z, F.one_hot(labels, self.num_classes).to(z.dtype) if self.onehot else labels
 
-    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.module(*self.inputs(noise, labels))
+    def forward(self, noise: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        labels = rest[0] if self.num_classes else None
+        psi = rest[-1] if self.psi and len(rest) > bool(self.num_classes) else None
+        truncation = {} if psi is None else {"truncation_psi": psi.reshape(-1, 1)}
+        out = self.module(*self.inputs(noise, labels), **self.keywords, **truncation)
         out = out.reshape(out.shape[0], *self.image_shape)                    # (B, C, H, W)
-        return out * 2 - 1 if self.zero_one else out
+        out = out * 2 - 1 if self.zero_one else out
+        return out.clamp(-1.0, 1.0) if self.clamp else out
 
 
 # ---------------------------------------------------------------- running the module
@@ -103,9 +130,10 @@ def _inputs(spec: ImportSpec, batch: int) -> tuple[torch.Tensor, torch.Tensor | 
 def _run(module: nn.Module, spec: ImportSpec, batch: int, worked: list[int]) -> torch.Tensor:
     """The raw module's output at one batch size, its errors explained (`worked`: the batch sizes
     that ran before)."""
-    args = ContractAdapter(module, spec, image_shape=None).inputs(*_inputs(spec, batch))   # no output reshape here
+    adapter = ContractAdapter(module, spec, image_shape=None)
+    args = adapter.inputs(*_inputs(spec, batch))                  # no output reshape here
     try:
-        out = module(*args)
+        out = module(*args, **adapter.keywords)
     except Exception as e:  # the user's forward may raise anything
         raise ModelError(_explain_failure(e, spec, batch, worked, tuple(args[0].shape))) from e
     if not isinstance(out, torch.Tensor):

@@ -195,7 +195,11 @@ def exportable_module(module: nn.Module, spec: ImportSpec) -> Exportable:
     metadata = generator_metadata(config, dataset, 0, 0, "as given", "fp32", 0, gan_pack.__version__)
     del metadata["epochs"], metadata["steps"]                # unknown for a module trained elsewhere
     metadata["imported_from"] = spec.source
-    return Exportable(adapter, spec.noise_dim, spec.num_classes, metadata)
+    if "noise_mode" in adapter.keywords:
+        metadata["noise_mode"] = adapter.keywords["noise_mode"]
+    if adapter.psi:
+        metadata["psi_input"] = "true"
+    return Exportable(adapter, spec.noise_dim, spec.num_classes, metadata, psi=adapter.psi)
 
 
 def export_module(module: nn.Module, output: str | Path, spec: ImportSpec,

@@ -3,6 +3,7 @@ stand-in ops, exported, and held to its own forward."""
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,3 +177,65 @@ def test_psi_is_refused_where_it_does_not_belong(small, tmp_path, capsys, export
     model = OnnxGenerator(tmp_path / "sg.onnx", psi=0.7)
     expected = np.concatenate([model.generate(model.noise(1, s)) for s in range(4)])
     assert np.abs(np.load(tmp_path / "z.npy") - expected).max() <= 1e-6
+
+
+# ---------------------------------------------------------------- a clean-room NVlabs-style generator
+
+ZOO = Path(__file__).with_name("zoo_stylegan.py")
+
+
+@pytest.fixture(scope="module")
+def nvlabs_style(tmp_path_factory):
+    """The zoo's class-conditional RGB generator at 16 px with random weights and a w_avg that
+    training would have tracked, and its state dict on disk."""
+    from gan_pack.pytorch.importer import load_class
+
+    cls = load_class(f"{ZOO}:Generator")
+    torch.manual_seed(1)
+    g = cls(c_dim=3).eval()
+    with torch.no_grad():
+        g.mapping.w_avg.normal_(0, 0.3)
+    folder = tmp_path_factory.mktemp("nvlabs")
+    torch.save(g.state_dict(), folder / "G.pth")
+    return g, folder / "G.pth"
+
+
+def export_nvlabs(capsys, weights, output, *extra):
+    return run_cli(["export", weights, "--module", f"{ZOO}:Generator", "--init", '{"c_dim": 3}', "--noise-dim", "32",
+                    "--num-classes", "3", "--label-input", "onehot", "--class-names", "circle,square,star",
+                    "-o", output, *extra], capsys)
+
+
+def test_a_conditional_nvlabs_style_generator_maps_c_onto_labels_and_psi(nvlabs_style, tmp_path, capsys):
+    g, weights = nvlabs_style
+    code, _, err = export_nvlabs(capsys, weights, tmp_path / "nv.onnx", "--noise-mode", "const")
+    assert code == 0, err
+    model = OnnxGenerator(tmp_path / "nv.onnx")
+    assert model.info.psi_input and model.info.image_shape == (3, 16, 16) and model.info.num_classes == 3
+    z, labels = model.noise(7, seed=4), np.array([0, 1, 2, 0, 1, 2, 0])
+    c = torch.nn.functional.one_hot(torch.from_numpy(labels), 3).float()
+    for psi in (None, 0.5, np.linspace(0, 1, 7, dtype=np.float32)):
+        truncation = 1 if psi is None else torch.as_tensor(psi).reshape(-1, 1)
+        with torch.no_grad():      # NVlabs' inference path: the grouped convolution of per-sample weights
+            own = g(torch.from_numpy(z), c, truncation_psi=truncation, noise_mode="const").clamp(-1, 1).numpy()
+        assert np.abs(model.generate(z, labels, psi=psi) - own).max() <= 1e-4
+    assert np.abs(model.generate(z, labels) - model.generate(z, 2 - labels)).max() > 1e-3   # c matters
+
+
+def test_noise_mode_defaults_to_none_and_is_checked_against_the_forward(nvlabs_style, tmp_path, capsys):
+    g, weights = nvlabs_style
+    code, _, err = export_nvlabs(capsys, weights, tmp_path / "nv.onnx")      # forward's default is random
+    assert code == 0, err
+    model = OnnxGenerator(tmp_path / "nv.onnx")
+    assert model.info.raw["noise_mode"] == "none"
+    z, labels = model.noise(3, seed=0), np.array([0, 1, 2])
+    with torch.no_grad():
+        own = g(torch.from_numpy(z), torch.eye(3), noise_mode="none").clamp(-1, 1).numpy()
+    assert np.abs(model.generate(z, labels) - own).max() <= 1e-4
+    torch.save({f"l.{k}": v for k, v in torch.nn.Linear(4, 4).state_dict().items()}, tmp_path / "lin.pth")
+    (tmp_path / "plain.py").write_text("import torch\nclass G(torch.nn.Module):\n    def __init__(self):\n"
+                                       "        super().__init__()\n        self.l = torch.nn.Linear(4, 4)\n"
+                                       "    def forward(self, z):\n        return torch.tanh(self.l(z)).view(-1, 1, 2, 2)\n")
+    code, _, err = run_cli(["export", tmp_path / "lin.pth", "--module", f"{tmp_path / 'plain.py'}:G", "--noise-dim",
+                            "4", "--noise-mode", "const", "-o", tmp_path / "p.onnx"], capsys)
+    one_error_line(code, err, "takes no noise_mode")
