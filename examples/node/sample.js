@@ -11,7 +11,7 @@
 // `ganpack sample --seed` and the web page.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { manifestPaths, pixelStrip, portableNoise, psiFeed } from '../shared/samples.mjs';
+import { feedableInput, manifestPaths, pixelStrip, portableNoise, psiFeed, takesPsi } from '../shared/samples.mjs';
 
 function parseArgs(argv) {
   const args = { count: 1, seed: 0, label: 0, out: 'sample.pgm' };
@@ -36,7 +36,8 @@ function toNetpbm(images, count, [channels, height, width]) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const manifest = readManifest(args.model);
-  const session = await ort.InferenceSession.create(args.model);
+  const model = readFileSync(args.model);
+  const session = await ort.InferenceSession.create(takesPsi(manifest) ? feedableInput(model, 'psi') : model);
   let noise, count;
   if (args.noise) {
     const rows = JSON.parse(readFileSync(args.noise, 'utf8'));

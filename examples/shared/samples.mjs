@@ -74,13 +74,96 @@ export function manifestPaths(model) {
   return [...new Set([`${stem}.json`, `${stem.replace(/\.(fp16|int8)$/, '')}.json`])];
 }
 
-// The psi feed of a StyleGAN-family package (its manifest's contract lists an optional psi input):
-// one float for every image, or null to leave the graph's default (1). psi on another model is a mistake.
+// The psi feed of a StyleGAN-family package (its manifest's contract lists a psi input): one float for
+// every image, 1 (no truncation) unless `psi` is given; null for other models, where psi is a mistake.
 export function psiFeed(manifest, psi) {
-  const takes = manifest.contract.inputs.some((input) => input.name === 'psi');
-  if (psi === undefined || psi === null || psi === '') return null;
-  const value = Number(psi);
-  if (!takes) throw new Error('--psi is for StyleGAN-family packages; this model has no psi input');
+  const given = !(psi === undefined || psi === null || psi === '');
+  if (!takesPsi(manifest)) {
+    if (given) throw new Error('--psi is for StyleGAN-family packages; this model has no psi input');
+    return null;
+  }
+  const value = given ? Number(psi) : 1;
   if (!(Math.abs(value) <= 2)) throw new Error(`psi must be a number in -2..2, not ${psi}`);
   return Float32Array.of(value);
+}
+
+export function takesPsi(manifest) {
+  return manifest.contract.inputs.some((input) => input.name === 'psi');
+}
+
+// The model's bytes with the default of input `name` (an initializer of that name) removed, so that the
+// input can be fed: onnxruntime-node and -web feed only the inputs a session lists, and a session does
+// not list an input that has a default. Protobuf wire format: ModelProto.graph is field 7,
+// GraphProto.initializer field 5, TensorProto.name field 8.
+export function feedableInput(model, name) {
+  const bytes = new Uint8Array(model);
+  const parts = [];
+  for (const f of protoFields(bytes)) {
+    if (f.field !== 7 || f.wire !== 2) {
+      parts.push(bytes.subarray(f.start, f.end));
+      continue;
+    }
+    const graph = bytes.subarray(f.dataStart, f.dataEnd);
+    const kept = protoFields(graph)
+      .filter((g) => !(g.field === 5 && g.wire === 2 && tensorName(graph.subarray(g.dataStart, g.dataEnd)) === name))
+      .map((g) => graph.subarray(g.start, g.end));
+    const length = kept.reduce((total, part) => total + part.length, 0);
+    parts.push(Uint8Array.from([...varint(7 * 8 + 2), ...varint(length)]), ...kept);
+  }
+  const out = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+function readVarint(bytes, pos) {
+  let value = 0, scale = 1, byte;
+  do {
+    if (pos >= bytes.length) throw new Error('the model is not an ONNX file (truncated protobuf)');
+    byte = bytes[pos++];
+    value += (byte & 0x7f) * scale;
+    scale *= 128;
+  } while (byte & 0x80);
+  return [value, pos];
+}
+
+function varint(value) {
+  const out = [];
+  do {
+    const low = value % 128;
+    value = Math.floor(value / 128);
+    out.push(value ? low | 0x80 : low);
+  } while (value);
+  return out;
+}
+
+function protoFields(bytes) {
+  const fields = [];
+  let pos = 0;
+  while (pos < bytes.length) {
+    const start = pos;
+    let key, length;
+    [key, pos] = readVarint(bytes, pos);
+    const field = Math.floor(key / 8), wire = key % 8;
+    let dataStart = pos;
+    if (wire === 0) [, pos] = readVarint(bytes, pos);
+    else if (wire === 1) pos += 8;
+    else if (wire === 5) pos += 4;
+    else if (wire === 2) {
+      [length, pos] = readVarint(bytes, pos);
+      dataStart = pos;
+      pos += length;
+    } else throw new Error('the model is not an ONNX file (unknown protobuf wire type)');
+    if (pos > bytes.length) throw new Error('the model is not an ONNX file (truncated protobuf)');
+    fields.push({ field, wire, start, end: pos, dataStart, dataEnd: pos });
+  }
+  return fields;
+}
+
+function tensorName(tensor) {
+  const name = protoFields(tensor).find((f) => f.field === 8 && f.wire === 2);
+  return name ? new TextDecoder().decode(tensor.subarray(name.dataStart, name.dataEnd)) : '';
 }

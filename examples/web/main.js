@@ -7,7 +7,7 @@
 // with ?labels=0,3,5 takes a caller's own noise. "walk" plays `ganpack interpolate --gif`'s loop
 // (?walk=F draws its frame F). When done, window.ganpack holds {pixels, width, height, channels,
 // classNames} read back from the page.
-import { manifestPaths, pixelStrip, portableNoise, psiFeed, slerp } from '../shared/samples.mjs';
+import { feedableInput, manifestPaths, pixelStrip, portableNoise, psiFeed, slerp, takesPsi } from '../shared/samples.mjs';
 
 const WALK = { points: 4, frames: 60, fps: 20 };
 
@@ -45,8 +45,8 @@ function draw(images, count, [channels, height, width], classNames) {
 }
 
 function truncationOf() {
-  const psi = Number(document.getElementById('truncation').value);
-  return psi >= 3 ? null : psi;            // the slider's right end means no truncation
+  const threshold = Number(document.getElementById('truncation').value);
+  return threshold >= 3 ? null : threshold;            // the slider's right end means no truncation
 }
 
 async function inputs(params, manifest) {
@@ -65,7 +65,7 @@ async function inputs(params, manifest) {
 async function run(session, manifest, noise, labels, count) {
   const feeds = { noise: new ort.Tensor('float32', noise, [count, manifest.noise_dim]) };
   if (manifest.num_classes) feeds.labels = new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [count]);
-  const psi = manifest.psiBox ? psiFeed(manifest, document.getElementById('style-psi').value) : null;
+  const psi = psiFeed(manifest, takesPsi(manifest) ? document.getElementById('style-psi').value : null);
   if (psi) feeds.psi = new ort.Tensor('float32', psi, [1]);
   return (await session.run(feeds)).images.data;
 }
@@ -115,16 +115,17 @@ async function main() {
   manifest.class_names.forEach((name, i) => select.add(new Option(name, String(i))));
   select.value = String(Math.min(3, Math.max(manifest.num_classes - 1, 0)));
   document.getElementById('label-box').hidden = !manifest.num_classes;
-  manifest.psiBox = psiFeed(manifest, '1') !== null;
-  document.getElementById('psi-box').hidden = !manifest.psiBox;
+  document.getElementById('psi-box').hidden = !takesPsi(manifest);
   if (params.has('psi')) document.getElementById('style-psi').value = params.get('psi');
   for (const name of ['seed', 'label', 'count', 'truncation'])
     if (params.has(name)) document.getElementById(name).value = params.get(name);
   const slider = document.getElementById('truncation');
-  const showPsi = () => { document.getElementById('psi').textContent = truncationOf() ?? 'off'; };
-  slider.oninput = showPsi;
-  showPsi();
-  const session = await ort.InferenceSession.create(model, { executionProviders: ['wasm'] });
+  const showThreshold = () => { document.getElementById('truncation-value').textContent = truncationOf() ?? 'off'; };
+  slider.oninput = showThreshold;
+  showThreshold();
+  const bytes = new Uint8Array(await (await fetch(model)).arrayBuffer());
+  const session = await ort.InferenceSession.create(takesPsi(manifest) ? feedableInput(bytes, 'psi') : bytes,
+    { executionProviders: ['wasm'] });
   document.getElementById('go').onclick = () => sample(session, manifest, new URLSearchParams());
   document.getElementById('walk').onclick = () => playWalk(session, manifest);
   if (params.has('walk')) {

@@ -15,10 +15,13 @@ from gan_pack.runtime.generator import OnnxGenerator
 
 def triton_config(name: str, info: ModelInfo, max_batch: int = 1024, delay_us: int = 2000) -> str:
     """config.pbtxt for Triton's onnxruntime backend: dims without the batch axis; labels, (batch,)
-    in the graph, are dims [1] reshaped to [] as Triton's docs do for per-item scalars."""
+    in the graph, are dims [1] reshaped to [] as Triton's docs do for per-item scalars; so is a
+    StyleGAN's psi, an optional input."""
     inputs = [f'  {{ name: "noise" data_type: TYPE_FP32 dims: [ {info.noise_dim} ] }}']
     if info.conditional:
         inputs.append('  { name: "labels" data_type: TYPE_INT64 dims: [ 1 ] reshape: { shape: [ ] } }')
+    if info.psi_input:      # a StyleGAN's truncation, one per image; the graph's default (1) where absent
+        inputs.append('  { name: "psi" data_type: TYPE_FP32 dims: [ 1 ] reshape: { shape: [ ] } optional: true }')
     dims = ", ".join(map(str, info.image_shape))
     return (f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {max_batch}\n'
             f"input [\n{(','+chr(10)).join(inputs)}\n]\n"

@@ -35,7 +35,7 @@ def model_metadata(name: str, g: OnnxGenerator) -> dict:
     return {"name": name, "versions": ["1"], "platform": "onnxruntime_onnx", "inputs": inputs,
             "outputs": [{"name": IMAGES, "datatype": "FP32", "shape": [-1, *g.info.image_shape]}],
             "parameters": {"num_classes": g.info.num_classes, "class_names": g.info.class_names,
-                           "dataset": g.info.dataset, "output_range": [-1, 1]}}
+                           "dataset": g.info.dataset, "output_range": [-1, 1], "psi_input": g.info.psi_input}}
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,14 @@ def _binary_output(request: dict) -> bool:
         bool(_object(o.get("parameters"), "an output's parameters").get("binary_data")) for o in wanted)
 
 
+def request_psi(request: dict) -> float | None:
+    """A StyleGAN's truncation psi, from the request's parameters ({"parameters": {"psi": 0.7}})."""
+    psi = _object(request.get("parameters"), "parameters").get("psi")
+    if psi is not None and (isinstance(psi, bool) or not isinstance(psi, (int, float))):
+        raise HTTPError(400, "parameters.psi must be a number (the truncation of StyleGAN-family models)")
+    return psi
+
+
 def parse_infer(body: bytes, header_length: str | None, g: OnnxGenerator, limit: int) -> InferRequest:
     """The checked request of an infer call; HTTPError 400/413 for anything else."""
     try:
@@ -143,7 +151,7 @@ def parse_infer(body: bytes, header_length: str | None, g: OnnxGenerator, limit:
     if NOISE not in tensors:
         raise HTTPError(400, "the request lacks the input 'noise'")
     try:
-        feeds = g.check_inputs(tensors[NOISE], tensors.get(LABELS))
+        feeds = g.check_inputs(tensors[NOISE], tensors.get(LABELS), request_psi(request))
     except ModelError as e:
         raise HTTPError(400, str(e)) from e
     request_id = request.get("id")
@@ -168,12 +176,14 @@ def infer_response(name: str, request: InferRequest, images: np.ndarray) -> tupl
 
 @dataclass(frozen=True)
 class SampleQuery:
-    """GET /v1/models/NAME/sample.{png,npy}?n=16&seed=1&label=3&truncation=0.7, checked."""
+    """GET /v1/models/NAME/sample.{png,npy}?n=16&seed=1&label=3&truncation=0.7 (&psi=0.7 for a
+    StyleGAN), checked."""
 
     n: int
     seed: int
     label: int | None
     truncation: float | None
+    psi: float | None = None
 
     @classmethod
     def parse(cls, query, limit: int) -> "SampleQuery":
@@ -182,11 +192,12 @@ class SampleQuery:
             seed = int(query.get("seed", 0))
             label = int(query["label"]) if "label" in query else None
             truncation = float(query["truncation"]) if "truncation" in query else None
+            psi = float(query["psi"]) if "psi" in query else None
         except ValueError as e:
-            raise HTTPError(400, f"n, seed and label are integers and truncation a number ({e})") from e
+            raise HTTPError(400, f"n, seed and label are integers, truncation and psi numbers ({e})") from e
         if not 1 <= n <= limit:
             raise HTTPError(413 if n > 0 else 400, f"n must be in 1..{limit}, not {n}")
-        return cls(n, seed, label, truncation)
+        return cls(n, seed, label, truncation, psi)
 
     def feeds(self, g: OnnxGenerator) -> dict[str, np.ndarray]:
         """The generator's checked feeds: the portable noise of (seed, 0..n-1), the label or every class."""
@@ -194,7 +205,7 @@ class SampleQuery:
             raise HTTPError(400, "this model is unconditional (num_classes 0): drop label")
         try:
             labels = g.resolve_labels(self.n, self.label) if g.info.conditional else None
-            return g.check_inputs(g.noise(self.n, self.seed, truncation=self.truncation), labels)
+            return g.check_inputs(g.noise(self.n, self.seed, truncation=self.truncation), labels, self.psi)
         except GanPackError as e:
             raise HTTPError(400, str(e)) from e
 

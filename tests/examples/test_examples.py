@@ -302,3 +302,74 @@ def test_the_example_server_serves_the_page_and_packages_only():
             assert status(path) == 404, path
     finally:
         httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def stylegan_packages(tmp_path_factory):
+    """Two StyleGAN2 packages inside the page's folder: stylegan2-torch's (32 px, one channel) and the
+    clean-room conditional RGB generator of the test zoo (16 px), both exported with psi."""
+    if not HAS_TORCH:
+        pytest.skip("needs the [train] extra (torch)")
+    import importlib.util
+
+    if importlib.util.find_spec("stylegan2_torch") is None:
+        pytest.skip("needs stylegan2-torch (the [dev] extra)")
+    import torch
+
+    from gan_pack.pytorch.importer import load_class
+    from gan_pack.pytorch.stylegan2_ops import stylegan2_torch_generator
+
+    scratch = tmp_path_factory.mktemp("stylegan")
+    init = {"resolution": 32, "latent_dim": 64, "n_mlp": 2, "channels": {"4": 64, "8": 64, "16": 32, "32": 16}}
+    torch.manual_seed(0)
+    g = stylegan2_torch_generator()(32, 64, 2, channels={int(k): v for k, v in init["channels"].items()})
+    with torch.no_grad():
+        for rgb in g.to_rgbs:
+            rgb.weight.mul_(0.2)
+    torch.save({"g_ema": g.state_dict()}, scratch / "G.pt")
+    zoo = ROOT / "tests" / "pytorch" / "zoo_stylegan.py"
+    torch.save(load_class(f"{zoo}:Generator")(c_dim=3).state_dict(), scratch / "nv.pth")
+    outs = {"mono": WEB_EXAMPLE / ".test-sg2-mono", "rgb": WEB_EXAMPLE / ".test-sg2-rgb"}
+    steps = [("export", scratch / "G.pt", "--from", "stylegan2-torch", "--init", json.dumps(init),
+              "-o", scratch / "mono.onnx"),
+             ("export", scratch / "nv.pth", "--module", f"{zoo}:Generator", "--init", '{"c_dim": 3}', "--noise-dim",
+              "32", "--num-classes", "3", "--label-input", "onehot", "--class-names", "circle,square,star",
+              "-o", scratch / "rgb.onnx"),
+             ("pack", scratch / "mono.onnx", "-o", outs["mono"]), ("pack", scratch / "rgb.onnx", "-o", outs["rgb"])]
+    for out in outs.values():
+        shutil.rmtree(out, ignore_errors=True)
+    for step in steps:
+        done = ganpack_process(*step)
+        assert done.returncode == 0, done.stderr
+    yield {key: out / f"{out.name}.onnx" for key, out in outs.items()}
+    for out in outs.values():
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def test_node_psi_gives_pythons_stylegan_images(node_ready, stylegan_packages, tmp_path):
+    model = stylegan_packages["mono"]
+    args = ["node", "sample.js", "--model", str(model), "--seed", "7", "--count", "4", "--psi", "0.6",
+            "--out", str(tmp_path / "s.pgm")]
+    result = subprocess.run(args, cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    python = np.concatenate(list(to_uint8(OnnxGenerator(model, psi=0.6).sample(4, seed=7))), axis=1)[:, :, 0]
+    plain = np.concatenate(list(to_uint8(OnnxGenerator(model).sample(4, seed=7))), axis=1)[:, :, 0]
+    pixels = np.asarray(Image.open(tmp_path / "s.pgm")).astype(int)
+    assert np.abs(pixels - python.astype(int)).max() <= 1 and np.abs(pixels - plain.astype(int)).max() > 5
+    refused = subprocess.run(["node", "sample.js", "--model", str(package("mnist-cgan")), "--psi", "0.6", "--out",
+                              str(tmp_path / "x.pgm")], cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "no psi input" in refused.stderr
+
+
+def test_web_page_draws_an_rgb_stylegan_with_psi(web_ready, server, stylegan_packages, tmp_path):
+    model = stylegan_packages["rgb"]
+    url = (f"{server}/examples/web/index.html?model={model.relative_to(WEB_EXAMPLE)}"
+           f"&seed=7&label=2&count=4&psi=0.6")
+    result = subprocess.run(["node", "drive.mjs", url, str(tmp_path / "canvas.json")], cwd=WEB_EXAMPLE,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    canvas = json.loads((tmp_path / "canvas.json").read_text())
+    pixels = np.array(canvas["pixels"]).reshape(canvas["height"], canvas["width"], canvas["channels"])
+    python = np.concatenate(list(to_uint8(OnnxGenerator(model, psi=0.6).sample(4, labels=2, seed=7))), axis=1)
+    assert pixels.shape == python.shape == (16, 64, 3) and np.abs(pixels - python.astype(int)).max() <= 1
+    assert canvas["classNames"] == ["circle", "square", "star"]

@@ -239,3 +239,100 @@ def test_noise_mode_defaults_to_none_and_is_checked_against_the_forward(nvlabs_s
     code, _, err = run_cli(["export", tmp_path / "lin.pth", "--module", f"{tmp_path / 'plain.py'}:G", "--noise-dim",
                             "4", "--noise-mode", "const", "-o", tmp_path / "p.onnx"], capsys)
     one_error_line(code, err, "takes no noise_mode")
+
+
+# ---------------------------------------------------------------- downstream: pack, verify, Triton, serve
+
+@pytest.fixture(scope="module")
+def packages(small, nvlabs_style, tmp_path_factory):
+    """Both exports packed: the 32 px one-channel stylegan2-torch one and the RGB conditional one."""
+    import json
+
+    root = tmp_path_factory.mktemp("sgpack")
+    weights = small[1] / "G.pt"
+    g, nv_weights = nvlabs_style
+    commands = [["export", weights, "--from", "stylegan2-torch", "--init", json.dumps(SMALL), "-o", root / "sg.onnx"],
+                ["export", nv_weights, "--module", f"{ZOO}:Generator", "--init", '{"c_dim": 3}', "--noise-dim", "32",
+                 "--num-classes", "3", "--label-input", "onehot", "--class-names", "circle,square,star",
+                 "--noise-mode", "const", "-o", root / "nv.onnx"],
+                ["pack", root / "sg.onnx", "-o", root / "sg2-mono", "--triton", root / "models"],
+                ["pack", root / "nv.onnx", "-o", root / "sg2-rgb"]]
+    for args in commands:
+        code = ganpack_in_process(args)
+        assert code == 0, args
+    return root
+
+
+def ganpack_in_process(args) -> int:
+    from gan_pack.cli.app import main
+
+    argv, sys.argv = sys.argv, ["ganpack", *map(str, args)]
+    try:
+        main()
+        return 0
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
+    finally:
+        sys.argv = argv
+
+
+def test_packages_verify_and_say_psi_in_their_contract(packages, capsys):
+    import json
+
+    for name in ("sg2-mono", "sg2-rgb"):
+        code, out, err = run_cli(["verify", packages / name], capsys)
+        assert code == 0 and "verified" in out, err
+        manifest = json.loads((packages / name / f"{name}.json").read_text())
+        assert {"name": "psi", "dtype": "float32", "shape": ["psi_rows"], "optional": True, "default": 1.0} \
+            in manifest["contract"]["inputs"]
+    assert json.loads((packages / "sg2-rgb" / "sg2-rgb.json").read_text())["image_shape"] == [3, 16, 16]
+
+
+def test_triton_entry_declares_psi_optional(packages):
+    model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
+    from google.protobuf import text_format
+
+    text = (packages / "models" / "sg2-mono" / "config.pbtxt").read_text()
+    config = text_format.Parse(text, model_config_pb2.ModelConfig())
+    assert [(i.name, list(i.dims), i.optional) for i in config.input] == [("noise", [64], False), ("psi", [1], True)]
+
+
+def test_serve_takes_psi_in_the_query_and_the_request_parameters(packages):
+    pytest.importorskip("starlette")
+    httpclient = pytest.importorskip("tritonclient.http")
+    import threading
+    import time
+    import urllib.request
+
+    from gan_pack.serve.app import create_app, listen, make_server
+    from gan_pack.serve.layout import ServeOptions, load_models
+
+    options = ServeOptions(max_images_per_request=64)
+    sock = listen("127.0.0.1", 0)
+    server = make_server(create_app(load_models([packages / "sg2-mono", packages / "sg2-rgb"], "cpu"), options),
+                         options.read_timeout_s)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    url = f"127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        model = OnnxGenerator(packages / "sg2-rgb")
+        with urllib.request.urlopen(f"http://{url}/v1/models/sg2-rgb/sample.npy?n=6&seed=3&label=2&psi=0.6") as r:
+            import io
+
+            got = np.load(io.BytesIO(r.read()))
+        assert np.abs(got - model.generate(model.noise(6, 3), np.full(6, 2), psi=0.6)).max() <= 1e-6
+        client = httpclient.InferenceServerClient(url)
+        noise = model.noise(5, 9)
+        inputs = [httpclient.InferInput("noise", [5, 32], "FP32"), httpclient.InferInput("labels", [5], "INT64")]
+        inputs[0].set_data_from_numpy(noise)
+        inputs[1].set_data_from_numpy(np.arange(5, dtype=np.int64) % 3)
+        for psi in (None, 0.3):
+            reply = client.infer("sg2-rgb", inputs, parameters=None if psi is None else {"psi": psi})
+            expected = model.generate(noise, np.arange(5) % 3, psi=psi)
+            assert np.abs(reply.as_numpy("images") - expected).max() <= 1e-6
+        assert client.get_model_metadata("sg2-mono")["parameters"]["psi_input"] is True
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
