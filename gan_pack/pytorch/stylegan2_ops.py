@@ -99,3 +99,38 @@ def stylegan2_torch_generator() -> type:
             raise ConfigError(f"--from stylegan2-torch needs the package {e.name.replace('_', '-')}: "
                               f"pip install stylegan2-torch==1.3.0") from None
         return stylegan2_torch.Generator
+
+
+def distutils_shim() -> types.ModuleType | None:
+    """`distutils.util.strtobool` where Python (3.12+) has no distutils: what the package's op modules
+    import. None where distutils is there."""
+    try:
+        import distutils.util  # noqa: F401
+        return None
+    except ModuleNotFoundError:
+        pass
+
+    def strtobool(value: str) -> int:
+        value = value.lower()
+        if value in ("y", "yes", "t", "true", "on", "1"):
+            return 1
+        if value in ("n", "no", "f", "false", "off", "0"):
+            return 0
+        raise ValueError(f"invalid truth value {value!r}")
+
+    package, util = types.ModuleType("distutils"), types.ModuleType("distutils.util")
+    util.strtobool, package.util = strtobool, util
+    return package
+
+
+def compiled_stylegan2_torch_generator() -> type:
+    """`stylegan2_torch.Generator` with its own CUDA ops, compiled here with nvcc (a GPU machine;
+    TORCH_CUDA_ARCH_LIST=9.0 shortens the build on an H100/H200): what its export is compared with
+    on a GPU."""
+    shim = distutils_shim()
+    if shim is not None:
+        sys.modules.setdefault("distutils", shim)
+        sys.modules.setdefault("distutils.util", shim.util)
+    import stylegan2_torch
+
+    return stylegan2_torch.Generator

@@ -3,6 +3,7 @@ stand-in ops, exported, and held to its own forward."""
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -233,11 +234,17 @@ def test_noise_mode_defaults_to_none_and_is_checked_against_the_forward(nvlabs_s
         own = g(torch.from_numpy(z), torch.eye(3), noise_mode="none").clamp(-1, 1).numpy()
     assert np.abs(model.generate(z, labels) - own).max() <= 1e-4
     torch.save({f"l.{k}": v for k, v in torch.nn.Linear(4, 4).state_dict().items()}, tmp_path / "lin.pth")
-    (tmp_path / "plain.py").write_text("import torch\nclass G(torch.nn.Module):\n    def __init__(self):\n"
-                                       "        super().__init__()\n        self.l = torch.nn.Linear(4, 4)\n"
-                                       "    def forward(self, z):\n        return torch.tanh(self.l(z)).view(-1, 1, 2, 2)\n")
-    code, _, err = run_cli(["export", tmp_path / "lin.pth", "--module", f"{tmp_path / 'plain.py'}:G", "--noise-dim",
-                            "4", "--noise-mode", "const", "-o", tmp_path / "p.onnx"], capsys)
+    (tmp_path / "plain.py").write_text(textwrap.dedent("""
+        import torch
+        class G(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.l = torch.nn.Linear(4, 4)
+            def forward(self, z):
+                return torch.tanh(self.l(z)).view(-1, 1, 2, 2)
+        """))
+    code, _, err = run_cli(["export", tmp_path / "lin.pth", "--module", f"{tmp_path / 'plain.py'}:G",
+                            "--noise-dim", "4", "--noise-mode", "const", "-o", tmp_path / "p.onnx"], capsys)
     one_error_line(code, err, "takes no noise_mode")
 
 
@@ -336,3 +343,28 @@ def test_serve_takes_psi_in_the_query_and_the_request_parameters(packages):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.mark.slow
+def test_the_stand_ins_match_the_compiled_cuda_ops_on_a_gpu(small):
+    """On a GPU machine with nvcc: the package with its real ops, compiled here, against the same
+    weights through the stand-ins (on the GPU too). CI has no GPU: skipped there."""
+    import shutil
+
+    if not torch.cuda.is_available() or shutil.which("nvcc") is None:
+        pytest.skip("needs a CUDA GPU and nvcc")
+    from gan_pack.pytorch.stylegan2 import noise_resolutions
+    from gan_pack.pytorch.stylegan2_ops import compiled_stylegan2_torch_generator
+
+    g, _ = small
+    real = compiled_stylegan2_torch_generator()(32, latent_dim=64, n_mlp=2,
+                                                channels={int(k): v for k, v in SMALL["channels"].items()})
+    real.load_state_dict(g.state_dict())
+    real, stand_in = real.cuda().eval(), build(SMALL).cuda().eval()
+    stand_in.load_state_dict(g.state_dict())
+    zeros = [torch.zeros(1, 1, s, s, device="cuda") for s in noise_resolutions(7)]
+    z = torch.randn(64, 64, device="cuda")
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False     # fp32 against fp32
+    with torch.no_grad():
+        gap = (real([z], noises=zeros) - stand_in([z], noises=zeros)).abs().max().item()
+    assert gap <= 1e-4
