@@ -165,3 +165,23 @@ def ganpack_process(*args, timeout: float = 300, **kwargs):
 
     return subprocess.run(ganpack_command(*args), capture_output=True, text=True, cwd=ROOT, timeout=timeout,
                           **kwargs)
+
+
+def write_rgba_folder(folder: Path, per_class: int = 8, side: int = 32) -> Path:
+    """A folder of transparent PNGs in two classes (discs, squares), in random colours on a fully
+    transparent background whose hidden colour is red: what a sticker or emoji set looks like."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:side, :side]
+    for name in ("discs", "squares"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            cy, cx, r = rng.integers(side // 3, 2 * side // 3, 2).tolist() + [int(rng.integers(side // 6, side // 3))]
+            inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r if name == "discs" else \
+                (abs(yy - cy) <= r) & (abs(xx - cx) <= r)
+            pixels = np.zeros((side, side, 4), np.uint8)
+            pixels[..., 0] = 255                                          # the hidden colour
+            pixels[inside] = [*rng.integers(0, 255, 3).tolist(), 255]
+            Image.fromarray(pixels, "RGBA").save(folder / name / f"{i}.png")
+    return folder

@@ -1,5 +1,5 @@
 // Sample a packaged gan_pack generator with onnxruntime-node and write the images as one strip:
-// PGM for grey images, PPM for RGB ones. What the model needs (noise size, classes and their names,
+// NAME.png (grey, RGB, or RGBA keeping the transparency), or PGM / PPM. What the model needs (noise size, classes and their names,
 // image shape) comes from the package's manifest, NAME.json beside NAME.onnx (`ganpack pack`).
 //
 //   node sample.js --model ../../exported/mnist-cgan/mnist-cgan.onnx --label 3 --count 8 --seed 0 --out digits.pgm
@@ -10,6 +10,7 @@
 // The noise is gan_pack's portable noise (../shared/samples.mjs): a seed gives the same images here as
 // `ganpack sample --seed` and the web page.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { deflateSync } from 'node:zlib';
 import * as ort from 'onnxruntime-node';
 import { feedableInput, manifestPaths, pixelStrip, portableNoise, psiFeed, takesPsi } from '../shared/samples.mjs';
 
@@ -26,10 +27,45 @@ function readManifest(model) {
   return JSON.parse(readFileSync(path, 'utf8'));
 }
 
-function toNetpbm(images, count, [channels, height, width]) {
+// The strip as a file by its name: NAME.png (grey, RGB or RGBA with its alpha), or NAME.pgm / NAME.ppm.
+function encode(out, images, count, [channels, height, width]) {
+  const strip = pixelStrip(images, count, channels, height, width);
+  if (out.toLowerCase().endsWith('.png')) return toPng(strip, width * count, height, channels);
+  if (channels === 4) throw new Error(`${out}: images with transparency need --out NAME.png (PGM/PPM have no alpha)`);
   const magic = channels === 3 ? 'P6' : 'P5';
-  const header = Buffer.from(`${magic}\n${width * count} ${height}\n255\n`);
-  return Buffer.concat([header, Buffer.from(pixelStrip(images, count, channels, height, width))]);
+  return Buffer.concat([Buffer.from(`${magic}\n${width * count} ${height}\n255\n`), Buffer.from(strip)]);
+}
+
+function crc32(bytes) {
+  let crc = ~0;
+  for (const byte of bytes) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
+  }
+  return ~crc >>> 0;
+}
+
+function pngChunk(type, data) {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+// PNG, 8 bits per channel, no filter: colour type 0 (grey), 2 (RGB) or 6 (RGBA, straight alpha).
+function toPng(strip, width, height, channels) {
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8;
+  header[9] = { 1: 0, 3: 2, 4: 6 }[channels];
+  const row = width * channels;
+  const rows = Buffer.alloc(height * (row + 1));
+  for (let y = 0; y < height; y++) rows.set(strip.subarray(y * row, (y + 1) * row), y * (row + 1) + 1);
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), pngChunk('IHDR', header),
+    pngChunk('IDAT', deflateSync(rows)), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
 // A mistake (a missing file, a bad flag) is one line on stderr and exit code 2, as in ganpack.
@@ -59,7 +95,7 @@ async function main() {
   const psi = psiFeed(manifest, args.psi);
   if (psi) feeds.psi = new ort.Tensor('float32', psi, [1]);
   const { images } = await session.run(feeds);
-  writeFileSync(args.out, toNetpbm(images.data, count, manifest.image_shape));
+  writeFileSync(args.out, encode(args.out, images.data, count, manifest.image_shape));
   const names = [...new Set(labels)].map((label) => manifest.class_names[label]).join(', ');
   console.log(`wrote ${args.out} (${count} image(s) of ${manifest.image_shape.join('x')}${names ? `: ${names}` : ''})`);
 }

@@ -51,7 +51,7 @@ export function slerp(a, b, t) {
   return out;
 }
 
-// Images (count, C, H, W) in [-1, 1], C = 1 or 3 -> one strip (H, count * W, C) of bytes, the mapping of
+// Images (count, C, H, W) in [-1, 1], C = 1, 3 or 4 -> one strip (H, count * W, C) of bytes, the mapping of
 // gan_pack.images.to_uint8.
 export function pixelStrip(images, count, channels, height, width) {
   const strip = new Uint8Array(height * width * count * channels);

@@ -32,11 +32,13 @@ function draw(images, count, [channels, height, width], classNames) {
   const frame = ctx.createImageData(width * count, height);
   const strip = pixelStrip(images, count, channels, height, width);
   for (let i = 0; i < width * count * height; i++) {
-    const [r, g, b] = channels === 3 ? strip.subarray(3 * i, 3 * i + 3) : [strip[i], strip[i], strip[i]];
-    frame.data.set([r, g, b, 255], 4 * i);
+    const pixel = channels === 1 ? [strip[i], strip[i], strip[i], 255]
+      : channels === 3 ? [...strip.subarray(3 * i, 3 * i + 3), 255] : strip.subarray(4 * i, 4 * i + 4);
+    frame.data.set(pixel, 4 * i);        // RGBA: the canvas shows the page's checkerboard through it
   }
   ctx.putImageData(frame, 0, 0);
   canvas.style.width = `${Math.min(56 * count, 1120)}px`;
+  canvas.classList.toggle('alpha', channels === 4);
   const back = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
   const pixels = [];
   for (let i = 0; i < canvas.width * canvas.height; i++)

@@ -46,7 +46,7 @@ def generator_metadata(config: dict, dataset: dict, epochs: int, steps: int, wei
     }
 
 
-PIXEL_FORMATS = {1: "Gray8", 3: "Rgb8"}
+PIXEL_FORMATS = {1: "Gray8", 3: "Rgb8", 4: "Rgba8"}      # 4: straight (not premultiplied) alpha
 
 
 def image_metadata(image_shape) -> dict[str, str]:

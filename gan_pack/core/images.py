@@ -60,13 +60,51 @@ def captioned_grid(images: np.ndarray, captions: list[str], nrow: int | None = N
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-    """(H, W, C) uint8 with C in {1, 3} -> PNG file bytes."""
+    """(H, W, C) uint8 with C in {1, 3, 4} -> PNG file bytes (grey, RGB, or RGBA keeping the alpha)."""
     from PIL import Image
 
     pixels = image[:, :, 0] if image.shape[2] == 1 else image
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+CHECKER_SQUARE = 4                              # pixels a side of the checkerboard behind transparency
+NAMED_COLORS = {"white": (255, 255, 255), "black": (0, 0, 0), "grey": (128, 128, 128), "gray": (128, 128, 128)}
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """white, black, grey, or #rrggbb, as an (r, g, b) of 0..255; ValueError otherwise."""
+    value = text.strip().lower()
+    if value in NAMED_COLORS:
+        return NAMED_COLORS[value]
+    if len(value) == 7 and value[0] == "#":
+        try:
+            return int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16)
+        except ValueError:
+            pass
+    raise ValueError(f"{text!r} is not a color: give white, black, grey or #rrggbb")
+
+
+def checkerboard(height: int, width: int, square: int = CHECKER_SQUARE) -> np.ndarray:
+    """(H, W, 3) uint8 light and mid grey squares: what image editors show behind transparency."""
+    rows, cols = np.arange(height)[:, None] // square, np.arange(width)[None, :] // square
+    light = ((rows + cols) % 2 == 0)[:, :, None]
+    return np.where(light, np.uint8(204), np.uint8(153)).repeat(3, axis=2)
+
+
+def flatten(image: np.ndarray, background: str | tuple[int, int, int] = "checker") -> np.ndarray:
+    """(H, W, 4) uint8 RGBA composited over a color or the checkerboard -> (H, W, 3); other images
+    as they are."""
+    if image.shape[-1] != 4:
+        return image
+    if isinstance(background, str) and background == "checker":
+        under = checkerboard(*image.shape[:2]).astype(np.float32)
+    else:
+        color = parse_color(background) if isinstance(background, str) else background
+        under = np.broadcast_to(np.array(color, np.float32), (*image.shape[:2], 3))
+    alpha = image[:, :, 3:].astype(np.float32) / 255.0
+    return (image[:, :, :3] * alpha + under * (1.0 - alpha) + 0.5).astype(np.uint8)
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray, clean: bool = True) -> None:

@@ -76,6 +76,7 @@ def manifest(name: str, folder: Path, generators: dict[str, OnnxGenerator], eval
         "model": info.model, "arch": info.arch, "dataset": info.dataset,
         "noise_dim": info.noise_dim, "noise_distribution": raw.get("noise_distribution", "standard_normal"),
         "num_classes": k, "class_names": info.class_names, "image_shape": list(info.image_shape),
+        "alpha": info.image_shape[0] == 4,          # channel 4 is straight (not premultiplied) opacity
         "output_range": [-1, 1], "precision": info.precision, "opset": info.opset, "parity": info.parity,
         "training": json.loads(raw.get("train_config", "{}")), "golden": {"file": f"{name}.golden.json",
                                                                         "count": GOLDEN_COUNT},

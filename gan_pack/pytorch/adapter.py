@@ -64,9 +64,9 @@ class ImportSpec:
             p.append("--label-input onehot needs --num-classes")
         if tuple(self.output_range) not in OUTPUT_RANGES:
             p.append(f"--output-range must be -1,1 or 0,1, not {self.output_range}")
-        if self.image_shape is not None and (len(self.image_shape) != 3 or self.image_shape[0] not in (1, 3)
+        if self.image_shape is not None and (len(self.image_shape) != 3 or self.image_shape[0] not in (1, 3, 4)
                                              or min(self.image_shape) < 1):
-            p.append(f"--image-shape must be C,H,W with C 1 or 3, not {self.image_shape}")
+            p.append(f"--image-shape must be C,H,W with C 1, 3 or 4 (RGBA), not {self.image_shape}")
         if p:
             raise ConfigError("; ".join(p))
 
@@ -164,7 +164,7 @@ def infer_image_shape(out: torch.Tensor, spec: ImportSpec) -> tuple[int, int, in
             raise ModelError(f"the module returns {tuple(out.shape)} per batch, {values} values an image, but "
                              f"--image-shape {','.join(map(str, spec.image_shape))} has {math.prod(spec.image_shape)}")
         return tuple(spec.image_shape)
-    if len(per_image) == 3 and per_image[0] in (1, 3):
+    if len(per_image) == 3 and per_image[0] in (1, 3, 4):
         return per_image
     for channels in (1, 3):
         side = math.isqrt(values // channels)

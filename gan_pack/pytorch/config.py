@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from gan_pack.contract.choices import Arch, Augment, Choice, Dataset, Device, Loss, Model
 from gan_pack.contract.limits import EVAL_N_MAX, EVAL_N_MIN
+from gan_pack.core.images import parse_color
 from gan_pack.core.noise import SEED_MAX
 from gan_pack.errors import ConfigError
 
@@ -82,7 +83,9 @@ class Recipe:
     arch: str = setting("mlp", "mlp (the classic tutorial pair) or dcgan (convolutional).", NETS, choices=Arch)
     dataset: str = setting("mnist", "mnist, fashion-mnist, or folder (an image folder).", DATA, choices=Dataset)
     image_size: int = setting(28, "Image side in pixels (dcgan: 28, 32 or 64).", DATA)
-    channels: int = setting(1, "1 (grayscale) or 3 (RGB).", DATA)
+    channels: int = setting(1, "1 (grayscale), 3 (RGB) or 4 (RGBA: a folder of transparent PNGs).", DATA)
+    background: str = setting("white", "--channels 1 or 3 from transparent images: the color they are "
+                                       "composited over (white, black, grey or #rrggbb).", DATA)
     batch_size: int = setting(64, "Images per step.", OPTIM)
     lr: float = setting(2e-4, "Adam learning rate, both networks.", OPTIM)
     lr_d: float | None = setting(None, "Discriminator learning rate (default: --lr).", OPTIM)
@@ -117,8 +120,15 @@ class Recipe:
             p.append("--beta1/--beta2 must be in [0, 1)")
         if not 0.0 < self.ema_decay < 1.0:
             p.append(f"--ema-decay must be in (0, 1), not {self.ema_decay}")
-        if self.channels not in (1, 3):
-            p.append(f"--channels must be 1 or 3, not {self.channels}")
+        if self.channels not in (1, 3, 4):
+            p.append(f"--channels must be 1, 3 or 4, not {self.channels}")
+        elif self.channels == 4 and self.dataset != "folder":
+            p.append(f"--channels 4 (RGBA) needs --dataset folder of images with transparency; {self.dataset} is "
+                     f"grayscale")
+        try:
+            parse_color(self.background)
+        except ValueError as e:
+            p.append(f"--background: {e}")
         if self.mbstd < 0 or (self.mbstd and self.arch != "dcgan"):
             p.append(f"--mbstd must be 0 (off) or a group size with --arch dcgan, not {self.mbstd}")
         elif self.mbstd and self.batch_size % self.mbstd:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_pack.core.images import make_grid
+from gan_pack.core.images import flatten, make_grid
 from gan_pack.errors import ModelError
 from gan_pack.runtime.generator import OnnxGenerator
 
@@ -85,16 +85,16 @@ def walk_frames(generator: OnnxGenerator, noise: np.ndarray, label: int | None =
 
 
 def gif_bytes(frames: list[np.ndarray], fps: int, scale: int = 2) -> bytes:
-    """A looping GIF of the frames, each pixel scale x scale."""
+    """A looping GIF of the frames, each pixel scale x scale; RGBA frames over a checkerboard."""
     from PIL import Image
 
     if not 1 <= fps <= MAX_FPS:
         raise ModelError(f"--fps must be in 1..{MAX_FPS}, not {fps}")
     pictures = []
     for frame in frames:
-        pixels = frame[:, :, 0] if frame.shape[2] == 1 else frame
-        picture = Image.fromarray(pixels)
-        pictures.append(picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST))
+        # GIF has no partial transparency: RGBA frames are drawn over a checkerboard
+        frame = flatten(frame.repeat(scale, axis=0).repeat(scale, axis=1))
+        pictures.append(Image.fromarray(frame[:, :, 0] if frame.shape[2] == 1 else frame))
     buffer = io.BytesIO()
     pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=round(1000 / fps),
                      loop=0, optimize=False)

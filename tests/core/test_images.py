@@ -25,3 +25,35 @@ def test_files_decode(tmp_path):
     assert [p.name for p in paths] == ["000010.png", "000011.png"]
     assert np.array_equal(np.asarray(Image.open(paths[0])), to_uint8(images[:1])[0, :, :, 0])
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_rgba_grids_and_files_keep_the_alpha(tmp_path):
+    images = np.random.default_rng(1).uniform(-1, 1, (3, 4, 8, 8)).astype(np.float32)
+    images[0, 3] = -1.0                                       # image 0 fully transparent
+    save_grid(tmp_path / "g.png", images, nrow=3)
+    picture = Image.open(tmp_path / "g.png")
+    assert picture.mode == "RGBA"
+    pixels = np.asarray(picture)
+    assert (pixels[2:10, 2:10, 3] == 0).all() and np.array_equal(pixels[2:10, 12:20], to_uint8(images[1:2])[0])
+    paths = save_each(tmp_path / "each", images[:1], start=0)
+    assert Image.open(paths[0]).mode == "RGBA"
+
+
+def test_flatten_composites_straight_alpha():
+    from gan_pack.core.images import checkerboard, flatten, parse_color
+
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 255                                        # red everywhere ...
+    rgba[:4, :, 3] = 255                                      # ... opaque on top, transparent below
+    rgba[4:6, :, 3] = 128
+    white = flatten(rgba, "white")
+    assert white.shape == (8, 8, 3) and (white[:4] == [255, 0, 0]).all() and (white[6:] == 255).all()
+    assert (white[4:6] == [255, 127, 127]).all()              # half red over white
+    assert np.array_equal(flatten(rgba)[6:], checkerboard(8, 8)[6:])
+    assert (flatten(rgba, "#000000")[6:] == 0).all() and parse_color("#0a0B0c") == (10, 11, 12)
+    gray = np.zeros((4, 4, 1), np.uint8)
+    assert flatten(gray, "white") is gray
+    import pytest
+
+    with pytest.raises(ValueError, match="not a color"):
+        parse_color("#12345")

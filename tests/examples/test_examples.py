@@ -373,3 +373,48 @@ def test_web_page_draws_an_rgb_stylegan_with_psi(web_ready, server, stylegan_pac
     python = np.concatenate(list(to_uint8(OnnxGenerator(model, psi=0.6).sample(4, labels=2, seed=7))), axis=1)
     assert pixels.shape == python.shape == (16, 64, 3) and np.abs(pixels - python.astype(int)).max() <= 1
     assert canvas["classNames"] == ["circle", "square", "star"]
+
+
+@pytest.fixture(scope="module")
+def rgba_package(tmp_path_factory):
+    """A 4-channel (RGBA) generator: a tiny run on transparent PNGs, packed inside the page's folder."""
+    if not HAS_TORCH:
+        pytest.skip("needs the [train] extra (torch)")
+    from conftest import tiny_config, write_rgba_folder
+    from gan_pack.pytorch.train import train
+
+    root = tmp_path_factory.mktemp("rgba")
+    train(tiny_config(root / "run", write_rgba_folder(root / "stickers"), dataset="folder", arch="dcgan",
+                      image_size=32, channels=4, batch_size=4))
+    out = WEB_EXAMPLE / ".test-rgba"
+    shutil.rmtree(out, ignore_errors=True)
+    packed = ganpack_process("pack", root / "run", "-o", out)
+    assert packed.returncode == 0, packed.stderr
+    yield out / ".test-rgba.onnx"
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def test_node_writes_rgba_png_with_pythons_alpha(node_ready, rgba_package, tmp_path):
+    noise, labels = OnnxGenerator(rgba_package).noise(3, seed=4), [0, 1, 0]
+    pixels, _ = node_sample(tmp_path, rgba_package, noise, labels, "strip.png")
+    python = python_strip(rgba_package, noise, np.array(labels)).astype(int)
+    assert Image.open(tmp_path / "strip.png").mode == "RGBA"
+    assert pixels.shape == python.shape == (32, 96, 4) and np.abs(pixels - python).max() <= 1
+    assert python[..., 3].min() < 250                       # the alpha is not all opaque
+    (tmp_path / "noise.json").write_text(json.dumps(noise.tolist()))
+    refused = subprocess.run(["node", "sample.js", "--model", str(rgba_package), "--noise", str(tmp_path / "noise.json"),
+                              "--labels", "0,1,0", "--out", str(tmp_path / "x.ppm")],
+                             cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "need --out NAME.png" in refused.stderr
+
+
+def test_web_page_draws_rgba_with_pythons_alpha(web_ready, server, tmp_path, rgba_package):
+    """The canvas keeps colours premultiplied by alpha, so they read back exactly only where the alpha is
+    high: the alpha is compared as it is, the colours as drawn (premultiplied)."""
+    noise, labels = OnnxGenerator(rgba_package).noise(4, seed=3), [0, 1, 1, 0]
+    canvas = open_page(server, tmp_path, rgba_package, noise, labels)
+    python = python_strip(rgba_package, noise, np.array(labels)).astype(int)
+    page = canvas["array"]
+    assert page.shape == python.shape == (32, 128, 4) and np.abs(page[..., 3] - python[..., 3]).max() <= 1
+    premultiplied = np.abs(page[..., :3] * page[..., 3:] - python[..., :3] * python[..., 3:]) / 255
+    assert premultiplied.max() <= 2

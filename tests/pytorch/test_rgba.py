@@ -1,0 +1,73 @@
+"""Transparent images end to end: an RGBA folder trains a 4-channel generator whose exports, grids,
+GIFs and packages keep the alpha; --channels 1 or 3 composite the same folder over --background."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+from PIL import Image
+
+from conftest import one_error_line, run_cli, tiny_config, write_rgba_folder
+from gan_pack.runtime.generator import OnnxGenerator
+
+
+@pytest.fixture(scope="module")
+def rgba_run(tmp_path_factory):
+    from gan_pack.pytorch.train import train
+
+    root = tmp_path_factory.mktemp("rgba")
+    data = write_rgba_folder(root / "stickers")
+    train(tiny_config(root / "run", data, dataset="folder", arch="dcgan", image_size=32, channels=4,
+                      batch_size=4, augment="translation,cutout"))
+    return root
+
+
+@pytest.mark.parametrize("channels, background, hidden", [(4, "white", [0, 0, 0, 0]), (3, "white", [255, 255, 255]),
+                                                          (3, "#102030", [16, 32, 48]), (1, "black", [0])])
+def test_transparent_pixels_take_the_background_not_their_hidden_colour(tmp_path, channels, background, hidden):
+    from gan_pack.pytorch.config import TrainConfig
+    from gan_pack.pytorch.data import load_dataset
+
+    data = write_rgba_folder(tmp_path / "stickers", per_class=2)
+    config = TrainConfig.from_dict(dict(dataset="folder", data_dir=str(data), image_size=32, channels=channels,
+                                        background=background, out=str(tmp_path / "run")))
+    images, labels, info = load_dataset(config.recipe, str(data))
+    assert tuple(images.shape) == (4, channels, 32, 32) and info.image_shape == (channels, 32, 32)
+    source = np.asarray(Image.open(data / "discs" / "0.png"))
+    corner = images[0, :, 0, 0].tolist()                         # (0, 0) is transparent in every image
+    assert source[0, 0].tolist() == [255, 0, 0, 0] and corner == hidden
+
+
+def test_rgba_export_sample_gif_pack_and_verify(rgba_run, tmp_path, capsys):
+    run = rgba_run / "run"
+    assert Image.open(run / "samples" / sorted(p.name for p in (run / "samples").glob("*.png"))[-1]).mode == "RGBA"
+    code, _, err = run_cli(["export", run, "-o", tmp_path / "s.onnx"], capsys)
+    assert code == 0, err
+    g = OnnxGenerator(tmp_path / "s.onnx")
+    assert g.info.image_shape == (4, 32, 32) and g.info.raw["Image.BitmapPixelFormat"] == "Rgba8"
+    code, _, err = run_cli(["sample", tmp_path / "s.onnx", "--per-class", "3", "-o", tmp_path / "grid.png"], capsys)
+    assert code == 0, err
+    grid = Image.open(tmp_path / "grid.png")
+    assert grid.mode == "RGBA" and grid.size == (3 * 34 + 2, 2 * 34 + 2)
+    code, _, err = run_cli(["interpolate", tmp_path / "s.onnx", "--gif", tmp_path / "w.gif", "--frames", "4"], capsys)
+    assert code == 0, err
+    assert Image.open(tmp_path / "w.gif").n_frames == 4
+    code, _, err = run_cli(["pack", tmp_path / "s.onnx", "-o", tmp_path / "pkg"], capsys)
+    assert code == 0, err
+    import json
+
+    manifest = json.loads((tmp_path / "pkg" / "pkg.json").read_text())
+    assert manifest["alpha"] is True and manifest["image_shape"] == [4, 32, 32]
+    assert Image.open(tmp_path / "pkg" / "pkg.png").mode == "RGBA"
+    code, out, err = run_cli(["verify", tmp_path / "pkg"], capsys)
+    assert code == 0 and "verified" in out, err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--channels", "4"], ["--channels 4", "--dataset folder"]),
+    (["--dataset", "folder", "--channels", "3", "--background", "pink"], ["--background", "not a color"]),
+])
+def test_bad_channels_and_backgrounds_are_one_line(tmp_path, capsys, tiny_idx, args, words):
+    code, _, err = run_cli(["train", "--data-dir", tiny_idx, "--out", tmp_path / "run", *args], capsys)
+    one_error_line(code, err, *words)
