@@ -99,6 +99,8 @@ class Recipe:
     mbstd: int = setting(0, "dcgan D: a minibatch-variation plane over groups of this many images (0: off; "
                             "--batch-size must be a multiple).", NETS)
     r1: float = setting(0.0, "R1 penalty weight gamma: D's loss gains gamma/2 |grad D(real)|^2 (0: off).", NETS)
+    balance: bool = setting(False, "cGAN: draw every class equally often (each epoch: as many images as the "
+                                   "data set, drawn with replacement, 1/class-size each).", DATA)
     augment: str = setting("", "D sees real and fake through these augmentations, comma-separated: "
                                f"{', '.join(Augment.values())} (default: none).", NETS)
     ema: bool = setting(True, "Keep an EMA of G's weights for samples and export.", OPTIM)
@@ -134,6 +136,8 @@ class Recipe:
         elif self.mbstd and self.batch_size % self.mbstd:
             p.append(f"--batch-size ({self.batch_size}) must be a multiple of --mbstd ({self.mbstd}), "
                      f"so that no group mixes real and fake images")
+        if self.balance and self.model != "cgan":
+            p.append("--balance draws the classes equally: it needs --model cgan")
         if not self.r1 >= 0:
             p.append(f"--r1 must be 0 (off) or positive, not {self.r1}")
         if self.seed < 0:

@@ -130,11 +130,20 @@ def to_model_range(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
-def epoch_order(size: int, seed: int, epoch: int) -> torch.Tensor:
+def epoch_order(size: int, seed: int, epoch: int, weights: torch.Tensor | None = None) -> torch.Tensor:
     """The shuffled order of epoch `epoch`: a function of (seed, epoch) alone, so every process of
-    a distributed run, every data path and a resumed run all see the same batches."""
+    a distributed run, every data path and a resumed run all see the same batches. With `weights`
+    (one per image), `size` images drawn with replacement in proportion to them instead."""
     rng = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    if weights is not None:
+        return torch.multinomial(weights, size, replacement=True, generator=rng)
     return torch.randperm(size, generator=rng)                 # (N,) int64, on the CPU
+
+
+def balancing_weights(labels: torch.Tensor) -> torch.Tensor:
+    """One weight per image, 1 / (images of its class): every class drawn equally often."""
+    counts = torch.bincount(labels)
+    return 1.0 / counts[labels].double()
 
 
 class Batches:
@@ -145,7 +154,7 @@ class Batches:
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, balance: bool = False):
         if len(images) < batch_size:
             raise DataError(f"the data set has {len(images)} images, fewer than one batch of "
                             f"{batch_size}; lower --batch-size")
@@ -153,6 +162,7 @@ class Batches:
             raise DataError(f"--batch-size {batch_size} does not split evenly over {world_size} "
                             f"processes; use a multiple of {world_size}")
         self.size, self.batch_size, self.seed = len(images), batch_size, seed
+        self.weights = balancing_weights(labels) if balance else None      # class-balanced epochs
         self.local = batch_size // world_size
         self.rank = rank
 
@@ -171,8 +181,8 @@ class DeviceBatches(Batches):
     """The fast path: the whole data set on the device as uint8; each batch a gather and a scale."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                 device: torch.device, seed: int = 0, rank: int = 0, world_size: int = 1):
-        super().__init__(images, labels, batch_size, seed, rank, world_size)
+                 device: torch.device, seed: int = 0, rank: int = 0, world_size: int = 1, balance: bool = False):
+        super().__init__(images, labels, batch_size, seed, rank, world_size, balance)
         self.images = images.to(device)          # (N, C, H, W) uint8
         self.labels = labels.to(device)          # (N,) int64
         self.device = device
@@ -183,7 +193,7 @@ class DeviceBatches(Batches):
 
     def epoch(self, epoch: int = 0):
         """Yield (index, images, labels) for one epoch; the order goes to the device once."""
-        order = epoch_order(self.size, self.seed, epoch).to(self.device)
+        order = epoch_order(self.size, self.seed, epoch, self.weights).to(self.device)
         for part in self.local_slices():
             index = order[part]                                # (B_local,)
             yield (index, *self.gather(index))
@@ -194,13 +204,13 @@ class LoaderBatches(Batches):
     do. Used with --no-fast, and for data sets too large for the GPU."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                 device: torch.device, seed: int = 0, rank: int = 0, world_size: int = 1):
-        super().__init__(images, labels, batch_size, seed, rank, world_size)
+                 device: torch.device, seed: int = 0, rank: int = 0, world_size: int = 1, balance: bool = False):
+        super().__init__(images, labels, batch_size, seed, rank, world_size, balance)
         self.dataset = torch.utils.data.TensorDataset(images, labels)
         self.device = device
 
     def epoch(self, epoch: int = 0):
-        order = epoch_order(self.size, self.seed, epoch)
+        order = epoch_order(self.size, self.seed, epoch, self.weights)
         sampler = torch.cat([order[part] for part in self.local_slices()]).tolist()
         # Its own generator: a DataLoader otherwise draws a seed from the global RNG (the noise's).
         loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.local, sampler=sampler,
@@ -212,8 +222,8 @@ class LoaderBatches(Batches):
 
 
 def make_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, device: torch.device,
-                 fast: bool, seed: int = 0, rank: int = 0, world_size: int = 1) -> Batches:
+                 fast: bool, seed: int = 0, rank: int = 0, world_size: int = 1, balance: bool = False) -> Batches:
     """DeviceBatches when --fast and the data set takes under a quarter of the free GPU memory."""
     fits = device.type != "cuda" or images.numel() < torch.cuda.mem_get_info(device)[0] // 4
     cls = DeviceBatches if fast and fits else LoaderBatches
-    return cls(images, labels, batch_size, device, seed, rank, world_size)
+    return cls(images, labels, batch_size, device, seed, rank, world_size, balance)

@@ -109,7 +109,7 @@ def build_trainer(config: TrainConfig, world: World = World()) -> Trainer:
     device = resolve_device(config.run.device, world)
     images, labels, info = load_dataset(config.recipe, config.run.data_dir)
     batches = make_batches(images, labels, config.recipe.batch_size, device, config.run.fast,
-                           config.recipe.seed, world.rank, world.size)
+                           config.recipe.seed, world.rank, world.size, config.recipe.balance)
     join(world, device)
     nets = build_networks(config.recipe, info, device, config.run.fast, world)
     settings = StepSettings.of(config.recipe, info.num_classes, device)

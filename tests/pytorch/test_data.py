@@ -62,3 +62,26 @@ def test_gan_has_no_classes(tmp_path, tiny_idx):
     config = tiny_config(tmp_path, tiny_idx, model="gan")
     _, _, info = load_dataset(config.recipe, config.run.data_dir)
     assert info.num_classes == 0 and info.class_names == []
+
+
+def test_balance_draws_every_class_equally_and_the_same_way_twice():
+    from gan_pack.pytorch.data import balancing_weights, make_batches
+
+    labels = torch.cat([torch.zeros(900, dtype=torch.int64), torch.ones(100, dtype=torch.int64)])   # 9:1
+    images = torch.zeros(1000, 1, 4, 4, dtype=torch.uint8)
+    balanced = make_batches(images, labels, 100, torch.device("cpu"), fast=True, seed=3, balance=True)
+    plain = make_batches(images, labels, 100, torch.device("cpu"), fast=True, seed=3)
+    drawn = torch.cat([batch_labels for _, _, batch_labels in balanced.epoch(0)])
+    assert len(drawn) == 1000 and 400 <= int(drawn.sum()) <= 600          # about half are the small class
+    assert int(torch.cat([b for _, _, b in plain.epoch(0)]).sum()) == 100   # plain: each image once
+    again = torch.cat([batch_labels for _, _, batch_labels in balanced.epoch(0)])
+    assert torch.equal(drawn, again)
+    weights = balancing_weights(labels)
+    assert torch.allclose(weights[:900].sum(), weights[900:].sum())
+
+
+def test_balance_needs_a_cgan(tmp_path, tiny_idx):
+    from gan_pack.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--balance"):
+        tiny_config(tmp_path, tiny_idx, model="gan", balance=True)
