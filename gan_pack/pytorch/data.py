@@ -9,12 +9,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gan_pack.core.folder import load_image_folder
 from gan_pack.core.idx import ALL_FILES, load_idx_split
-from gan_pack.core.images import parse_color
 from gan_pack.errors import DataError
 from gan_pack.pytorch.config import DATASET_CLASS_NAMES, DatasetInfo, Recipe
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def load_dataset(recipe: Recipe, data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor, DatasetInfo]:
@@ -63,55 +61,10 @@ def _load_builtin(recipe: Recipe, data_dir: str | None) -> tuple[np.ndarray, np.
 
 
 def _load_folder(recipe: Recipe, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    from PIL import Image, UnidentifiedImageError
-
     if data_dir is None or not Path(data_dir).is_dir():
         raise DataError(f"--dataset folder needs --data-dir pointing at an image folder, "
                         f"got {data_dir!r}")
-    root = Path(data_dir)
-    subfolders = sorted(p for p in root.iterdir() if p.is_dir())
-    groups = [(p.name, p) for p in subfolders] or [(root.name, root)]
-    images, labels, class_names = [], [], []
-    for label, (name, folder) in enumerate(groups):
-        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        class_names.append(name)
-        for f in files:
-            try:
-                with Image.open(f) as img:
-                    img = _center_square(_converted(img, recipe.channels, recipe.background)).resize(
-                        (recipe.image_size, recipe.image_size), Image.Resampling.BILINEAR)
-                    array = np.asarray(img, dtype=np.uint8)
-                    if array.ndim == 2:
-                        array = array[:, :, None]
-                    elif recipe.channels == 4:   # hidden colour: black, what the augmentations fill with
-                        array = np.where(array[:, :, 3:] == 0, np.uint8(0), array)
-            except (UnidentifiedImageError, OSError) as e:
-                raise DataError(f"{f} is not a readable image ({e}); remove or replace it") from e
-            images.append(array.transpose(2, 0, 1))
-            labels.append(label)
-    if not images:
-        raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}), neither "
-                        f"directly nor in subfolders; point --data-dir at a folder of images")
-    return np.stack(images), np.asarray(labels, np.int64), class_names
-
-
-def _converted(img, channels: int, background: str):
-    """A PIL image in the run's mode: RGBA as it is (Pillow resizes it weighting colours by alpha),
-    else composited over `background` first, so that transparent pixels take that colour and not
-    whatever colour they hide, then RGB or L (an opaque image converts as it always did)."""
-    from PIL import Image
-
-    rgba = img.convert("RGBA")
-    if channels == 4:
-        return rgba
-    under = Image.new("RGBA", rgba.size, (*parse_color(background), 255))
-    return Image.alpha_composite(under, rgba).convert("L" if channels == 1 else "RGB")
-
-
-def _center_square(img):
-    side = min(img.size)
-    left, top = (img.width - side) // 2, (img.height - side) // 2
-    return img.crop((left, top, left + side, top + side))
+    return load_image_folder(data_dir, recipe.image_size, recipe.channels, recipe.background)
 
 
 def _fit_images(images: torch.Tensor, recipe: Recipe) -> torch.Tensor:
