@@ -167,12 +167,12 @@ def ganpack_process(*args, timeout: float = 300, **kwargs):
                           **kwargs)
 
 
-def write_rgba_folder(folder: Path, per_class: int = 8, side: int = 32) -> Path:
+def write_rgba_folder(folder: Path, per_class: int = 8, side: int = 32, seed: int = 0) -> Path:
     """A folder of transparent PNGs in two classes (discs, squares), in random colours on a fully
     transparent background whose hidden colour is red: what a sticker or emoji set looks like."""
     from PIL import Image
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:side, :side]
     for name in ("discs", "squares"):
         (folder / name).mkdir(parents=True, exist_ok=True)

@@ -149,26 +149,34 @@ class ConsoleMonitor:
 
 
 def train_classifier(
-    data_dir: Annotated[str, typer.Option(help="Folder with the four IDX files.")],
+    data_dir: Annotated[str, typer.Option(help="Folder with the four IDX files; for --dataset folder, with train/ "
+                                               "and test/, each holding one subfolder per class.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx classifier to write.")],
-    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
+    dataset: Annotated[str, typer.Option(help="mnist, fashion-mnist or folder.")] = "mnist",
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 12,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
+    image_size: Annotated[int, typer.Option(help="--dataset folder: the generator's image side.")] = 28,
+    channels: Annotated[int, typer.Option(help="--dataset folder: the generator's channels, 1, 3 or 4 (RGBA, "
+                                               "composited over --background inside the classifier).")] = 1,
+    background: Annotated[str, typer.Option(help="What transparent images are seen over: white, black, grey or "
+                                                 "#rrggbb.")] = "white",
     device: Annotated[Device, typer.Option(help="auto, cpu or cuda.")] = Device.auto,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
     """Train the small CNN that `evaluate` measures in, and export it to ONNX.
 
-    Example: ganpack train-classifier --dataset mnist --data-dir ../shared/data/mnist
-    -o runs/mnist-classifier.onnx
+    Examples: ganpack train-classifier --dataset mnist --data-dir ../shared/data/mnist
+    -o runs/mnist-classifier.onnx; ganpack train-classifier --dataset folder --data-dir ../shared/data/emoji
+    --image-size 64 --channels 4 -o runs/emoji-classifier.onnx
     """
     require_torch()
     from gan_pack.core.files import check_output_path
     from gan_pack.pytorch.classifier import ClassifierConfig, export_classifier
     from gan_pack.pytorch.classifier import train_classifier as fit
 
-    config = ClassifierConfig(dataset=dataset, data_dir=data_dir, epochs=epochs,
-                              batch_size=batch_size, device=device.value, seed=seed)
+    config = ClassifierConfig(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
+                              device=device.value, seed=seed, image_size=image_size, channels=channels,
+                              background=background)
     check_output_path(output, ".onnx")
     model, acc = fit(config, log=lambda line: typer.echo(line, err=True))
     export_classifier(model, output, config, acc)

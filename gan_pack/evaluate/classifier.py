@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_pack.contract.names import CLASSIFIER_KIND
+from gan_pack.core.folder import load_image_folder, split_folder
 from gan_pack.core.idx import load_idx_split
 from gan_pack.errors import ModelError
 from gan_pack.evaluate.metrics import softmax
@@ -19,7 +20,7 @@ BUILTIN_DATASETS = ("mnist", "fashion-mnist")
 
 
 class OnnxClassifier:
-    """An exported gan_pack classifier: images (B, 1, 28, 28) -> logits (B, K), features (B, F)."""
+    """An exported gan_pack classifier: images (B, C, H, W) -> logits (B, K), features (B, F)."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
         self.path = resolve_model_file(path, "an exported classifier (ganpack train-classifier)")
@@ -34,9 +35,22 @@ class OnnxClassifier:
             self.num_classes = int(meta["num_classes"])
             self.image_shape = tuple(int(x) for x in json.loads(meta["image_shape"]))
             self.test_accuracy = float(meta.get("test_accuracy", "nan"))
+            self.class_names = [str(c) for c in json.loads(meta.get("class_names", "[]"))]
+            self.per_class_test_accuracy = json.loads(meta.get("per_class_test_accuracy", "null"))
         except (KeyError, ValueError, TypeError) as e:
             raise ModelError(f"{self.path} has malformed classifier metadata ({type(e).__name__}); "
                              f"train it again with `ganpack train-classifier`") from e
+
+    def real_split(self, data_dir: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(images uint8 (N, C, H, W), labels) of the real data's split, read as this classifier reads."""
+        if self.dataset != "folder":
+            return load_idx_split(data_dir, self.dataset, split)
+        channels, side, _ = self.image_shape
+        images, labels, names = load_image_folder(split_folder(data_dir, split), side, channels)
+        if names != self.class_names:
+            raise ModelError(f"{data_dir}/{split} holds the classes {', '.join(names[:4])}..., not the "
+                             f"classifier's {', '.join(self.class_names[:4])}...: give the data it was trained on")
+        return images, labels
 
     def run(self, images: np.ndarray, batch: int = 2000) -> tuple[np.ndarray, np.ndarray]:
         """(logits, features) for images (N, C, H, W) float32 in [-1, 1]."""
@@ -60,8 +74,8 @@ class RealReference:
 
     @classmethod
     def load(cls, classifier: OnnxClassifier, data_dir: str | Path, n: int, seed: int) -> "RealReference":
-        test_x, test_y = load_idx_split(data_dir, classifier.dataset, "test")
-        train_x, _ = load_idx_split(data_dir, classifier.dataset, "train")
+        test_x, test_y = classifier.real_split(data_dir, "test")
+        train_x, _ = classifier.real_split(data_dir, "train")
         test_x, test_y = test_x[:n], test_y[:n]
         pick = np.random.default_rng(seed).choice(len(train_x), size=min(n, len(train_x)), replace=False)
         test_logits, test_features = classifier.run(uint8_to_float(test_x))

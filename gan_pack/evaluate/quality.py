@@ -51,8 +51,16 @@ def quality_metrics(fake_images: np.ndarray, fake_labels: np.ndarray | None,
 
 
 def reference_metrics(real: RealReference) -> dict:
+    """The real data's own figures: the FCD floor, and how the classifier scores real test images
+    (overall and per class: what the generated images' accuracy is measured against)."""
+    predicted = real.test_probs.argmax(1)
+    hits = predicted == real.test_labels
+    k = real.test_probs.shape[1]
     return {"fcd_floor_train_vs_test": frechet_distance(real.train_features, real.test_features),
-            "classifier_score_real_test": classifier_score(real.test_probs)}
+            "classifier_score_real_test": classifier_score(real.test_probs),
+            "real_test_accuracy": float(hits.mean()),
+            "per_class_real_test_accuracy": [float(hits[real.test_labels == c].mean())
+                                             if (real.test_labels == c).any() else None for c in range(k)]}
 
 
 def evaluate_generator(model_path: str | Path, classifier_path: str | Path, data_dir: str | Path,
@@ -86,6 +94,9 @@ def evaluate_generator(model_path: str | Path, classifier_path: str | Path, data
               "noise": "portable",
               **quality_metrics(fake, labels, classifier, real, k), **reference_metrics(real)}
     result["fcd_ratio_to_floor"] = result["fcd"] / max(result["fcd_floor_train_vs_test"], EPS)
+    if "conditional_accuracy" in result:
+        result["conditional_accuracy_to_real"] = result["conditional_accuracy"] / max(result["real_test_accuracy"], EPS)
+    result["class_names"] = classifier.class_names
     result["seconds"] = round(time.perf_counter() - started, 2)
     return result
 
@@ -96,7 +107,16 @@ def format_report(r: dict) -> str:
             ("FCD / floor", f"{r['fcd_ratio_to_floor']:.2f}x")]
     if "conditional_accuracy" in r:
         rows.append(("conditional accuracy", f"{100 * r['conditional_accuracy']:.2f}%"))
-        rows.append(("lowest class accuracy", f"{100 * min(a for a in r['per_class_accuracy'] if a is not None):.2f}%"))
+        if "real_test_accuracy" in r:
+            rows.append(("classifier on real test images", f"{100 * r['real_test_accuracy']:.2f}% "
+                         f"(generated / real: {r['conditional_accuracy_to_real']:.2f})"))
+        scored = [(a, c) for c, a in enumerate(r["per_class_accuracy"]) if a is not None]
+        worst, c = min(scored)
+        names = r.get("class_names") or []
+        name = f" ({names[c]})" if c < len(names) else ""
+        real = r.get("per_class_real_test_accuracy")
+        real_text = f", real {100 * real[c]:.2f}%" if real and real[c] is not None else ""
+        rows.append(("lowest class accuracy", f"{100 * worst:.2f}%{name}{real_text}"))
     rows += [("class KL (real || generated)", f"{r['class_kl']:.4f}"),
              ("classifier score", f"{r['classifier_score']:.3f}"),
              ("classifier score, real test", f"{r['classifier_score_real_test']:.3f}"),

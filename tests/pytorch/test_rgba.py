@@ -71,3 +71,46 @@ def test_rgba_export_sample_gif_pack_and_verify(rgba_run, tmp_path, capsys):
 def test_bad_channels_and_backgrounds_are_one_line(tmp_path, capsys, tiny_idx, args, words):
     code, _, err = run_cli(["train", "--data-dir", tiny_idx, "--out", tmp_path / "run", *args], capsys)
     one_error_line(code, err, *words)
+
+
+@pytest.fixture(scope="module")
+def split_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("split")
+    write_rgba_folder(root / "train", per_class=16)
+    write_rgba_folder(root / "test", per_class=6, seed=1)
+    return root
+
+
+def test_a_folder_classifier_reads_rgba_over_its_background_and_evaluates(rgba_run, split_folder, tmp_path, capsys):
+    import json
+
+    from gan_pack.evaluate.classifier import OnnxClassifier
+
+    code, out, err = run_cli(["train-classifier", "--dataset", "folder", "--data-dir", split_folder, "--image-size",
+                              "32", "--channels", "4", "--epochs", "2", "--batch-size", "8", "--device", "cpu",
+                              "-o", tmp_path / "c.onnx"], capsys)
+    assert code == 0, err
+    classifier = OnnxClassifier(tmp_path / "c.onnx")
+    assert classifier.image_shape == (4, 32, 32) and classifier.class_names == ["discs", "squares"]
+    assert len(classifier.per_class_test_accuracy) == 2
+    images = np.random.default_rng(0).uniform(-1, 1, (5, 4, 32, 32)).astype(np.float32)
+    images[:, 3, :16] = -1.0                                   # top half fully transparent ...
+    recoloured = images.copy()
+    recoloured[:, :3, :16] = 0.3                               # ... whatever colour it hides
+    assert np.abs(classifier.run(images)[1] - classifier.run(recoloured)[1]).max() < 1e-5
+    code, _, err = run_cli(["export", rgba_run / "run", "-o", tmp_path / "g.onnx"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["evaluate", tmp_path / "g.onnx", "--classifier", tmp_path / "c.onnx", "--data-dir",
+                              split_folder, "-n", "32", "--k", "3", "--json", tmp_path / "e.json"], capsys)
+    assert code == 0, err
+    assert "classifier on real test images" in out and "lowest class accuracy" in out
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["class_names"] == ["discs", "squares"] and len(report["per_class_real_test_accuracy"]) == 2
+    assert 0 <= report["conditional_accuracy"] <= 1 and report["fcd_floor_train_vs_test"] > 0
+
+
+def test_a_folder_without_its_splits_is_one_line(tmp_path, capsys):
+    write_rgba_folder(tmp_path / "flat", per_class=2)
+    code, _, err = run_cli(["train-classifier", "--dataset", "folder", "--data-dir", tmp_path / "flat",
+                            "--image-size", "32", "--channels", "4", "-o", tmp_path / "c.onnx"], capsys)
+    one_error_line(code, err, "no train/ folder", "test/")
