@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from gan_pack.contract.limits import MAX_NOISE_DIM
 from gan_pack.contract.metadata import generator_metadata
 from gan_pack.errors import CheckpointError, ConfigError
 from gan_pack.pytorch.export import Exportable
-from gan_pack.pytorch.importer import load_strict
+from gan_pack.pytorch.importer import build, load_strict
 from gan_pack.pytorch.stylegan2_ops import stylegan2_torch_generator
 
 NOISE_MODES = ("none", "const")
@@ -248,11 +249,14 @@ def load_stylegan2_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict
         if isinstance(ckpt.get(key), torch.Tensor):
             extras["mean_latent"] = ckpt[key].float()
             break
-    stored = sorted((k for k in state if k.startswith("noises.noise_")), key=lambda k: int(k.rsplit("_", 1)[1]))
+    stored = sorted((int(m.group(1)), k) for k in state if (m := re.fullmatch(r"noises\.noise_(\d+)", str(k))))
     if stored:                                          # rosinality's lineage keeps them in the generator
-        extras["noises"] = [state.pop(k) for k in stored]
+        extras["noises"] = [state.pop(k) for _, k in stored]
     elif isinstance(ckpt.get("noises"), (list, tuple)):
         extras["noises"] = list(ckpt["noises"])
+    finite = [extras.get("mean_latent")] + list(extras.get("noises", []))
+    if any(isinstance(t, torch.Tensor) and not bool(torch.isfinite(t.float()).all()) for t in finite):
+        raise CheckpointError(f"{path}: its mean latent or noise buffers hold NaN or infinite values")
     return state, extras
 
 
@@ -290,8 +294,6 @@ def exportable_stylegan2_torch(weights: str | Path, init: dict, noise_mode: str 
     path = Path(weights)
     init = parse_stylegan2_init(init)
     state, extras = load_stylegan2_checkpoint(path)
-    from gan_pack.pytorch.importer import build
-
     generator = build(stylegan2_torch_generator(), init)
     load_strict(generator, state, path)
     generator = generator.float().eval()
@@ -306,15 +308,22 @@ def exportable_stylegan2_torch(weights: str | Path, init: dict, noise_mode: str 
         w_avg = mean_latent(generator.mapping, generator.latent_dim, seed or 0)
         w_avg_source = f"mean of {MEAN_LATENT_SAMPLES} mapped samples, seed {seed or 0}"
     graph = StyleGAN2Graph(parts_of_stylegan2_torch(generator, noises, w_avg)).eval()
-    side = init["resolution"]
-    config = {"model": "gan", "arch": "stylegan2", "noise_dim": generator.latent_dim,
-              "imported_from": "stylegan2-torch", "init": init, "noise_mode": noise_mode}
-    info = {"name": dataset, "num_classes": 0, "image_shape": [1, side, side], "class_names": []}
-    metadata = generator_metadata(config, info, 0, 0, extras["weights"], "fp32", 0, gan_pack.__version__)
-    del metadata["epochs"], metadata["steps"]
-    metadata.update({"imported_from": "stylegan2-torch", "noise_mode": noise_mode, "psi_input": "true",
-                     "mean_latent": w_avg_source, "train_config": json.dumps(config, sort_keys=True, default=str)})
     zeros = [torch.zeros(1, 1, side, side) for side in noise_resolutions(blocks)]
     reference = OwnForward(generator, zeros if noises is None else noises, w_avg).eval()
+    metadata = stylegan2_metadata(init, generator.latent_dim, noise_mode, extras["weights"], w_avg_source, dataset)
     return Exportable(graph, generator.latent_dim, 0, metadata, psi=True, reference=reference,
                       reference_name="stylegan2_torch.Generator.forward (stand-in ops), fp32")
+
+
+def stylegan2_metadata(init: dict, latent_dim: int, noise_mode: str, weights: str, w_avg_source: str,
+                       dataset: str) -> dict[str, str]:
+    """The metadata of a stylegan2-torch export: a generator's, with how its noise and mean latent were made."""
+    side = init["resolution"]
+    config = {"model": "gan", "arch": "stylegan2", "noise_dim": latent_dim, "imported_from": "stylegan2-torch",
+              "init": init, "noise_mode": noise_mode}
+    info = {"name": dataset, "num_classes": 0, "image_shape": [1, side, side], "class_names": []}
+    metadata = generator_metadata(config, info, 0, 0, weights, "fp32", 0, gan_pack.__version__)
+    del metadata["epochs"], metadata["steps"]                # unknown for a network trained elsewhere
+    metadata.update({"imported_from": "stylegan2-torch", "noise_mode": noise_mode, "psi_input": "true",
+                     "mean_latent": w_avg_source, "train_config": json.dumps(config, sort_keys=True, default=str)})
+    return metadata

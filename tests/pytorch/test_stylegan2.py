@@ -368,3 +368,14 @@ def test_the_stand_ins_match_the_compiled_cuda_ops_on_a_gpu(small):
     with torch.no_grad():
         gap = (real([z], noises=zeros) - stand_in([z], noises=zeros)).abs().max().item()
     assert gap <= 1e-4
+
+
+def test_a_checkpoint_with_nan_extras_or_odd_noise_keys_is_one_line(small, tmp_path, capsys):
+    g, _ = small
+    torch.save({"g_ema": g.state_dict(), "mean_latent": torch.full((1, 64), float("nan"))}, tmp_path / "nan.pt")
+    code, _, err = export(capsys, tmp_path / "nan.pt", tmp_path / "a.onnx")
+    one_error_line(code, err, "NaN")
+    torch.save({"g_ema": {**g.state_dict(), "noises.noise_x": torch.zeros(1)}}, tmp_path / "odd.pt")
+    code, _, err = export(capsys, tmp_path / "odd.pt", tmp_path / "b.onnx")
+    one_error_line(code, err, "unexpected: noises.noise_x")
+    assert not (tmp_path / "a.onnx").exists() and not (tmp_path / "b.onnx").exists()
