@@ -1,0 +1,90 @@
+"""64 px RGBA sampling on this CPU: the export against PyTorch eager on the same weights (not a test).
+
+A DCGAN cGAN of 64 px RGBA images in 9 classes (the emoji categories), at the width that keeps its
+fp32 file under 8 MB, BatchNorm calibrated, untrained weights (speed does not depend on them). fp32
+on both sides, the same noise and labels, interleaved rounds at batch 64 and 1024; then the peak
+memory of `ganpack sample -n 20000 -o x.npy` (streamed) and `--out-dir` (one PNG each), as for the
+28 px models.
+
+Usage: .venv/bin/python benchmarks/sampling_rgba.py [--width 20] [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sampling import interleaved_rates, measure_process  # noqa: E402
+
+import gan_pack  # noqa: E402
+from gan_pack.contract.metadata import generator_metadata  # noqa: E402
+from gan_pack.pytorch.config import TrainConfig  # noqa: E402
+from gan_pack.pytorch.export import Exportable, ExportOptions, write_generator  # noqa: E402
+from gan_pack.pytorch.models import build_generator, recalibrate_batchnorm  # noqa: E402
+from gan_pack.runtime.generator import OnnxGenerator  # noqa: E402
+
+CLASSES = ["activities", "animals-nature", "flags", "food-drink", "objects", "people-body", "smileys-emotion",
+           "symbols", "travel-places"]
+
+
+def build(folder: Path, width: int) -> tuple[torch.nn.Module, Path]:
+    config = TrainConfig.from_dict(dict(model="cgan", arch="dcgan", dataset="folder", image_size=64, channels=4,
+                                        width=width, out=str(folder), data_dir=str(folder), device="cpu"))
+    shape = (4, 64, 64)
+    generator = build_generator(config.recipe, len(CLASSES), shape)
+    recalibrate_batchnorm(generator, config.recipe.noise_dim, len(CLASSES), torch.device("cpu"))
+    generator.eval()
+    flat = {"model": "cgan", "arch": "dcgan", "noise_dim": config.recipe.noise_dim, "width": width}
+    info = {"name": "emoji", "num_classes": len(CLASSES), "image_shape": list(shape), "class_names": CLASSES}
+    metadata = generator_metadata(flat, info, 0, 0, "ema", "fp32", 0, gan_pack.__version__)
+    path = folder / "rgba.onnx"
+    write_generator(Exportable(generator, config.recipe.noise_dim, len(CLASSES), metadata), path,
+                    ExportOptions(batch_sizes=(1, 7)))
+    return generator, path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as scratch:
+        generator, path = build(Path(scratch), args.width)
+        onnx_g = OnnxGenerator(path)
+        params = sum(p.numel() for p in generator.parameters())
+        print(f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads); G width "
+              f"{args.width}: {params / 1e6:.2f}M parameters, {path.stat().st_size / 1e6:.2f} MB fp32; rewrites "
+              f"{json.loads(onnx_g.info.raw.get('rewrites', '{}')).get('kept', 'none')}")
+        for batch in (64, 1024):
+            noise = onnx_g.noise(batch, seed=batch)
+            labels = np.arange(batch, dtype=np.int64) % len(CLASSES)
+            tn, tl = torch.from_numpy(noise), torch.from_numpy(labels)
+
+            @torch.no_grad()
+            def eager():
+                return generator(tn, tl).clamp(-1, 1).numpy()
+
+            gap = np.abs(onnx_g.generate(noise, labels) - eager()).max()
+            rates = interleaved_rates({"torch": eager, "onnx": lambda: onnx_g.generate(noise, labels)}, batch,
+                                      args.seconds)
+            print(f"batch {batch:5d}: PyTorch eager {rates['torch']:8.1f} images/s, OnnxGenerator "
+                  f"{rates['onnx']:8.1f} images/s ({rates['onnx'] / rates['torch']:.2f}x); max abs difference "
+                  f"{gap:.1e}")
+        out = Path(scratch)
+        for what, argv in (("-n 20000 -o x.npy", ["-n", "20000", "-o", str(out / "x.npy")]),
+                           ("-n 2000 --out-dir (PNG each)", ["-n", "2000", "--out-dir", str(out / "each")])):
+            wall, peak = measure_process([sys.executable, "-m", "gan_pack", "sample", str(path), *argv], repeats=3)
+            print(f"ganpack sample {what}: {wall:.2f} s, peak {peak:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
