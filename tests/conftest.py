@@ -10,6 +10,7 @@ torch-free runs select by mark: `pytest -m "not torch and not onnx and not serve
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
@@ -185,3 +186,29 @@ def write_rgba_folder(folder: Path, per_class: int = 8, side: int = 32, seed: in
             pixels[inside] = [*rng.integers(0, 255, 3).tolist(), 255]
             Image.fromarray(pixels, "RGBA").save(folder / name / f"{i}.png")
     return folder
+
+
+@contextlib.contextmanager
+def serving(paths, **options):
+    """`ganpack serve`'s server (its socket, protocol and limits) on a free port of 127.0.0.1, in a
+    thread, for the models at `paths`; yields its host:port."""
+    import threading
+    import time
+
+    from gan_pack.serve.app import create_app, listen, make_server
+    from gan_pack.serve.layout import ServeOptions, load_models
+
+    settings = ServeOptions(**options)
+    sock = listen("127.0.0.1", 0)
+    server = make_server(create_app(load_models(list(paths), "cpu"), settings), settings.read_timeout_s)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive()
+        time.sleep(0.02)
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

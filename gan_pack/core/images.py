@@ -86,6 +86,15 @@ def parse_color(text: str) -> tuple[int, int, int]:
     raise ValueError(f"{text!r} is not a color: give white, black, grey or #rrggbb")
 
 
+def color_problems(flag: str, text: str) -> list[str]:
+    """[] for a color parse_color reads, else the one problem, for a config's list of them."""
+    try:
+        parse_color(text)
+        return []
+    except ValueError as e:
+        return [f"{flag}: {e}"]
+
+
 def checkerboard(height: int, width: int, square: int = CHECKER_SQUARE) -> np.ndarray:
     """(H, W, 3) uint8 light and mid grey squares: what image editors show behind transparency."""
     rows, cols = np.arange(height)[:, None] // square, np.arange(width)[None, :] // square

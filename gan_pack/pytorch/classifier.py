@@ -16,7 +16,7 @@ import gan_pack
 from gan_pack.core.files import atomic_path
 from gan_pack.core.folder import SPLITS, load_image_folder, split_folder
 from gan_pack.core.idx import load_idx_split
-from gan_pack.core.images import parse_color
+from gan_pack.core.images import color_problems, parse_color
 from gan_pack.core.noise import SEED_MAX
 from gan_pack.errors import ConfigError
 from gan_pack.pytorch.config import DATASET_CLASS_NAMES, LIMITS
@@ -47,10 +47,7 @@ class ClassifierConfig:
         if not 8 <= self.image_size <= 256 or self.channels not in (1, 3, 4):
             problems.append(f"--image-size must be in 8..256 and --channels 1, 3 or 4, not {self.image_size} and "
                             f"{self.channels}")
-        try:
-            parse_color(self.background)
-        except ValueError as e:
-            problems.append(f"--background: {e}")
+        problems += color_problems("--background", self.background)
         if self.data_dir is None:
             problems.append("--data-dir is required (the folder with the four IDX files, or with train/ and test/)")
         if self.epochs < 1:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from gan_pack.contract.choices import Arch, Augment, Choice, Dataset, Device, Loss, Model
 from gan_pack.contract.limits import EVAL_N_MAX, EVAL_N_MIN
-from gan_pack.core.images import parse_color
+from gan_pack.core.images import color_problems
 from gan_pack.core.noise import SEED_MAX
 from gan_pack.errors import ConfigError
 
@@ -127,10 +127,7 @@ class Recipe:
         elif self.channels == 4 and self.dataset != "folder":
             p.append(f"--channels 4 (RGBA) needs --dataset folder of images with transparency; {self.dataset} is "
                      f"grayscale")
-        try:
-            parse_color(self.background)
-        except ValueError as e:
-            p.append(f"--background: {e}")
+        p += color_problems("--background", self.background)
         if self.mbstd < 0 or (self.mbstd and self.arch != "dcgan"):
             p.append(f"--mbstd must be 0 (off) or a group size with --arch dcgan, not {self.mbstd}")
         elif self.mbstd and self.batch_size % self.mbstd:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan_pack.core.folder import load_image_folder
+from gan_pack.core.folder import SPLITS, load_image_folder
 from gan_pack.core.idx import ALL_FILES, load_idx_split
 from gan_pack.errors import DataError
 from gan_pack.pytorch.config import DATASET_CLASS_NAMES, DatasetInfo, Recipe
@@ -64,7 +64,10 @@ def _load_folder(recipe: Recipe, data_dir: str | None) -> tuple[np.ndarray, np.n
     if data_dir is None or not Path(data_dir).is_dir():
         raise DataError(f"--dataset folder needs --data-dir pointing at an image folder, "
                         f"got {data_dir!r}")
-    return load_image_folder(data_dir, recipe.image_size, recipe.channels, recipe.background)
+    root = Path(data_dir)
+    if all((root / split).is_dir() for split in SPLITS):    # a split data set: train on train/
+        root = root / "train"
+    return load_image_folder(root, recipe.image_size, recipe.channels, recipe.background)
 
 
 def _fit_images(images: torch.Tensor, recipe: Recipe) -> torch.Tensor:

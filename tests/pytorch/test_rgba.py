@@ -114,3 +114,31 @@ def test_a_folder_without_its_splits_is_one_line(tmp_path, capsys):
     code, _, err = run_cli(["train-classifier", "--dataset", "folder", "--data-dir", tmp_path / "flat",
                             "--image-size", "32", "--channels", "4", "-o", tmp_path / "c.onnx"], capsys)
     one_error_line(code, err, "no train/ folder", "test/")
+
+
+def test_a_split_folder_trains_on_its_train_half(split_folder, tmp_path):
+    from gan_pack.pytorch.config import TrainConfig
+    from gan_pack.pytorch.data import load_dataset
+
+    config = TrainConfig.from_dict(dict(model="cgan", dataset="folder", data_dir=str(split_folder), image_size=32,
+                                        channels=4, out=str(tmp_path / "run")))
+    images, _, info = load_dataset(config.recipe, str(split_folder))
+    assert len(images) == 32 and info.class_names == ["discs", "squares"]        # train/: 2 x 16
+
+
+def test_serve_gives_rgba_pngs(rgba_run, tmp_path, capsys):
+    pytest.importorskip("starlette")
+    import io
+    import urllib.request
+
+    from conftest import serving
+    from gan_pack.core.images import make_grid
+
+    code, _, err = run_cli(["export", rgba_run / "run", "-o", tmp_path / "stickers.onnx"], capsys)
+    assert code == 0, err
+    with serving([tmp_path / "stickers.onnx"]) as url:
+        with urllib.request.urlopen(f"http://{url}/v1/models/stickers/sample.png?n=4&seed=2&label=1") as r:
+            picture = Image.open(io.BytesIO(r.read()))
+    g = OnnxGenerator(tmp_path / "stickers.onnx")
+    assert picture.mode == "RGBA"
+    assert np.array_equal(np.asarray(picture), make_grid(g.generate(g.noise(4, 2), np.ones(4, np.int64))))

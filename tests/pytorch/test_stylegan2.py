@@ -307,27 +307,14 @@ def test_triton_entry_declares_psi_optional(packages):
 def test_serve_takes_psi_in_the_query_and_the_request_parameters(packages):
     pytest.importorskip("starlette")
     httpclient = pytest.importorskip("tritonclient.http")
-    import threading
-    import time
+    import io
     import urllib.request
 
-    from gan_pack.serve.app import create_app, listen, make_server
-    from gan_pack.serve.layout import ServeOptions, load_models
+    from conftest import serving
 
-    options = ServeOptions(max_images_per_request=64)
-    sock = listen("127.0.0.1", 0)
-    server = make_server(create_app(load_models([packages / "sg2-mono", packages / "sg2-rgb"], "cpu"), options),
-                         options.read_timeout_s)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    url = f"127.0.0.1:{sock.getsockname()[1]}"
-    try:
+    with serving([packages / "sg2-mono", packages / "sg2-rgb"], max_images_per_request=64) as url:
         model = OnnxGenerator(packages / "sg2-rgb")
         with urllib.request.urlopen(f"http://{url}/v1/models/sg2-rgb/sample.npy?n=6&seed=3&label=2&psi=0.6") as r:
-            import io
-
             got = np.load(io.BytesIO(r.read()))
         assert np.abs(got - model.generate(model.noise(6, 3), np.full(6, 2), psi=0.6)).max() <= 1e-6
         client = httpclient.InferenceServerClient(url)
@@ -340,34 +327,7 @@ def test_serve_takes_psi_in_the_query_and_the_request_parameters(packages):
             expected = model.generate(noise, np.arange(5) % 3, psi=psi)
             assert np.abs(reply.as_numpy("images") - expected).max() <= 1e-6
         assert client.get_model_metadata("sg2-mono")["parameters"]["psi_input"] is True
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
-
-@pytest.mark.slow
-def test_the_stand_ins_match_the_compiled_cuda_ops_on_a_gpu(small):
-    """On a GPU machine with nvcc: the package with its real ops, compiled here, against the same
-    weights through the stand-ins (on the GPU too). CI has no GPU: skipped there."""
-    import shutil
-
-    if not torch.cuda.is_available() or shutil.which("nvcc") is None:
-        pytest.skip("needs a CUDA GPU and nvcc")
-    from gan_pack.pytorch.stylegan2 import noise_resolutions
-    from gan_pack.pytorch.stylegan2_ops import compiled_stylegan2_torch_generator
-
-    g, _ = small
-    real = compiled_stylegan2_torch_generator()(32, latent_dim=64, n_mlp=2,
-                                                channels={int(k): v for k, v in SMALL["channels"].items()})
-    real.load_state_dict(g.state_dict())
-    real, stand_in = real.cuda().eval(), build(SMALL).cuda().eval()
-    stand_in.load_state_dict(g.state_dict())
-    zeros = [torch.zeros(1, 1, s, s, device="cuda") for s in noise_resolutions(7)]
-    z = torch.randn(64, 64, device="cuda")
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False     # fp32 against fp32
-    with torch.no_grad():
-        gap = (real([z], noises=zeros) - stand_in([z], noises=zeros)).abs().max().item()
-    assert gap <= 1e-4
 
 
 def test_a_checkpoint_with_nan_extras_or_odd_noise_keys_is_one_line(small, tmp_path, capsys):
