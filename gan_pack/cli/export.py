@@ -164,8 +164,12 @@ def pack(
     evaluate: Annotated[bool, typer.Option("--eval", help="Evaluate it (needs --classifier, --data-dir).")] = False,
     classifier: Annotated[Optional[Path], typer.Option(help="--eval: an exported classifier of the same data.")] \
         = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="--eval: the real data's IDX files.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(
+        help="--eval: the real data (its IDX files, or a folder with train/ and test/).")] = None,
     name: Annotated[Optional[str], typer.Option(help="The files' name (default: the folder's).")] = None,
+    data_notice: Annotated[Optional[Path], typer.Option(
+        help="A text or Markdown file with the training data's licenses and attribution: the model card "
+             "carries it.")] = None,
     triton: Annotated[Optional[Path], typer.Option(
         help="Also write a Triton model repository entry here: TRITON/NAME/config.pbtxt, 1/model.onnx.")] = None,
 ) -> None:
@@ -183,7 +187,8 @@ def pack(
         raise GanPackError("--eval goes with --classifier and --data-dir (all three, or none)")
     options = PackOptions(name=name, variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
                           license=license, classifier=str(classifier) if classifier else None,
-                          data_dir=str(data_dir) if data_dir else None)
+                          data_dir=str(data_dir) if data_dir else None,
+                          data_notice=str(data_notice) if data_notice else None)
     if not source.exists():
         raise GanPackError(f"{source} does not exist; give an exported .onnx, a run folder or a checkpoint")
     if triton is not None:

@@ -36,7 +36,7 @@ def front_matter(facts: dict, evaluation: dict | None, license: str) -> str:
     return "\n".join(lines + ["---", ""])
 
 
-def model_card(facts: dict, evaluation: dict | None, license: str) -> str:
+def model_card(facts: dict, evaluation: dict | None, license: str, data_notice: str | None = None) -> str:
     name, k = facts["name"], facts["num_classes"]
     shape = "x".join(map(str, facts["image_shape"]))
     classes = f"{k} classes ({', '.join(facts['class_names'])})" if k else "unconditional"
@@ -91,12 +91,17 @@ images with the packed ones ({', '.join(f"{n}: {t['metric']} <= {t['bound']}" fo
 
 {parity_line}
 {figures}{variants_section(facts)}
-## Intended use and limits
+{data_section(data_notice)}## Intended use and limits
 
 For sampling images like those of {facts['dataset']}, in apps, demos and tests of image pipelines. The generator
 knows only its training data: it cannot draw anything else, and its samples are not real data (do not use them
 as evidence of anything). Quality figures come from a small classifier, not from people.
 """
+
+
+def data_section(notice: str | None) -> str:
+    """The training data's licenses and attribution (pack --data-notice), as the packer wrote them."""
+    return f"## Training data: licenses and attribution\n\n{notice}\n\n" if notice else ""
 
 
 def evaluation_section(facts: dict, evaluation: dict | None) -> str:

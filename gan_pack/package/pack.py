@@ -67,16 +67,42 @@ class PackOptions:
     classifier: str | None = None           # --eval: evaluate with this classifier ...
     data_dir: str | None = None             # ... against this real data
     eval_n: int = 10000
+    data_notice: str | None = None          # the training data's licenses and attribution, for the card
 
     def __post_init__(self) -> None:
         problems = [p for v in self.variants for p in Variant.problem("--variants", v)] + name_problems(self.name)
         if (self.classifier is None) != (self.data_dir is None):
             problems.append("--eval needs both --classifier and --data-dir")
+        try:
+            read_notice(self.data_notice)                   # before a run is exported for nothing
+        except ConfigError as e:
+            problems.append(str(e))
         if problems:
             raise ConfigError("; ".join(problems))
 
 
 # ---------------------------------------------------------------- the pieces
+
+MAX_NOTICE_BYTES = 64 << 10
+
+
+def read_notice(path: str | None) -> str | None:
+    """The text of --data-notice (Markdown or plain text, UTF-8, at most 64 KiB), checked."""
+    if path is None:
+        return None
+    notice = Path(path)
+    if not notice.is_file():
+        raise ConfigError(f"--data-notice {path} is not a file; give the training data's licenses and attribution "
+                          f"as a text or Markdown file")
+    data = notice.read_bytes()[:MAX_NOTICE_BYTES + 1]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"--data-notice {path} is not UTF-8 text") from None
+    if len(data) > MAX_NOTICE_BYTES or not text.strip():
+        raise ConfigError(f"--data-notice {path} must hold 1 byte to {MAX_NOTICE_BYTES >> 10} KiB of text")
+    return text.strip()
+
 
 def check_package_output(out: str | Path) -> Path:
     """A package folder to write: a place that can be made, and not a folder that holds anything."""
@@ -202,6 +228,7 @@ def pack(model: str | Path, out: str | Path, options: PackOptions | None = None,
         raise ConfigError(f"--variants {unmade[0]} is exported from PyTorch: pack the run folder, not the .onnx")
     if Variant.cuda in options.variants and not cuda_available():
         raise ConfigError(CUDA_NEEDED)
+    notice = read_notice(options.data_notice)
     with staging(out) as folder:
         say(log, f"packing {name}" + (f" with {', '.join(options.variants)}" if options.variants else ""))
         models = place_models(source, folder, name, options, exported, log)
@@ -216,6 +243,6 @@ def pack(model: str | Path, out: str | Path, options: PackOptions | None = None,
         figures = variant_figures(name, models, options, log)
         facts = manifest(name, folder, generators, evaluation, figures)    # lists every file written so far
         (folder / f"{name}.json").write_text(json.dumps(facts, indent=2) + "\n")
-        (folder / "README.md").write_text(model_card(facts, evaluation, options.license))
+        (folder / "README.md").write_text(model_card(facts, evaluation, options.license, notice))
         write_sums(folder)
     return out

@@ -53,8 +53,12 @@ def test_rgba_export_sample_gif_pack_and_verify(rgba_run, tmp_path, capsys):
     code, _, err = run_cli(["interpolate", tmp_path / "s.onnx", "--gif", tmp_path / "w.gif", "--frames", "4"], capsys)
     assert code == 0, err
     assert Image.open(tmp_path / "w.gif").n_frames == 4
-    code, _, err = run_cli(["pack", tmp_path / "s.onnx", "-o", tmp_path / "pkg"], capsys)
+    (tmp_path / "NOTICE.md").write_text("Shapes drawn for the tests; CC0.\n")
+    code, _, err = run_cli(["pack", tmp_path / "s.onnx", "-o", tmp_path / "pkg", "--data-notice",
+                            tmp_path / "NOTICE.md", "--license", "cc0-1.0"], capsys)
     assert code == 0, err
+    card = (tmp_path / "pkg" / "README.md").read_text()
+    assert "## Training data: licenses and attribution\n\nShapes drawn for the tests; CC0." in card
     import json
 
     manifest = json.loads((tmp_path / "pkg" / "pkg.json").read_text())
@@ -142,3 +146,11 @@ def test_serve_gives_rgba_pngs(rgba_run, tmp_path, capsys):
     g = OnnxGenerator(tmp_path / "stickers.onnx")
     assert picture.mode == "RGBA"
     assert np.array_equal(np.asarray(picture), make_grid(g.generate(g.noise(4, 2), np.ones(4, np.int64))))
+
+
+def test_a_data_notice_that_is_not_text_is_one_line(rgba_run, tmp_path, capsys):
+    (tmp_path / "notice.bin").write_bytes(b"\xff\xfe\x00binary")
+    code, _, err = run_cli(["pack", rgba_run / "run", "-o", tmp_path / "pkg", "--data-notice", tmp_path / "notice.bin"],
+                           capsys)
+    one_error_line(code, err, "not UTF-8 text")
+    assert not (tmp_path / "pkg").exists()
