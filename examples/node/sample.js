@@ -12,7 +12,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import * as ort from 'onnxruntime-node';
-import { feedableInput, manifestPaths, pixelStrip, portableNoise, psiFeed, takesPsi } from '../shared/samples.mjs';
+import { manifestPaths, pixelStrip, portableNoise, psiFeed, sessionModel } from '../shared/samples.mjs';
 
 function parseArgs(argv) {
   const args = { count: 1, seed: 0, label: 0, out: 'sample.pgm' };
@@ -73,7 +73,7 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const manifest = readManifest(args.model);
   const model = readFileSync(args.model);
-  const session = await ort.InferenceSession.create(takesPsi(manifest) ? feedableInput(model, 'psi') : model);
+  const session = await ort.InferenceSession.create(sessionModel(manifest, model));
   let noise, count;
   if (args.noise) {
     const rows = JSON.parse(readFileSync(args.noise, 'utf8'));

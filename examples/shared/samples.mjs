@@ -91,6 +91,11 @@ export function takesPsi(manifest) {
   return manifest.contract.inputs.some((input) => input.name === 'psi');
 }
 
+// The model's bytes as onnxruntime-node and -web must load them: a psi model with psi made feedable.
+export function sessionModel(manifest, bytes) {
+  return takesPsi(manifest) ? feedableInput(bytes, 'psi') : bytes;
+}
+
 // The model's bytes with the default of input `name` (an initializer of that name) removed, so that the
 // input can be fed: onnxruntime-node and -web feed only the inputs a session lists, and a session does
 // not list an input that has a default. Protobuf wire format: ModelProto.graph is field 7,

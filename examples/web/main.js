@@ -7,7 +7,7 @@
 // with ?labels=0,3,5 takes a caller's own noise. "walk" plays `ganpack interpolate --gif`'s loop
 // (?walk=F draws its frame F). When done, window.ganpack holds {pixels, width, height, channels,
 // classNames} read back from the page.
-import { feedableInput, manifestPaths, pixelStrip, portableNoise, psiFeed, slerp, takesPsi } from '../shared/samples.mjs';
+import { manifestPaths, pixelStrip, portableNoise, psiFeed, sessionModel, slerp, takesPsi } from '../shared/samples.mjs';
 
 const WALK = { points: 4, frames: 60, fps: 20 };
 
@@ -126,8 +126,7 @@ async function main() {
   slider.oninput = showThreshold;
   showThreshold();
   const bytes = new Uint8Array(await (await fetch(model)).arrayBuffer());
-  const session = await ort.InferenceSession.create(takesPsi(manifest) ? feedableInput(bytes, 'psi') : bytes,
-    { executionProviders: ['wasm'] });
+  const session = await ort.InferenceSession.create(sessionModel(manifest, bytes), { executionProviders: ['wasm'] });
   document.getElementById('go').onclick = () => sample(session, manifest, new URLSearchParams());
   document.getElementById('walk').onclick = () => playWalk(session, manifest);
   if (params.has('walk')) {

@@ -8,5 +8,6 @@ default of 1 stored in the graph, so a runtime that does not know it need not fe
 
 NOISE, LABELS, IMAGES, PSI = "noise", "labels", "images", "psi"
 BATCH_AXIS = "batch"
+PSI_AXIS = "psi_rows"           # psi's first axis: the batch, or 1 for all images
 GENERATOR_KIND, CLASSIFIER_KIND = "generator", "classifier"
 PRODUCER, DOMAIN = "gan_pack", "org.ganpack"

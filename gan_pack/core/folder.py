@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_pack.core.images import parse_color
+from gan_pack.core.images import flatten
 from gan_pack.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -69,8 +69,8 @@ def _converted(img, channels: int, background: str):
     rgba = img.convert("RGBA")
     if channels == 4:
         return rgba
-    under = Image.new("RGBA", rgba.size, (*parse_color(background), 255))
-    return Image.alpha_composite(under, rgba).convert("L" if channels == 1 else "RGB")
+    rgb = Image.fromarray(flatten(np.asarray(rgba), background))
+    return rgb.convert("L") if channels == 1 else rgb
 
 
 def _center_square(img):

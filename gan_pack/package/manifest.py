@@ -11,6 +11,7 @@ import numpy as np
 
 import gan_pack
 from gan_pack.contract.metadata import ModelInfo
+from gan_pack.contract.names import PSI, PSI_AXIS
 from gan_pack.contract.package_format import (
     GOLDEN_COUNT,
     GOLDEN_FORMAT,
@@ -57,7 +58,7 @@ def manifest(name: str, folder: Path, generators: dict[str, OnnxGenerator], eval
     if k:
         inputs.append({"name": "labels", "dtype": "int64", "shape": ["batch"]})
     if info.psi_input:              # StyleGAN truncation: one per image, or one for all; absent: 1
-        inputs.append({"name": "psi", "dtype": "float32", "shape": ["psi_rows"], "optional": True, "default": 1.0})
+        inputs.append({"name": PSI, "dtype": "float32", "shape": [PSI_AXIS], "optional": True, "default": 1.0})
     files = []
     for path in sorted(folder.iterdir()):
         entry = {"path": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}

@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -68,13 +68,14 @@ class PackOptions:
     data_dir: str | None = None             # ... against this real data
     eval_n: int = 10000
     data_notice: str | None = None          # the training data's licenses and attribution, for the card
+    notice: str | None = field(init=False, default=None)     # its text, read and checked
 
     def __post_init__(self) -> None:
         problems = [p for v in self.variants for p in Variant.problem("--variants", v)] + name_problems(self.name)
         if (self.classifier is None) != (self.data_dir is None):
             problems.append("--eval needs both --classifier and --data-dir")
         try:
-            read_notice(self.data_notice)                   # before a run is exported for nothing
+            self.notice = read_notice(self.data_notice)     # read before a run is exported for nothing
         except ConfigError as e:
             problems.append(str(e))
         if problems:
@@ -228,7 +229,6 @@ def pack(model: str | Path, out: str | Path, options: PackOptions | None = None,
         raise ConfigError(f"--variants {unmade[0]} is exported from PyTorch: pack the run folder, not the .onnx")
     if Variant.cuda in options.variants and not cuda_available():
         raise ConfigError(CUDA_NEEDED)
-    notice = read_notice(options.data_notice)
     with staging(out) as folder:
         say(log, f"packing {name}" + (f" with {', '.join(options.variants)}" if options.variants else ""))
         models = place_models(source, folder, name, options, exported, log)
@@ -243,6 +243,6 @@ def pack(model: str | Path, out: str | Path, options: PackOptions | None = None,
         figures = variant_figures(name, models, options, log)
         facts = manifest(name, folder, generators, evaluation, figures)    # lists every file written so far
         (folder / f"{name}.json").write_text(json.dumps(facts, indent=2) + "\n")
-        (folder / "README.md").write_text(model_card(facts, evaluation, options.license, notice))
+        (folder / "README.md").write_text(model_card(facts, evaluation, options.license, options.notice))
         write_sums(folder)
     return out

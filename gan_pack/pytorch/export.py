@@ -26,7 +26,7 @@ from torch import nn
 import gan_pack
 from gan_pack.contract.choices import Precision, Rewrite, Weights
 from gan_pack.contract.metadata import generator_metadata
-from gan_pack.contract.names import IMAGES, LABELS, NOISE, PSI
+from gan_pack.contract.names import IMAGES, LABELS, NOISE, PSI, PSI_AXIS
 from gan_pack.contract.parity import (
     DEFAULT_ATOL,
     PARITY_BATCHES,
@@ -186,7 +186,7 @@ def onnx_graph(exportable: Exportable, options: ExportOptions, log: Log = None):
         model = onnx.load(str(path))
         rename_batch_axis(model)
         if exportable.psi:
-            optional_input(model, PSI, np.ones(1, np.float32), "psi_rows")
+            optional_input(model, PSI, np.ones(1, np.float32), PSI_AXIS)
         fold_batchnorm_into_next_gemm(model)
         if not half:                          # fp16 is for GPUs, whose ConvTranspose is fast already
             say(log, f"CPU kernel rewrite: {options.rewrite}")

@@ -8,8 +8,10 @@ ONNX runtime wants it:
   (same math, any batch);
 - the FIR up/down-sampling filters as ordinary (depthwise and transposed) convolutions;
 - noise made explicit: none (zeros, NVlabs' noise_mode='none') or const (buffers in the model);
-- truncation in w space around the average latent, psi an input of the graph (absent: 1);
-- optionally class labels embedded into the mapping network (StyleGAN2-ADA's `c`).
+- truncation in w space around the average latent, psi an input of the graph (absent: 1).
+
+(A class-conditional generator in NVlabs' convention goes through `export --module` instead: the
+adapter passes its noise_mode, fused_modconv and truncation_psi.)
 
 `StyleGAN2Parts` is what the graph is built from; `parts_of_stylegan2_torch` reads it off a
 `stylegan2_torch.Generator` (PyPI `stylegan2-torch`), and `exportable_stylegan2_torch` loads such a
@@ -22,7 +24,7 @@ import argparse
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -119,32 +121,27 @@ class Upsample(nn.Module):
 class StyleGAN2Parts:
     """What a StyleGAN2 synthesis is made of, read off some implementation."""
 
-    mapping: nn.Module                       # z (B, latent) [+ labels] -> w (B, latent)
+    mapping: nn.Module                       # z (B, latent) -> w (B, latent)
     constant: torch.Tensor                   # (1, C, 4, 4)
     blocks: list[ModulatedConv]              # in order: conv, then (up conv, conv) per resolution
     to_rgbs: list[ModulatedConv]             # one per resolution
     upsamples: list[Upsample]                # one per resolution after the first
     w_avg: torch.Tensor                      # (latent,)
-    latent_dim: int
-    num_classes: int = 0
-    facts: dict = field(default_factory=dict)
 
 
 class StyleGAN2Graph(nn.Module):
-    """noise (B, latent) [+ labels (B,)] [+ psi (B,) or (1,)] -> images (B, C, H, W) in [-1, 1]."""
+    """noise (B, latent) [+ psi (B,) or (1,)] -> images (B, C, H, W) in [-1, 1]."""
 
     def __init__(self, parts: StyleGAN2Parts):
         super().__init__()
-        self.mapping, self.num_classes = parts.mapping, parts.num_classes
+        self.mapping = parts.mapping
         self.register_buffer("constant", parts.constant.detach().clone())
         self.register_buffer("w_avg", parts.w_avg.detach().reshape(1, -1).clone())
         self.blocks, self.to_rgbs = nn.ModuleList(parts.blocks), nn.ModuleList(parts.to_rgbs)
         self.upsamples = nn.ModuleList(parts.upsamples)
 
-    def forward(self, noise: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-        labels = rest[0] if self.num_classes else None
-        psi = rest[1 if self.num_classes else 0] if len(rest) > (1 if self.num_classes else 0) else None
-        w = self.mapping(noise) if labels is None else self.mapping(noise, labels)          # (B, latent)
+    def forward(self, noise: torch.Tensor, psi: torch.Tensor | None = None) -> torch.Tensor:
+        w = self.mapping(noise)                                                # (B, latent)
         if psi is not None:
             w = self.w_avg + psi.reshape(-1, 1) * (w - self.w_avg)
         x = self.constant.expand(noise.shape[0], -1, -1, -1)
@@ -190,8 +187,7 @@ def parts_of_stylegan2_torch(g: nn.Module, noises: list[torch.Tensor] | None, w_
     to_rgbs = [ModulatedConv((rgb.scale * rgb.weight[0]).detach(), rgb.affine, demodulate=False,
                              bias=rgb.bias.detach().reshape(-1).clone(), activate=False) for rgb in g.to_rgbs]
     upsamples = [Upsample(rgb.upsample.kernel, rgb.upsample.pad, rgb.weight.shape[1]) for rgb in g.to_rgbs[1:]]
-    return StyleGAN2Parts(g.mapping, g.input.input.detach(), blocks, to_rgbs, upsamples, w_avg.reshape(-1),
-                          g.latent_dim)
+    return StyleGAN2Parts(g.mapping, g.input.input.detach(), blocks, to_rgbs, upsamples, w_avg.reshape(-1))
 
 
 def parse_stylegan2_init(init: dict) -> dict:

@@ -59,7 +59,7 @@ def check_signature(session, path: os.PathLike, info: ModelInfo) -> None:
     if info.conditional and (len(inputs[LABELS].shape) != 1 or inputs[LABELS].type != "tensor(int64)"):
         raise ModelError(f"{path}: the labels input is {inputs[LABELS].type} {inputs[LABELS].shape}, "
                          f"not int64 (batch,)")
-    defaults = {i.name: i for i in session.get_overridable_initializers()}
+    defaults = {i.name: i for i in session.get_overridable_initializers()} if info.psi_input else {}
     if info.psi_input and (PSI not in defaults or defaults[PSI].type != "tensor(float)"):
         raise ModelError(f"{path}: the metadata says it takes psi, but the graph has no float psi input with a "
                          f"default; re-export it")
