@@ -96,6 +96,8 @@ class Recipe:
     d_width: int | None = setting(None, "dcgan D base channel count (default: --width).", NETS)
     spectral_norm: bool = setting(False, "Spectral normalisation in D.", NETS)
     late_label: bool = setting(False, "dcgan cGAN: feed the label to D's last layer too.", NETS)
+    projection: bool = setting(False, "dcgan cGAN: a projection discriminator (the label picks a class-specific "
+                                      "head) instead of label planes beside the image.", NETS)
     mbstd: int = setting(0, "dcgan D: a minibatch-variation plane over groups of this many images (0: off; "
                             "--batch-size must be a multiple).", NETS)
     r1: float = setting(0.0, "R1 penalty weight gamma: D's loss gains gamma/2 |grad D(real)|^2 (0: off).", NETS)
@@ -133,6 +135,9 @@ class Recipe:
         elif self.mbstd and self.batch_size % self.mbstd:
             p.append(f"--batch-size ({self.batch_size}) must be a multiple of --mbstd ({self.mbstd}), "
                      f"so that no group mixes real and fake images")
+        if self.projection and (self.arch != "dcgan" or self.model != "cgan" or self.late_label):
+            p.append("--projection is a dcgan cGAN discriminator, without --late-label; use --arch dcgan "
+                     "--model cgan")
         if self.balance and self.model != "cgan":
             p.append("--balance draws the classes equally: it needs --model cgan")
         if not self.r1 >= 0:

@@ -125,23 +125,27 @@ class MinibatchStd(nn.Module):
 class DCGANDiscriminator(Conditioned):
     """Strided convolutions with LeakyReLU; the label enters as constant planes beside the image
     (and, with late_label, once more beside the features that the last layer reads). With
+    projection, the label instead picks a vector that the features are projected on and added to
+    the logit (a class-specific head: Miyato and Koyama's projection discriminator). With
     mbstd > 0 the last layer also reads a minibatch-variation plane (MinibatchStd)."""
 
     def __init__(self, num_classes: int, image_shape: tuple[int, int, int], width: int = 64,
-                 late_label: bool = False, mbstd: int = 0):
-        super().__init__(num_classes)
+                 late_label: bool = False, mbstd: int = 0, projection: bool = False):
+        projection = projection and num_classes > 0
+        super().__init__(0 if projection else num_classes)
         channels, size = image_shape[0], image_shape[1]
         feats = _dcgan_channels(width, size)[::-1]            # e.g. 28px: [64, 128, 256]
-        layers, c_in = [], channels + num_classes
+        layers, c_in = [], channels + self.num_classes
         for c_out in feats[:-1]:
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, True)]
             c_in = c_out
         base = size // 2 ** (len(feats) - 1)
-        self.late_label = late_label and num_classes > 0
+        self.late_label = late_label and self.num_classes > 0
         self.features = nn.Sequential(*layers)
         self.mbstd = MinibatchStd(mbstd) if mbstd else None
         c_in += 1 if mbstd else 0
         self.head = nn.Linear(c_in * base * base + (num_classes if self.late_label else 0), 1)
+        self.class_head = nn.Embedding(num_classes, c_in * base * base) if projection else None
         dcgan_init(self)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -155,15 +159,21 @@ class DCGANDiscriminator(Conditioned):
         features = features.flatten(1)
         if self.late_label:
             features = torch.cat([features, embedding], dim=1)
-        return self.head(features).squeeze(1)                  # (B,) logits
+        logits = self.head(features).squeeze(1)                # (B,)
+        if self.class_head is not None:
+            if labels is None:
+                raise ValueError("a conditional model needs labels")
+            logits = logits + (self.class_head(labels) * features).sum(1)
+        return logits
 
 
 def dcgan_init(module: nn.Module) -> None:
-    """The DCGAN paper's init: N(0, 0.02) weights, BatchNorm scale N(1, 0.02)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+    """The DCGAN paper's init: N(0, 0.02) weights, BatchNorm scale N(1, 0.02). A label embedding
+    keeps torch's N(0, 1); a projection head is a layer's weight and starts as one."""
+    for name, m in module.named_modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) or name == "class_head":
             nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
+            if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.normal_(m.weight, 1.0, 0.02)
@@ -183,7 +193,7 @@ def build_discriminator(recipe: Recipe, num_classes: int, image_shape) -> nn.Mod
         model = MLPDiscriminator(num_classes, image_shape)
     elif recipe.arch == "dcgan":
         model = DCGANDiscriminator(num_classes, image_shape, recipe.d_width or recipe.width,
-                                   recipe.late_label, recipe.mbstd)
+                                   recipe.late_label, recipe.mbstd, recipe.projection)
     else:
         raise ConfigError(f"unknown arch {recipe.arch!r}")
     if recipe.spectral_norm:
@@ -192,9 +202,10 @@ def build_discriminator(recipe: Recipe, num_classes: int, image_shape) -> nn.Mod
 
 
 def add_spectral_norm(model: nn.Module) -> None:
-    """Spectral normalisation on every convolution and linear layer (not the label embedding)."""
+    """Spectral normalisation on every convolution and linear layer and on a projection head (not
+    on the label embedding that makes input planes)."""
     for name, child in list(model.named_children()):
-        if isinstance(child, (nn.Conv2d, nn.Linear)):
+        if isinstance(child, (nn.Conv2d, nn.Linear)) or name == "class_head":
             setattr(model, name, nn.utils.parametrizations.spectral_norm(child))
         else:
             add_spectral_norm(child)

@@ -87,3 +87,18 @@ def test_minibatch_std_plane_is_the_group_spread():
     assert out.shape == (4, 3, 3, 3)
     assert torch.allclose(out[:2, 2], torch.ones(2, 3, 3), atol=1e-3)
     assert torch.allclose(out[2:, 2], torch.zeros(2, 3, 3), atol=1e-3)   # group 1: identical images
+
+
+def test_projection_discriminator_reads_the_label_through_its_class_head():
+    """--projection: no label planes at the input; the label picks a head that the features are
+    projected on, so the same image scores differently under two labels, and spectral norm reaches
+    that head too."""
+    config = Recipe(arch="dcgan", model="cgan", width=8, projection=True, spectral_norm=True)
+    d = build_discriminator(config, 10, (4, 32, 32)).eval()     # eval: no power iteration between calls
+    assert d.features[0].in_channels == 4                      # the image alone
+    assert d.class_head.parametrizations.weight is not None
+    images = torch.randn(2, 4, 32, 32)
+    a, b = d(images, torch.tensor([1, 1])), d(images, torch.tensor([1, 2]))
+    assert a[0] == b[0] and a[1] != b[1]
+    b.sum().backward()
+    assert d.class_head.parametrizations.weight.original.grad[2].abs().sum() > 0
