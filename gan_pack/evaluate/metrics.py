@@ -49,6 +49,20 @@ def class_histogram(predicted: np.ndarray, num_classes: int) -> np.ndarray:
     return np.bincount(predicted, minlength=num_classes) / max(len(predicted), 1)
 
 
+def labels_in_proportion(real_labels: np.ndarray, n: int, num_classes: int, seed: int) -> np.ndarray:
+    """n labels (int64) whose class counts follow the real labels' frequencies (largest remainders
+    round them to n), in an order shuffled by seed. A conditional generator measured against a
+    real split must draw its classes as often as that split has them: FCD compares the mixtures,
+    so cycling through the classes of an imbalanced data set would score even the real training
+    images far from the floor."""
+    share = np.bincount(real_labels, minlength=num_classes)[:num_classes] / max(len(real_labels), 1)
+    counts = np.floor(share * n).astype(np.int64)
+    rest = np.argsort(-(share * n - counts), kind="stable")[:n - counts.sum()]
+    counts[rest] += 1
+    labels = np.repeat(np.arange(num_classes, dtype=np.int64), counts)
+    return np.random.default_rng(seed).permutation(labels)
+
+
 def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
     """KL(p || q) in nats. With p the real label distribution, a missing class in q blows it up."""
     p, q = np.asarray(p, np.float64), np.clip(np.asarray(q, np.float64), 1e-6, None)

@@ -18,6 +18,7 @@ from gan_pack.evaluate.classifier import OnnxClassifier, RealReference, check_co
 from gan_pack.evaluate.metrics import (
     EPS,
     class_histogram,
+    labels_in_proportion,
     classifier_score,
     frechet_distance,
     kl_divergence,
@@ -25,6 +26,9 @@ from gan_pack.evaluate.metrics import (
     softmax,
 )
 from gan_pack.runtime.generator import OnnxGenerator
+
+
+LABELS_NOTE = "the test split's class frequencies"
 
 
 def quality_metrics(fake_images: np.ndarray, fake_labels: np.ndarray | None,
@@ -85,13 +89,14 @@ def evaluate_generator(model_path: str | Path, classifier_path: str | Path, data
     if len(real.test_features) <= k:
         raise ModelError(f"the test set in {data_dir} has {len(real.test_features)} images, too few for --k {k}")
     check_real_data(real, classifier, data_dir, warn)
-    labels = generator.resolve_labels(n, None)
+    labels = (labels_in_proportion(real.test_labels, n, generator.info.num_classes, seed)
+              if generator.info.num_classes else None)
     fake = generator.sample(n, labels, seed, truncation=truncation)
     result = {"model": str(generator.path), "model_sha256": file_sha256(generator.path),
               "classifier": str(classifier_path), "classifier_sha256": file_sha256(classifier_path),
               "classifier_test_accuracy": classifier.test_accuracy, "dataset": classifier.dataset,
               "n": n, "n_real": len(real.test_features), "seed": seed, "k": k, "truncation": truncation,
-              "noise": "portable",
+              "noise": "portable", "labels": LABELS_NOTE if labels is not None else None,
               **quality_metrics(fake, labels, classifier, real, k), **reference_metrics(real)}
     result["fcd_ratio_to_floor"] = result["fcd"] / max(result["fcd_floor_train_vs_test"], EPS)
     if "conditional_accuracy" in result:
@@ -124,5 +129,6 @@ def format_report(r: dict) -> str:
              ("density", f"{r['density']:.3f}"), ("coverage", f"{r['coverage']:.3f}")]
     width = max(len(name) for name, _ in rows)
     cut = f", truncation {r['truncation']}" if r.get("truncation") is not None else ""
-    head = f"{Path(r['model']).name}: n = {r['n']}, seed {r['seed']}{cut}, k = {r['k']}, {r['seconds']} s"
+    drawn = f", labels in {r['labels']}" if r.get("labels") else ""
+    head = f"{Path(r['model']).name}: n = {r['n']}, seed {r['seed']}{cut}{drawn}, k = {r['k']}, {r['seconds']} s"
     return "\n".join([head] + [f"  {name:<{width}}  {value}" for name, value in rows])

@@ -216,3 +216,19 @@ def test_data_dir_of_another_data_set_is_warned_about(tiny_classifier, exported_
     assert code == 0 and "seems to hold another data set" in err
     code, _, err = run_cli([*args, "--data-dir", tiny_idx], capsys)
     assert code == 0 and "another data set" not in err
+
+
+@pytest.mark.parametrize("n, seed", [(10000, 0), (7, 3), (1000, 1)])
+def test_labels_follow_the_real_class_frequencies(n, seed):
+    """A cGAN is measured with its classes drawn as often as the real test split has them: the counts
+    are n times each class's share, rounded by largest remainders to sum to n, in a seeded order."""
+    from gan_pack.evaluate.metrics import labels_in_proportion
+
+    real = np.repeat(np.arange(4), [550, 25, 300, 125])             # imbalanced, like emoji categories
+    labels = labels_in_proportion(real, n, 5, seed)                  # class 4 never occurs
+    counts = np.bincount(labels, minlength=5)
+    assert labels.dtype == np.int64 and counts.sum() == n and counts[4] == 0
+    assert np.abs(counts - n * np.bincount(real, minlength=5) / len(real)).max() < 1
+    assert (labels == labels_in_proportion(real, n, 5, seed)).all()
+    if n > 100:
+        assert not (labels == np.sort(labels)).all()                 # shuffled, not in class blocks
