@@ -418,3 +418,27 @@ def test_web_page_draws_rgba_with_pythons_alpha(web_ready, server, tmp_path, rgb
     assert page.shape == python.shape == (32, 128, 4) and np.abs(page[..., 3] - python[..., 3]).max() <= 1
     premultiplied = np.abs(page[..., :3] * page[..., 3:] - python[..., :3] * python[..., 3:]) / 255
     assert premultiplied.max() <= 2
+
+
+def test_node_draws_the_shipped_emoji_with_category_names(node_ready, tmp_path):
+    """The shipped RGBA emoji generator: Node writes a PNG with Python's pixels and alpha, and names
+    the categories from the manifest."""
+    model = package("emoji-cgan")
+    noise, labels = OnnxGenerator(model).noise(3, seed=6), [6, 2, 5]
+    pixels, said = node_sample(tmp_path, model, noise, labels, "emoji.png")
+    python = python_strip(model, noise, np.array(labels)).astype(int)
+    assert pixels.shape == python.shape == (64, 192, 4) and np.abs(pixels - python).max() <= 1
+    assert python[..., 3].min() == 0 and python[..., 3].max() == 255     # transparent and opaque parts
+    assert "smileys-emotion, flags, people-body" in said
+
+
+def test_web_page_draws_the_shipped_emoji_with_alpha(web_ready, server, tmp_path):
+    model = package("emoji-cgan")
+    noise, labels = OnnxGenerator(model).noise(4, seed=8), [0, 3, 6, 8]
+    canvas = open_page(server, tmp_path, model, noise, labels)
+    assert canvas["classNames"][6] == "smileys-emotion"
+    python = python_strip(model, noise, np.array(labels)).astype(int)
+    page = canvas["array"]
+    assert page.shape == python.shape == (64, 256, 4) and np.abs(page[..., 3] - python[..., 3]).max() <= 1
+    premultiplied = np.abs(page[..., :3] * page[..., 3:] - python[..., :3] * python[..., 3:]) / 255
+    assert premultiplied.max() <= 2

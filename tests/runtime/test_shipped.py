@@ -10,19 +10,20 @@ from gan_pack.core.files import file_sha256
 from gan_pack.runtime.generator import OnnxGenerator
 
 GENERATORS = {
-    "mnist-cgan.onnx": ("cgan", "mnist", 10),
-    "mnist-gan.onnx": ("gan", "mnist", 0),
-    "mnist-cgan-mlp.onnx": ("cgan", "mnist", 10),
-    "fashion-mnist-cgan.onnx": ("cgan", "fashion-mnist", 10),
+    "mnist-cgan.onnx": ("cgan", "mnist", 10, (1, 28, 28)),
+    "mnist-gan.onnx": ("gan", "mnist", 0, (1, 28, 28)),
+    "mnist-cgan-mlp.onnx": ("cgan", "mnist", 10, (1, 28, 28)),
+    "fashion-mnist-cgan.onnx": ("cgan", "fashion-mnist", 10, (1, 28, 28)),
+    "emoji-cgan.onnx": ("cgan", "folder", 9, (4, 64, 64)),
 }
 
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_shipped_generator(name):
-    model, dataset, classes = GENERATORS[name]
+    model, dataset, classes, shape = GENERATORS[name]
     g = OnnxGenerator(shipped(name))
     assert (g.info.model, g.info.dataset, g.info.num_classes) == (model, dataset, classes)
-    assert g.info.image_shape == (1, 28, 28) and g.info.parity["ok"] and g.info.weights == "ema"
+    assert g.info.image_shape == shape and g.info.parity["ok"] and g.info.weights == "ema"
     labels = np.arange(classes) if classes else None
     images = g.sample(max(classes, 4), labels=labels, seed=0)
     assert images.min() >= -1 and images.max() <= 1 and images.std() > 0.1
@@ -35,12 +36,26 @@ def test_fashion_class_names():
     assert g.info.class_names[0] == "T-shirt/top" and g.info.class_names[9] == "Ankle boot"
 
 
+def test_emoji_package_keeps_alpha_and_its_data_notice():
+    """The RGBA emoji generator: category names, transparent backgrounds (alpha near 0 in the
+    corners, near 1 in the middle of most images), the data's licenses and Twemoji attribution in
+    its card, and fp32 weights under 8 MB."""
+    g = OnnxGenerator(shipped("emoji-cgan.onnx"))
+    assert g.info.class_names[0] == "activities" and g.info.class_names[-1] == "travel-places"
+    images = g.sample(90, labels=np.arange(90) % 9, seed=0)
+    alpha = (images[:, 3] + 1) / 2
+    assert alpha[:, :4, :4].mean() < 0.05 and np.median(alpha[:, 28:36, 28:36].mean(axis=(1, 2))) > 0.9
+    card = (EXPORTED / "emoji-cgan" / "README.md").read_text()
+    assert "CC-BY 4.0" in card and "Twemoji" in card and "Apache" in card
+    assert shipped("emoji-cgan.onnx").stat().st_size < 8e6
+
+
 def test_exported_folder_holds_each_model_once():
     """Each generator is stored once, as its package; exported/ holds nothing else but classifiers."""
     loose = sorted(p.name for p in EXPORTED.iterdir() if p.is_file() and not p.name.endswith("-classifier.onnx"))
     assert loose == []
     total = sum(p.stat().st_size for p in EXPORTED.rglob("*") if p.is_file())
-    assert total < 40e6                 # the tracked tree stays under 45 MB with every package in it
+    assert total < 47e6                 # the tracked tree stays under 50 MB with every package in it
 
 
 # The mean of 4 images from seed 0, and one pixel of each: if a shipped file, the noise stream or
