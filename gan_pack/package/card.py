@@ -45,6 +45,7 @@ def model_card(facts: dict, evaluation: dict | None, license: str, data_notice: 
     labels_py = ", labels=3" if k else ""
     label_input = f"\n- input `labels`: int64 `[batch]`, 0..{k - 1}" if k else ""
     labels_js = " --label 3" if k else ""
+    node_out = {1: "pgm", 3: "ppm"}.get(facts["image_shape"][0], "png")      # what Node writes per channel count
     figures, parity_line = evaluation_section(facts, evaluation), parity_sentence(facts.get("parity") or {})
     return front_matter(facts, evaluation, license) + f"""
 # {name}
@@ -74,7 +75,7 @@ images = g.sample(16{labels_py}, seed=0)      # (16, {', '.join(map(str, facts['
 ```
 
 Command line: `ganpack sample {name}.onnx -n 64 -o grid.png`. Node (gan_pack's `examples/node`):
-`node sample.js --model {name}.onnx{labels_js} --count 8 --out samples.pgm`. Browser (`examples/web`):
+`node sample.js --model {name}.onnx{labels_js} --count 8 --out samples.{node_out}`. Browser (`examples/web`):
 `index.html?model=PATH/{name}.onnx`. Both read `{name}.json`.
 
 ## Check it on your machine
