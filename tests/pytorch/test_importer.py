@@ -230,6 +230,7 @@ def test_good_generators_export_with_parity_and_sample(zoo, tmp_path, capsys, ca
     assert images.std(axis=0).mean() > 1e-5                            # the images follow the noise
 
 
+@pytest.mark.slow                   # seconds of export: the whole suite runs it
 def test_pytorch_examples_dcgan_is_3x64x64(zoo, tmp_path, capsys):
     weights, _ = trained(zoo, "DCGAN", 1, noise=(100, 1, 1))
     code, _, err = run_cli(["export", weights, "-o", tmp_path / "d.onnx", "--module", f"{zoo[0] / 'zoo.py'}:DCGAN",
@@ -332,6 +333,7 @@ def test_mistakes_are_one_line(zoo, tmp_path, capsys, mistake, words):
     assert not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.slow                   # seconds of export: the whole suite runs it
 def test_the_tutorial_script_worked_example(tmp_path, tiny_idx, capsys):
     """examples/tutorial/cgan_tutorial.py (the tutorial as users have it) -> generator.pth -> export."""
     import subprocess
