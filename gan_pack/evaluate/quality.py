@@ -18,15 +18,14 @@ from gan_pack.evaluate.classifier import OnnxClassifier, RealReference, check_co
 from gan_pack.evaluate.metrics import (
     EPS,
     class_histogram,
-    labels_in_proportion,
     classifier_score,
     frechet_distance,
     kl_divergence,
+    labels_in_proportion,
     prdc,
     softmax,
 )
 from gan_pack.runtime.generator import OnnxGenerator
-
 
 LABELS_NOTE = "the test split's class frequencies"
 
