@@ -13,7 +13,7 @@ from gan_pack.contract.names import CLASSIFIER_KIND
 from gan_pack.core.folder import load_image_folder, split_folder
 from gan_pack.core.idx import load_idx_split
 from gan_pack.errors import ModelError
-from gan_pack.evaluate.metrics import softmax
+from gan_pack.evaluate.metrics import labels_in_proportion, softmax
 from gan_pack.runtime.session import create_session, resolve_model_file
 
 BUILTIN_DATASETS = ("mnist", "fashion-mnist")
@@ -81,6 +81,11 @@ class RealReference:
         test_logits, test_features = classifier.run(uint8_to_float(test_x))
         _, train_features = classifier.run(uint8_to_float(train_x[pick]))
         return cls(test_features, softmax(test_logits), test_y, train_features)
+
+    def generator_labels(self, n: int, num_classes: int, seed: int) -> np.ndarray | None:
+        """The n labels a generator of num_classes classes is measured with, in this test set's class
+        frequencies (labels_in_proportion); None for an unconditional one."""
+        return labels_in_proportion(self.test_labels, n, num_classes, seed) if num_classes else None
 
 
 def check_compatible(generator_info, classifier: OnnxClassifier) -> None:

@@ -21,7 +21,6 @@ from gan_pack.evaluate.metrics import (
     classifier_score,
     frechet_distance,
     kl_divergence,
-    labels_in_proportion,
     prdc,
     softmax,
 )
@@ -88,8 +87,7 @@ def evaluate_generator(model_path: str | Path, classifier_path: str | Path, data
     if len(real.test_features) <= k:
         raise ModelError(f"the test set in {data_dir} has {len(real.test_features)} images, too few for --k {k}")
     check_real_data(real, classifier, data_dir, warn)
-    labels = (labels_in_proportion(real.test_labels, n, generator.info.num_classes, seed)
-              if generator.info.num_classes else None)
+    labels = real.generator_labels(n, generator.info.num_classes, seed)
     fake = generator.sample(n, labels, seed, truncation=truncation)
     result = {"model": str(generator.path), "model_sha256": file_sha256(generator.path),
               "classifier": str(classifier_path), "classifier_sha256": file_sha256(classifier_path),

@@ -70,23 +70,16 @@ def fixed_grid(trainer: Trainer) -> np.ndarray:
     return make_grid(_sample(trainer, noise, labels), nrow=GRID_COLUMNS if k else 8)
 
 
-def generate_numpy(trainer: Trainer, n: int, class_labels: np.ndarray | None = None,
-                   batch: int = 1000) -> tuple[np.ndarray, np.ndarray | None]:
-    """n images from the eval-mode sampling generator; a cGAN's labels are class_labels (n of them),
-    or cycle through the classes."""
-    k, device = trainer.info.num_classes, trainer.device
+def generate_numpy(trainer: Trainer, n: int, class_labels: np.ndarray | None, batch: int = 1000) -> np.ndarray:
+    """n images from the eval-mode sampling generator; a cGAN's labels are class_labels (n of them)."""
+    device = trainer.device
     rng = torch.Generator(device=device).manual_seed(trainer.config.recipe.seed + 7)
-    if not k:
-        labels = None
-    elif class_labels is None:
-        labels = torch.arange(n, device=device) % k
-    else:
-        labels = torch.as_tensor(class_labels, device=device)
+    labels = None if class_labels is None else torch.as_tensor(class_labels, device=device)
     chunks = []
     for start in range(0, n, batch):
         noise = torch.randn(min(batch, n - start), trainer.config.recipe.noise_dim, device=device, generator=rng)
-        chunks.append(_sample(trainer, noise, labels[start:start + len(noise)] if k else None))
-    return np.concatenate(chunks), (labels.cpu().numpy() if k else None)
+        chunks.append(_sample(trainer, noise, None if labels is None else labels[start:start + len(noise)]))
+    return np.concatenate(chunks)
 
 
 class SampleGrids(Monitor):
@@ -177,13 +170,11 @@ class InTrainingEvaluation(Monitor):
         return [self.evaluate(trainer)] if self.due(trainer.epoch) else []
 
     def evaluate(self, trainer: Trainer) -> dict:
-        from gan_pack.evaluate.metrics import labels_in_proportion
         from gan_pack.evaluate.quality import quality_metrics
 
         n = self.config.evaluation.eval_n
-        labels = (labels_in_proportion(self.real.test_labels, n, trainer.info.num_classes, self.config.recipe.seed)
-                  if trainer.info.num_classes else None)
-        images, labels = generate_numpy(trainer, n, labels)
+        labels = self.real.generator_labels(n, trainer.info.num_classes, self.config.recipe.seed)
+        images = generate_numpy(trainer, n, labels)
         m = quality_metrics(images, labels, self.classifier, self.real)
         record = {"epoch": trainer.epoch, "step": trainer.step, "eval": True, "n": n,
                   "fcd": float(f"{m['fcd']:.6g}"), "fcd_ratio": round(m["fcd"] / self.floor, 3),
