@@ -3,7 +3,7 @@
 // image shape) comes from the package's manifest, NAME.json beside NAME.onnx (`ganpack pack`).
 //
 //   node sample.js --model ../../exported/mnist-cgan/mnist-cgan.onnx --label 3 --count 8 --seed 0 --out digits.pgm
-//   node sample.js --model M.onnx --seed 7 --truncation 0.7 --count 4 --out x.pgm
+//   node sample.js --model M.onnx --seed 7 --truncation 0.7 --count 4 --out x.pgm   (default: the package's; 0: none)
 //   node sample.js --model M.onnx --noise noise.json --labels 3,3 --out x.pgm   (noise: [[noise_dim floats], ...])
 //   node sample.js --model stylegan.onnx --seed 7 --psi 0.7 --count 4 --out x.pgm   (StyleGAN-family packages)
 //
@@ -12,7 +12,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import * as ort from 'onnxruntime-node';
-import { manifestPaths, pixelStrip, portableNoise, psiFeed, sessionModel } from '../shared/samples.mjs';
+import { manifestPaths, pixelStrip, portableNoise, psiFeed, sessionModel, truncationFor } from '../shared/samples.mjs';
 
 function parseArgs(argv) {
   const args = { count: 1, seed: 0, label: 0, out: 'sample.pgm' };
@@ -81,8 +81,7 @@ async function main() {
     noise = Float32Array.from(rows.flat());
   } else {
     count = Number(args.count);
-    const truncation = args.truncation === undefined ? null : Number(args.truncation);
-    noise = portableNoise(Number(args.seed), 0, count, manifest.noise_dim, truncation);
+    noise = portableNoise(Number(args.seed), 0, count, manifest.noise_dim, truncationFor(manifest, args.truncation));
   }
   const feeds = { noise: new ort.Tensor('float32', noise, [count, manifest.noise_dim]) };
   let labels = [];

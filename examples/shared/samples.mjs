@@ -39,6 +39,16 @@ export function portableNoise(seed, start, count, dim, truncation = null) {
   return noise;
 }
 
+// The truncation threshold to sample with: `given` when given (0: none), else the package's default
+// (its manifest's `truncation`, which `ganpack pack --truncation` records; null: none), as in gan_pack.
+export function truncationFor(manifest, given) {
+  if (given === undefined || given === null || given === '') return manifest.truncation ?? null;
+  const value = Number(given);
+  if (value === 0) return null;
+  if (!(value >= 0.1 && value < Infinity)) throw new Error(`truncation must be a number >= 0.1 (or 0 for none), not ${given}`);
+  return value;
+}
+
 // The point a fraction t of the way from a to b along the great circle (gan_pack.walk.slerp_at).
 export function slerp(a, b, t) {
   let dot = 0, na = 0, nb = 0;

@@ -7,7 +7,9 @@
 // with ?labels=0,3,5 takes a caller's own noise. "walk" plays `ganpack interpolate --gif`'s loop
 // (?walk=F draws its frame F). When done, window.ganpack holds {pixels, width, height, channels,
 // classNames} read back from the page.
-import { manifestPaths, pixelStrip, portableNoise, psiFeed, sessionModel, slerp, takesPsi } from '../shared/samples.mjs';
+import {
+  manifestPaths, pixelStrip, portableNoise, psiFeed, sessionModel, slerp, takesPsi, truncationFor,
+} from '../shared/samples.mjs';
 
 const WALK = { points: 4, frames: 60, fps: 20 };
 
@@ -46,9 +48,11 @@ function draw(images, count, [channels, height, width], classNames) {
   window.ganpack = { pixels, width: canvas.width, height: canvas.height, channels, classNames };
 }
 
+// The threshold in use: the package's default or ?truncation= at first (exact, whatever the slider's
+// step), then the slider's, whose right end means no truncation.
+let threshold = null;
 function truncationOf() {
-  const threshold = Number(document.getElementById('truncation').value);
-  return threshold >= 3 ? null : threshold;            // the slider's right end means no truncation
+  return threshold;
 }
 
 async function inputs(params, manifest) {
@@ -119,11 +123,16 @@ async function main() {
   document.getElementById('label-box').hidden = !manifest.num_classes;
   document.getElementById('psi-box').hidden = !takesPsi(manifest);
   if (params.has('psi')) document.getElementById('style-psi').value = params.get('psi');
-  for (const name of ['seed', 'label', 'count', 'truncation'])
+  for (const name of ['seed', 'label', 'count'])
     if (params.has(name)) document.getElementById(name).value = params.get(name);
   const slider = document.getElementById('truncation');
+  threshold = truncationFor(manifest, params.get('truncation'));
+  slider.value = String(threshold ?? 3);
   const showThreshold = () => { document.getElementById('truncation-value').textContent = truncationOf() ?? 'off'; };
-  slider.oninput = showThreshold;
+  slider.oninput = () => {
+    threshold = Number(slider.value) >= 3 ? null : Number(slider.value);
+    showThreshold();
+  };
   showThreshold();
   const bytes = new Uint8Array(await (await fetch(model)).arrayBuffer());
   const session = await ort.InferenceSession.create(sessionModel(manifest, bytes), { executionProviders: ['wasm'] });

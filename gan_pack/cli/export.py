@@ -170,6 +170,10 @@ def pack(
     data_notice: Annotated[Optional[Path], typer.Option(
         help="A text or Markdown file with the training data's licenses and attribution: the model card "
              "carries it.")] = None,
+    truncation: Annotated[Optional[float], typer.Option(
+        help="The truncation threshold the package samples with by default (sample, interpolate, evaluate, "
+             "serve, the Node and browser examples; each can override it): noise components beyond +-T are "
+             "drawn again. 0: none. Default: the model's, if it has one.")] = None,
     triton: Annotated[Optional[Path], typer.Option(
         help="Also write a Triton model repository entry here: TRITON/NAME/config.pbtxt, 1/model.onnx.")] = None,
 ) -> None:
@@ -188,7 +192,7 @@ def pack(
     options = PackOptions(name=name, variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
                           license=license, classifier=str(classifier) if classifier else None,
                           data_dir=str(data_dir) if data_dir else None,
-                          data_notice=str(data_notice) if data_notice else None)
+                          data_notice=str(data_notice) if data_notice else None, truncation=truncation)
     if not source.exists():
         raise GanPackError(f"{source} does not exist; give an exported .onnx, a run folder or a checkpoint")
     if triton is not None:

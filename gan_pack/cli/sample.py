@@ -94,7 +94,7 @@ def on_command_line(ctx: typer.Context, name: str) -> bool:
 def check_flags(n: int, output: Path | None, out_dir: Path | None, nrow: int | None, seeds: str | None,
                 per_class: int | None, seed: int, truncation: float | None) -> None:
     """The flags that can be checked before the model is loaded."""
-    from gan_pack.core.noise import check_truncation
+    from gan_pack.core.noise import check_truncation_option
     from gan_pack.runtime.labels import MAX_IMAGES, check_seed
 
     if not 1 <= n <= MAX_IMAGES:
@@ -106,7 +106,7 @@ def check_flags(n: int, output: Path | None, out_dir: Path | None, nrow: int | N
     if seeds is not None and per_class is not None:
         raise GanPackError("--seeds gives one image per seed: use --label or --labels with it, not --per-class")
     check_seed(seed)
-    check_truncation(truncation)
+    check_truncation_option(truncation)
 
 
 def write_one_file(generator, request, seed: int, truncation: float | None, output: Path, fmt: Format,
@@ -210,13 +210,13 @@ def interpolate(
     """
     from gan_pack.core.files import check_output_path
     from gan_pack.core.images import save_grid
-    from gan_pack.core.noise import check_truncation
+    from gan_pack.core.noise import check_truncation_option
     from gan_pack.runtime.generator import OnnxGenerator
     from gan_pack.runtime.labels import check_seed
     from gan_pack.runtime.walk import latent_walk
 
     check_seed(seed)
-    check_truncation(truncation)
+    check_truncation_option(truncation)
     if gif is not None:
         from gan_pack.runtime.walk import loop_noise, save_gif, walk_frames
 

@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 ModelPath = Annotated[Path, typer.Argument(help="An exported generator: its .onnx, or its package folder.")]
-TRUNCATION_HELP = "Truncation threshold: redraw noise components beyond +-T (>= 0.1; fidelity over variety)."
+TRUNCATION_HELP = ("Truncation threshold: redraw noise components beyond +-T (>= 0.1; fidelity over variety). "
+                   "Default: the package's own (ganpack info shows it), else none; 0: none.")
 PSI_HELP = ("StyleGAN-family models: truncation psi in w space around the average latent (1: none, 0.7: "
             "typical, 0: the average image).")
 VARIANT_HELP = ("Of a package: the model file to run, main or a variant (cuda, fp16, int8); default: the "

@@ -14,6 +14,7 @@ import numpy as np
 from gan_pack.contract.limits import MAX_ACTIVATION_BYTES, MAX_CHANNELS, MAX_CLASSES, MAX_IMAGE_VALUES, MAX_NOISE_DIM
 from gan_pack.contract.names import CLASSIFIER_KIND, DOMAIN, GENERATOR_KIND, PRODUCER
 from gan_pack.contract.parity import parity_problems
+from gan_pack.core.noise import MIN_TRUNCATION
 from gan_pack.errors import ModelError
 
 REQUIRED_METADATA = ("model", "noise_dim", "num_classes", "image_shape")
@@ -96,6 +97,7 @@ class ModelInfo:
     parity: dict | None
     raw: dict[str, str] = field(repr=False, default_factory=dict)
     activation_bytes: int | None = None           # per image, from the graph (graph.activation_bytes)
+    truncation: float | None = None               # the sampling default its packager chose (pack --truncation)
 
     @property
     def conditional(self) -> bool:
@@ -124,7 +126,8 @@ class ModelInfo:
                        weights=meta.get("weights", "?"), precision=meta.get("precision", "fp32"),
                        opset=int(meta.get("opset", 0)), version=meta.get("gan_pack.version", "?"),
                        parity=json.loads(meta["parity"]) if "parity" in meta else None, raw=dict(meta),
-                       activation_bytes=int(meta["activation_bytes"]) if "activation_bytes" in meta else None)
+                       activation_bytes=int(meta["activation_bytes"]) if "activation_bytes" in meta else None,
+                       truncation=float(meta["truncation"]) if "truncation" in meta else None)
             if "parity_vs_fp32" in meta:
                 problems = parity_problems(json.loads(meta["parity_vs_fp32"]), "parity_vs_fp32")
             else:
@@ -153,6 +156,8 @@ class ModelInfo:
         if not isinstance(self.class_names, list) or not all(isinstance(c, str) for c in self.class_names) \
                 or len(self.class_names) not in (0, self.num_classes):
             p.append("class_names is not a list of one name per class")
+        if self.truncation is not None and not MIN_TRUNCATION <= self.truncation < float("inf"):
+            p.append(f"truncation {self.truncation} is not a number >= {MIN_TRUNCATION}")
         if self.parity is not None:
             p += parity_problems(self.parity, "parity")
         return p

@@ -24,6 +24,7 @@ from gan_pack.contract.package_format import (
     decode,
     family,
 )
+from gan_pack.core.noise import MIN_TRUNCATION
 
 MAX_FILES = 64
 MAX_MANIFEST_BYTES = 8 << 20     # a manifest file larger than this is not read
@@ -76,6 +77,7 @@ class Manifest:
     golden_file: str
     golden_count: int
     files: list[FileEntry] = field(default_factory=list)
+    truncation: float | None = None     # the sampling default (absent before packages recorded one)
 
     @property
     def models(self) -> list[FileEntry]:
@@ -107,6 +109,10 @@ def _facts(data: dict, p: Problems) -> dict:
     for key in ("model", "dataset"):
         p.need(isinstance(data.get(key), str), key, "is not a string")
     p.need(plain_name(data.get("name")), "name", "is not a plain file name")
+    truncation = data.get("truncation")
+    p.need(truncation is None or (isinstance(truncation, (int, float)) and not isinstance(truncation, bool)
+                                  and MIN_TRUNCATION <= truncation < math.inf),
+           "truncation", f"is not null or a number >= {MIN_TRUNCATION}")
     return {"image_shape": tuple(shape) if good_shape and isinstance(shape, list) else (1, 1, 1)}
 
 
@@ -153,7 +159,7 @@ def read_manifest(data, source: str) -> tuple[Manifest | None, list[str]]:
     files_read = [e for e in entries if e is not None]
     return Manifest(data["name"], data["model"], data["dataset"], data["noise_dim"], data["num_classes"],
                     list(data["class_names"]), facts["image_shape"], golden["file"], golden["count"],
-                    files_read), []
+                    files_read, data.get("truncation")), []
 
 
 @dataclass(frozen=True)

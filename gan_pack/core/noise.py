@@ -57,8 +57,23 @@ def _normals(key: np.ndarray, counters: np.ndarray) -> np.ndarray:
 
 
 def check_truncation(truncation: float | None) -> None:
+    """A threshold the noise is drawn with: None (none) or a number >= MIN_TRUNCATION."""
     if truncation is not None and not (MIN_TRUNCATION <= truncation < float("inf")):
         raise ModelError(f"--truncation must be a number >= {MIN_TRUNCATION}, not {truncation}")
+
+
+def check_truncation_option(given: float | None) -> None:
+    """A threshold a user may give: None (the model's default), 0 (none) or a number >= MIN_TRUNCATION."""
+    if given is not None and given != 0 and not (MIN_TRUNCATION <= given < float("inf")):
+        raise ModelError(f"--truncation must be a number >= {MIN_TRUNCATION} (or 0 for none), not {given}")
+
+
+def effective_truncation(given: float | None, default: float | None) -> float | None:
+    """The threshold sampling uses: the one given (0: none), else the model's default (None: none)."""
+    check_truncation_option(given)
+    if given is None:
+        return default
+    return None if given == 0 else given
 
 
 NOISE_BLOCK = 512          # rows made at once: their temporaries (400 KB) stay in cache, and threads scale

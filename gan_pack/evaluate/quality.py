@@ -92,7 +92,8 @@ def evaluate_generator(model_path: str | Path, classifier_path: str | Path, data
     result = {"model": str(generator.path), "model_sha256": file_sha256(generator.path),
               "classifier": str(classifier_path), "classifier_sha256": file_sha256(classifier_path),
               "classifier_test_accuracy": classifier.test_accuracy, "dataset": classifier.dataset,
-              "n": n, "n_real": len(real.test_features), "seed": seed, "k": k, "truncation": truncation,
+              "n": n, "n_real": len(real.test_features), "seed": seed, "k": k,
+              "truncation": generator.effective_truncation(truncation),
               "noise": "portable", "labels": LABELS_NOTE if labels is not None else None,
               **quality_metrics(fake, labels, classifier, real, k), **reference_metrics(real)}
     result["fcd_ratio_to_floor"] = result["fcd"] / max(result["fcd_floor_train_vs_test"], EPS)

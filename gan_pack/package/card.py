@@ -62,7 +62,7 @@ beside it are made for one execution provider, and gan_pack's runtime picks the 
 - output `images`: float32 `[batch, {', '.join(map(str, facts['image_shape']))}]` in [-1, 1] (pixel = (x + 1) * 127.5)
 
 The same facts, for runtimes that cannot read ONNX metadata (onnxruntime-web, onnxruntime-node), are in
-`{name}.json`.
+`{name}.json`.{truncation_note(facts)}
 
 ## Sample it
 
@@ -100,6 +100,16 @@ as evidence of anything). Quality figures come from a small classifier, not from
 """
 
 
+def truncation_note(facts: dict) -> str:
+    """The package's sampling default (pack --truncation), where it has one."""
+    t = facts.get("truncation")
+    if t is None:
+        return ""
+    return (f"\n\nBy default its samplers truncate the noise at {t:g}: components beyond +-{t:g} are drawn again "
+            f"(fidelity over variety; metadata `truncation`). gan_pack, the Node and the browser examples do so "
+            f"unless told otherwise (`--truncation 0`: none); a program that feeds `noise` itself does its own.")
+
+
 def data_section(notice: str | None) -> str:
     """The training data's licenses and attribution (pack --data-notice), as the packer wrote them."""
     return f"## Training data: licenses and attribution\n\n{notice}\n\n" if notice else ""
@@ -109,7 +119,8 @@ def evaluation_section(facts: dict, evaluation: dict | None) -> str:
     if not evaluation:
         return ""
     rows = "\n".join(f"| {METRIC_NAMES[key]} | {evaluation[key]:.4g} |" for key in METRIC_NAMES if key in evaluation)
-    return (f"\n## Evaluation\n\n`ganpack evaluate`, n = {evaluation.get('n')}, seed {evaluation.get('seed')}, "
+    cut = f", truncation {evaluation['truncation']:g}" if evaluation.get("truncation") is not None else ""
+    return (f"\n## Evaluation\n\n`ganpack evaluate`, n = {evaluation.get('n')}, seed {evaluation.get('seed')}{cut}, "
             f"in the features of a classifier trained on {facts['dataset']}:\n\n| figure | value |\n|---|---|\n"
             f"{rows}\n")
 

@@ -78,6 +78,7 @@ def manifest(name: str, folder: Path, generators: dict[str, OnnxGenerator], eval
         "noise_dim": info.noise_dim, "noise_distribution": raw.get("noise_distribution", "standard_normal"),
         "num_classes": k, "class_names": info.class_names, "image_shape": list(info.image_shape),
         "alpha": info.image_shape[0] == 4,          # channel 4 is straight (not premultiplied) opacity
+        "truncation": info.truncation,              # the noise threshold samplers use by default (null: none)
         "output_range": [-1, 1], "precision": info.precision, "opset": info.opset, "parity": info.parity,
         "training": json.loads(raw.get("train_config", "{}")), "golden": {"file": f"{name}.golden.json",
                                                                         "count": GOLDEN_COUNT},
@@ -86,7 +87,7 @@ def manifest(name: str, folder: Path, generators: dict[str, OnnxGenerator], eval
 
 
 EVAL_FIGURES = ("fcd", "fcd_floor_train_vs_test", "fcd_ratio_to_floor", "conditional_accuracy", "class_kl",
-                "precision", "recall", "density", "coverage", "n", "seed", "classifier_sha256")
+                "precision", "recall", "density", "coverage", "n", "seed", "truncation", "classifier_sha256")
 
 
 def summary(evaluation: dict | None) -> dict | None:

@@ -35,7 +35,8 @@ from gan_pack.contract.parity import parity_path
 from gan_pack.core.files import check_output_path, file_sha256, make_folder, write_failure
 from gan_pack.core.images import save_grid
 from gan_pack.core.log import Log, say
-from gan_pack.errors import ConfigError, OutputPathError
+from gan_pack.core.noise import check_truncation_option
+from gan_pack.errors import ConfigError, ModelError, OutputPathError
 from gan_pack.evaluate.quality import evaluate_generator
 from gan_pack.onnx_tools.cuda import CUDA_NEEDED, gpu_name, make_cuda_variant, measure_speed
 from gan_pack.onnx_tools.quantize import quantize_generator
@@ -68,10 +69,15 @@ class PackOptions:
     data_dir: str | None = None             # ... against this real data
     eval_n: int = 10000
     data_notice: str | None = None          # the training data's licenses and attribution, for the card
+    truncation: float | None = None         # the sampling default to record (0: none; None: keep the model's)
     notice: str | None = field(init=False, default=None)     # its text, read and checked
 
     def __post_init__(self) -> None:
         problems = [p for v in self.variants for p in Variant.problem("--variants", v)] + name_problems(self.name)
+        try:
+            check_truncation_option(self.truncation)
+        except ModelError as e:
+            problems.append(str(e))
         if (self.classifier is None) != (self.data_dir is None):
             problems.append("--eval needs both --classifier and --data-dir")
         try:
@@ -136,15 +142,20 @@ def staging(out: Path) -> Iterator[Path]:
 
 
 
-def stamp(source: Path, target: Path) -> ModelInfo:
+def stamp(source: Path, target: Path, truncation: float | None = None) -> ModelInfo:
     """Copy an exported generator, adding ONNX's identity fields and image conventions if it lacks
-    them; the graph is untouched. Returns its metadata."""
+    them, and the sampling default `truncation` if given (0 removes it); the graph is untouched.
+    Returns its metadata."""
     import onnx
 
     model = onnx.load(str(source))
     meta = {p.key: p.value for p in model.metadata_props}
     info = ModelInfo.from_metadata(meta, source)
-    set_metadata(model, {**meta, **{k: v for k, v in image_metadata(info.image_shape).items() if k not in meta}})
+    meta = {**meta, **{k: v for k, v in image_metadata(info.image_shape).items() if k not in meta}}
+    if truncation is not None:
+        meta.pop("truncation", None)
+        meta.update({"truncation": repr(float(truncation))} if truncation else {})
+    set_metadata(model, meta)
     onnx.save(model, str(target))
     return info
 
@@ -155,14 +166,14 @@ def place_models(source: Path, folder: Path, name: str, options: PackOptions, ex
     """NAME.onnx (a stamped copy of the exported generator), the variants exported beside it from
     PyTorch (fp16), and the ones made here from NAME.onnx (cuda, int8)."""
     main = folder / f"{name}.onnx"
-    parity = stamp(source, main).parity
+    parity = stamp(source, main, options.truncation).parity
     if parity:
         (folder / parity_path(main).name).write_text(json.dumps(parity, indent=2) + "\n")
     models = {main.name: main}
     for variant in options.variants:
         path = folder / f"{name}.{variant}.onnx"
         if variant in exported:
-            parity = stamp(exported[variant], path).parity
+            parity = stamp(exported[variant], path, options.truncation).parity
             if parity:
                 (folder / parity_path(path).name).write_text(json.dumps(parity, indent=2) + "\n")
         elif variant == Variant.cuda:

@@ -129,7 +129,7 @@ def find_manifest(folder: Path, names: list[str], report: Report) -> Manifest | 
     return manifest if not unlisted and not missing else None
 
 
-FACTS = ("model", "dataset", "noise_dim", "num_classes", "class_names", "image_shape")
+FACTS = ("model", "dataset", "noise_dim", "num_classes", "class_names", "image_shape", "truncation")
 
 
 def device_for(entry: FileEntry, device: str, report: Report) -> str:

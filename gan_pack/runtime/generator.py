@@ -13,7 +13,7 @@ import numpy as np
 
 from gan_pack.contract.metadata import ModelInfo
 from gan_pack.contract.names import IMAGES, LABELS, NOISE, PSI
-from gan_pack.core.noise import check_truncation, portable_noise
+from gan_pack.core.noise import effective_truncation, portable_noise
 from gan_pack.errors import ModelError
 from gan_pack.runtime.device import OUTPUTS, bound_inputs, bound_run, host_array, on_device
 from gan_pack.runtime.labels import Labels, check_labels, label_source, seed_or_random
@@ -235,15 +235,15 @@ class OnnxGenerator:
 
         Image k's noise is the portable noise of (seed, k) (gan_pack.noise): the same whatever n and
         the batch size, and the same in the Node and browser examples. truncation: redraw noise
-        components beyond +-truncation (the truncation trick).
+        components beyond +-truncation (the truncation trick); None: the model's default
+        (self.truncation), 0: none.
         """
         if n < 1:
             raise ModelError(f"n must be at least 1, not {n}")
         batch_size = self._bounded(self.batch_size if batch_size is None else batch_size)
         labels_for = label_source(self.info.num_classes, n, labels)
         seed = seed_or_random(seed)
-        check_truncation(truncation)
-        batches = self._noise_batches(seed, n, batch_size, truncation)
+        batches = self._noise_batches(seed, n, batch_size, self.effective_truncation(truncation))
         if self.binding_device is None:
             for start, noise in batches:
                 yield start, self.generate(noise, labels_for(start, len(noise)))
@@ -306,4 +306,10 @@ class OnnxGenerator:
 
     def noise(self, n: int, seed: int | None = None, start: int = 0, truncation: float | None = None) -> np.ndarray:
         """The noise of images start .. start + n - 1 of `seed`: what `sample` uses, to reuse or edit."""
-        return portable_noise(seed_or_random(seed), start, n, self.info.noise_dim, truncation)
+        threshold = self.effective_truncation(truncation)
+        return portable_noise(seed_or_random(seed), start, n, self.info.noise_dim, threshold)
+
+    def effective_truncation(self, truncation: float | None) -> float | None:
+        """The threshold sampling uses for `truncation`: None gives the model's default (its packager's
+        choice, metadata `truncation`; None if it has none), 0 gives none."""
+        return effective_truncation(truncation, self.info.truncation)

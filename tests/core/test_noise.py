@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gan_pack.core.noise import MAX_REDRAWS, MAX_SEEDS, SEED_MAX, mix, parse_seeds, portable_noise
+from gan_pack.core.noise import (
+    MAX_REDRAWS,
+    MAX_SEEDS,
+    SEED_MAX,
+    effective_truncation,
+    mix,
+    parse_seeds,
+    portable_noise,
+)
 from gan_pack.errors import ModelError
 
 # The first numbers of a few seeds: if the definition in gan_pack/core/noise.py (and docs/noise.md, and
@@ -63,6 +71,14 @@ def test_truncation_redraws_deterministically_within_bounds():
 def test_truncation_out_of_range(psi):
     with pytest.raises(ModelError, match="--truncation must be"):
         portable_noise(0, 0, 1, 4, truncation=psi)
+
+
+def test_a_given_truncation_wins_over_the_models_and_0_means_none():
+    assert effective_truncation(None, 1.5) == 1.5 and effective_truncation(None, None) is None
+    assert effective_truncation(0.7, 1.5) == 0.7 and effective_truncation(0, 1.5) is None
+    for bad in (0.05, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ModelError, match=r"--truncation must be a number >= 0.1 \(or 0 for none\)"):
+            effective_truncation(bad, 1.5)
 
 
 def test_seed_lists():

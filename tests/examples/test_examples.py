@@ -432,6 +432,36 @@ def test_node_draws_the_shipped_emoji_with_category_names(node_ready, tmp_path):
     assert "smileys-emotion, flags, people-body" in said
 
 
+@pytest.mark.parametrize("truncation", [None, "0", "2.5"])
+def test_node_samples_with_the_packages_truncation(node_ready, tmp_path, truncation):
+    """The emoji package records truncation 1.5: Node draws its seeds with it, as Python does,
+    unless told another (0: none)."""
+    model = package("emoji-cgan")
+    given = [] if truncation is None else ["--truncation", truncation]
+    result = subprocess.run(["node", "sample.js", "--model", str(model), "--seed", "4", "--label", "6", "--count",
+                             "3", "--out", str(tmp_path / "s.png"), *given], cwd=NODE_EXAMPLE, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    g = OnnxGenerator(model)
+    assert g.info.truncation == 1.5
+    python = np.concatenate(list(to_uint8(g.sample(3, labels=6, seed=4, truncation=None if truncation is None
+                                                   else float(truncation)))), axis=1).astype(int)
+    assert np.abs(np.asarray(Image.open(tmp_path / "s.png")).astype(int) - python).max() <= 1
+
+
+def test_web_page_samples_with_the_packages_truncation(web_ready, server, tmp_path):
+    model = package("emoji-cgan")
+    url = f"{server}/examples/web/index.html?model=../../exported/emoji-cgan/emoji-cgan.onnx&seed=4&label=6&count=3"
+    result = subprocess.run(["node", "drive.mjs", url, str(tmp_path / "canvas.json")], cwd=WEB_EXAMPLE,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    canvas = json.loads((tmp_path / "canvas.json").read_text())
+    page = np.array(canvas["pixels"]).reshape(canvas["height"], canvas["width"], 4)
+    python = np.concatenate(list(to_uint8(OnnxGenerator(model).sample(3, labels=6, seed=4))), axis=1).astype(int)
+    assert page.shape == python.shape and np.abs(page[..., 3] - python[..., 3]).max() <= 1
+    assert (np.abs(page[..., :3] * page[..., 3:] - python[..., :3] * python[..., 3:]) / 255).max() <= 2
+
+
 def test_web_page_draws_the_shipped_emoji_with_alpha(web_ready, server, tmp_path):
     model = package("emoji-cgan")
     noise, labels = OnnxGenerator(model).noise(4, seed=8), [0, 3, 6, 8]

@@ -106,6 +106,7 @@ def test_verify_passes_and_reports_each_vector(package, capsys):
     ("flip_model_byte", "tiny.onnx: SHA-256 does not match SHA256SUMS"),
     ("edit_manifest", "tiny.json: SHA-256 does not match"),
     ("edit_manifest_and_sums", "the manifest says noise_dim 64"),
+    ("truncation_and_sums", "the manifest says truncation 1.5 but tiny.fp16.onnx's metadata says None"),
     ("drop_vector", "tiny.golden.json: SHA-256 does not match"),
     ("drop_vector_and_sums", "vectors is not a list of the 4 vectors the manifest records"),
     ("change_image_and_sums", "golden vector 1: tiny.onnx differs by"),
@@ -122,6 +123,8 @@ def test_tampering_exits_1_naming_the_problem(package, tmp_path, capsys, tamper,
     elif tamper.startswith("edit_manifest"):
         facts = json.loads(manifest.read_text())
         manifest.write_text(json.dumps({**facts, "noise_dim": 64}))
+    elif tamper == "truncation_and_sums":
+        manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "truncation": 1.5}))
     elif tamper.startswith("drop_vector"):
         vectors = json.loads(golden.read_text())
         golden.write_text(json.dumps({**vectors, "vectors": vectors["vectors"][:3]}))
@@ -178,12 +181,50 @@ def test_pack_with_evaluation_puts_figures_in_the_card(tmp_path, trained_runs, t
     assert evaluation["n"] == 64 and json.loads((out / "e.json").read_text())["evaluation"]["fcd"] == evaluation["fcd"]
 
 
+def test_a_packed_truncation_is_every_samplers_default(tmp_path, capsys, tiny_idx):
+    """pack --truncation records the threshold in the model's metadata and the manifest; sampling,
+    the grid and the evaluation use it unless told otherwise (0: none); verify holds the two to each
+    other."""
+    from gan_pack.runtime.generator import OnnxGenerator
+
+    source, out = shipped("mnist-cgan.onnx"), tmp_path / "t"
+    code, _, err = run_cli(["pack", source, "-o", out, "--truncation", "0.8"], capsys)
+    assert code == 0, err
+    facts = json.loads((out / "t.json").read_text())
+    assert facts["truncation"] == 0.8 and facts["metadata"]["truncation"] == "0.8"
+    assert "truncate the noise at 0.8" in (out / "README.md").read_text()
+    packed, plain = OnnxGenerator(out), OnnxGenerator(source)
+    assert packed.info.truncation == 0.8 and plain.info.truncation is None
+    by_default = packed.sample(24, labels=3, seed=5)
+    np.testing.assert_array_equal(by_default, plain.sample(24, labels=3, seed=5, truncation=0.8))
+    np.testing.assert_array_equal(packed.sample(24, labels=3, seed=5, truncation=0), plain.sample(24, labels=3, seed=5))
+    assert not np.array_equal(by_default, plain.sample(24, labels=3, seed=5))
+    assert np.abs(packed.noise(24, seed=5)).max() <= 0.8 < np.abs(packed.noise(24, seed=5, truncation=0)).max()
+    code, _, _ = run_cli(["sample", out, "-n", 24, "--label", 3, "--seed", 5, "-o", tmp_path / "d.npy"], capsys)
+    assert code == 0 and np.array_equal(np.load(tmp_path / "d.npy"), by_default)
+    code, out_text, _ = run_cli(["evaluate", out, "--classifier", shipped("mnist-classifier.onnx"), "--data-dir",
+                                 tiny_idx, "-n", 40, "--json", tmp_path / "e.json"], capsys)
+    assert code == 0 and json.loads((tmp_path / "e.json").read_text())["truncation"] == 0.8
+    assert "truncation 0.8" in out_text
+    code, _, _ = run_cli(["verify", out], capsys)
+    assert code == 0
+    facts["truncation"] = 2.0                          # a manifest that no longer says what the model does
+    (out / "t.json").write_text(json.dumps(facts))
+    code, _, err = run_cli(["verify", out], capsys)
+    assert code == 1 and "t.json: SHA-256 does not match" in err
+    repacked = tmp_path / "r"
+    code, _, _ = run_cli(["pack", out, "-o", repacked, "--truncation", "0"], capsys)      # 0 removes it
+    assert code == 0 and OnnxGenerator(repacked).info.truncation is None
+
+
 @pytest.mark.parametrize("args, words", [
     (["{run}", "-o", "{existing}"], "already exists"),
     (["{onnx}", "-o", "{new}", "--variants", "fp16"], "--variants fp16 is exported from PyTorch"),
     (["{onnx}", "-o", "{new}", "--variants", "int4"], "--variants must be one of cuda, fp16, int8"),
     (["{onnx}", "-o", "{new}", "--eval"], "--eval goes with --classifier and --data-dir"),
     (["{onnx}", "-o", "/proc/gan-pack-test"], "/proc"),              # looks writable to root, is not
+    (["{onnx}", "-o", "{new}", "--truncation", "0.05"], "--truncation must be a number >= 0.1 (or 0 for none)"),
+    (["{onnx}", "-o", "{new}", "--truncation", "nan"], "--truncation must be a number >= 0.1"),
 ])
 def test_pack_mistakes(tmp_path, capsys, trained_runs, args, words):
     (tmp_path / "existing").mkdir()
