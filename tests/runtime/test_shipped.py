@@ -48,6 +48,10 @@ def test_emoji_package_keeps_alpha_and_its_data_notice():
     card = (EXPORTED / "emoji-cgan" / "README.md").read_text()
     assert "CC-BY 4.0" in card and "Twemoji" in card and "Apache" in card
     assert shipped("emoji-cgan.onnx").stat().st_size < 8e6
+    # it samples at its packed truncation, and its evaluation was made at the same one
+    evaluation = json.loads(shipped("emoji-cgan.onnx").with_suffix(".eval.json").read_text())
+    assert g.info.truncation == evaluation["truncation"] == 1.5 and "truncate the noise at 1.5" in card
+    assert np.abs(g.noise(90, seed=0)).max() <= 1.5
 
 
 def test_exported_folder_holds_each_model_once():
