@@ -63,7 +63,10 @@ def _train(ctx: typer.Context, **settings) -> None:
     require_torch()
     from gan_pack.pytorch.checkpoint import resume_settings
     from gan_pack.pytorch.config import TrainConfig
+    from gan_pack.pytorch.host import keep_freed_memory
     from gan_pack.pytorch.train import train as train_run
+
+    keep_freed_memory()           # a CPU step reuses its freed activations instead of faulting in new pages
 
     resume = settings.pop("resume")
     settings = {k: v.value if isinstance(v, Enum) else v for k, v in settings.items()}
@@ -173,7 +176,9 @@ def train_classifier(
     from gan_pack.core.files import check_output_path
     from gan_pack.pytorch.classifier import ClassifierConfig, export_classifier
     from gan_pack.pytorch.classifier import train_classifier as fit
+    from gan_pack.pytorch.host import keep_freed_memory
 
+    keep_freed_memory()
     config = ClassifierConfig(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size,
                               device=device.value, seed=seed, image_size=image_size, channels=channels,
                               background=background)
