@@ -289,6 +289,22 @@ def test_png_and_npy_endpoints_are_seeded_like_ganpack_sample(server):
     assert code == 200 and np.array_equal(np.load(BytesIO(content)), expected)
 
 
+def test_sample_endpoint_uses_a_packages_default_truncation():
+    """emoji-cgan carries truncation 1.5: the sample endpoint draws with it, &truncation=0 without."""
+    from io import BytesIO
+
+    running = Server(load_models([EXPORTED / "emoji-cgan"], "cpu"), ServeOptions())
+    try:
+        g = OnnxGenerator(EXPORTED / "emoji-cgan")
+        for query, truncation in (("", None), ("&truncation=0", 0), ("&truncation=2.5", 2.5)):
+            code, _, content = http(running, f"/v1/models/emoji-cgan/sample.npy?n=3&label=6&seed=2{query}")
+            expected = g.sample(3, labels=6, seed=2, truncation=truncation)
+            assert code == 200 and np.array_equal(np.load(BytesIO(content)), expected)
+        assert not np.array_equal(g.sample(3, labels=6, seed=2), g.sample(3, labels=6, seed=2, truncation=0))
+    finally:
+        running.stop()
+
+
 def test_a_full_queue_answers_503():
     models = load_models([EXPORTED / "mnist-cgan"], "cpu")
     running = Server(models, ServeOptions(max_queue=1, max_delay_ms=200))
