@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_pack.core.idx import BUILTIN_DATASETS
 from gan_pack.core.images import flatten
 from gan_pack.errors import DataError
 
@@ -49,6 +50,18 @@ def load_image_folder(root: str | Path, side: int, channels: int,
         raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}), neither "
                         f"directly nor in subfolders; point --data-dir at a folder of images")
     return np.stack(images), np.asarray(labels, np.int64), class_names
+
+
+MAX_DATASET_NAME = 64
+
+
+def folder_dataset_name(data_dir: str | Path | None) -> str:
+    """What a folder data set is called in a model's metadata and card: the folder's own name
+    (`../data/emoji` -> `emoji`), or `folder` where that is no plain, printable name or is the name of
+    a built-in data set (evaluate would take it for that one)."""
+    name = Path(data_dir).resolve().name if data_dir else ""
+    plain = name and len(name) <= MAX_DATASET_NAME and name.isprintable() and not name.startswith(".")
+    return name if plain and name not in BUILTIN_DATASETS else "folder"
 
 
 def split_folder(data_dir: str | Path, split: str) -> Path:

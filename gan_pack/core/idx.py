@@ -18,6 +18,7 @@ SPLIT_FILES = {
 }
 ALL_FILES = SPLIT_FILES["train"] + SPLIT_FILES["test"]
 TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+BUILTIN_DATASETS = tuple(TORCHVISION_FOLDERS)          # the data sets read from IDX files
 
 
 def find_idx_file(data_dir: Path, stem: str, dataset: str) -> Path | None:

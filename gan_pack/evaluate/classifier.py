@@ -11,12 +11,10 @@ import numpy as np
 
 from gan_pack.contract.names import CLASSIFIER_KIND
 from gan_pack.core.folder import load_image_folder, split_folder
-from gan_pack.core.idx import load_idx_split
+from gan_pack.core.idx import BUILTIN_DATASETS, load_idx_split
 from gan_pack.errors import ModelError
 from gan_pack.evaluate.metrics import labels_in_proportion, softmax
 from gan_pack.runtime.session import create_session, resolve_model_file
-
-BUILTIN_DATASETS = ("mnist", "fashion-mnist")
 
 
 class OnnxClassifier:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan_pack.core.folder import SPLITS, load_image_folder
+from gan_pack.core.folder import SPLITS, folder_dataset_name, load_image_folder
 from gan_pack.core.idx import ALL_FILES, load_idx_split
 from gan_pack.errors import DataError
 from gan_pack.pytorch.config import DATASET_CLASS_NAMES, DatasetInfo, Recipe
@@ -30,7 +30,8 @@ def load_dataset(recipe: Recipe, data_dir: str | None) -> tuple[torch.Tensor, to
     if recipe.conditional and len(class_names) < 2:
         raise DataError("--model cgan needs at least two classes (one subfolder per class); "
                         "use --model gan for a folder of unlabelled images")
-    info = DatasetInfo(name=recipe.dataset, image_shape=tuple(images.shape[1:]),
+    name = folder_dataset_name(data_dir) if recipe.dataset == "folder" else recipe.dataset
+    info = DatasetInfo(name=name, image_shape=tuple(images.shape[1:]),
                        num_classes=num_classes, class_names=class_names if num_classes else [],
                        size=len(images), fingerprint=digest)
     return images, torch.from_numpy(labels), info

@@ -37,6 +37,7 @@ from gan_pack.contract.parity import (
 )
 from gan_pack.core import runlog
 from gan_pack.core.files import atomic_path, check_output_path, write_text_atomic
+from gan_pack.core.folder import folder_dataset_name
 from gan_pack.core.log import Log, say
 from gan_pack.errors import CheckpointError, ConfigError, GanPackError, ModelError, in_chain
 from gan_pack.onnx_tools.graph import fold_batchnorm_into_next_gemm, optional_input, rename_batch_axis
@@ -164,6 +165,8 @@ def exportable_run(source: str | Path, weights: str = "ema") -> Exportable:
     """A run folder's (or checkpoint's) generator, exportable."""
     generator, ckpt = load_generator(source, weights)
     config, info = ckpt["config"], ckpt["dataset"]
+    if info.get("name") == "folder":        # a run from before folder data sets were named after their folder
+        info = {**info, "name": folder_dataset_name(config.get("data_dir"))}
     metadata = generator_metadata(config, info, ckpt["epoch"], ckpt["step"], weights, "fp32", 0, gan_pack.__version__)
     return Exportable(generator, int(config["noise_dim"]), int(info["num_classes"]), metadata)
 

@@ -46,6 +46,7 @@ def test_rgba_export_sample_gif_pack_and_verify(rgba_run, tmp_path, capsys):
     assert code == 0, err
     g = OnnxGenerator(tmp_path / "s.onnx")
     assert g.info.image_shape == (4, 32, 32) and g.info.raw["Image.BitmapPixelFormat"] == "Rgba8"
+    assert g.info.dataset == "stickers"                  # a folder data set is named after its folder
     code, _, err = run_cli(["sample", tmp_path / "s.onnx", "--per-class", "3", "-o", tmp_path / "grid.png"], capsys)
     assert code == 0, err
     grid = Image.open(tmp_path / "grid.png")
@@ -59,6 +60,7 @@ def test_rgba_export_sample_gif_pack_and_verify(rgba_run, tmp_path, capsys):
     assert code == 0, err
     card = (tmp_path / "pkg" / "README.md").read_text()
     assert "## Training data: licenses and attribution\n\nShapes drawn for the tests; CC0." in card
+    assert "4x32x32 stickers images" in card and 'datasets:\n  - "stickers"' in card
     import json
 
     manifest = json.loads((tmp_path / "pkg" / "pkg.json").read_text())
@@ -118,6 +120,28 @@ def test_a_folder_without_its_splits_is_one_line(tmp_path, capsys):
     code, _, err = run_cli(["train-classifier", "--dataset", "folder", "--data-dir", tmp_path / "flat",
                             "--image-size", "32", "--channels", "4", "-o", tmp_path / "c.onnx"], capsys)
     one_error_line(code, err, "no train/ folder", "test/")
+
+
+def test_a_run_from_before_folder_names_exports_with_its_folders_name(rgba_run, tmp_path, capsys):
+    import torch
+
+    ckpt = torch.load(rgba_run / "run" / "checkpoint.pt", weights_only=False)
+    assert ckpt["dataset"]["name"] == "stickers"
+    ckpt["dataset"]["name"] = "folder"                      # what runs recorded before
+    torch.save(ckpt, tmp_path / "old.pt")
+    code, _, err = run_cli(["export", tmp_path / "old.pt", "-o", tmp_path / "old.onnx"], capsys)
+    assert code == 0, err
+    assert OnnxGenerator(tmp_path / "old.onnx").info.dataset == "stickers"
+
+
+def test_folder_dataset_names(tmp_path):
+    from gan_pack.core.folder import folder_dataset_name
+
+    (tmp_path / "my icons").mkdir()
+    assert folder_dataset_name(tmp_path / "my icons") == "my icons"
+    assert folder_dataset_name(str(tmp_path / "my icons") + "/") == "my icons"
+    assert folder_dataset_name(None) == folder_dataset_name(tmp_path / ".hidden") == "folder"
+    assert folder_dataset_name(tmp_path / ("x" * 65)) == folder_dataset_name(tmp_path / "mnist") == "folder"
 
 
 def test_a_split_folder_trains_on_its_train_half(split_folder, tmp_path):

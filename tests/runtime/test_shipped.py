@@ -14,7 +14,7 @@ GENERATORS = {
     "mnist-gan.onnx": ("gan", "mnist", 0, (1, 28, 28)),
     "mnist-cgan-mlp.onnx": ("cgan", "mnist", 10, (1, 28, 28)),
     "fashion-mnist-cgan.onnx": ("cgan", "fashion-mnist", 10, (1, 28, 28)),
-    "emoji-cgan.onnx": ("cgan", "folder", 9, (4, 64, 64)),
+    "emoji-cgan.onnx": ("cgan", "emoji", 9, (4, 64, 64)),
 }
 
 
