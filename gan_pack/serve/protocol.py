@@ -35,7 +35,8 @@ def model_metadata(name: str, g: OnnxGenerator) -> dict:
     return {"name": name, "versions": ["1"], "platform": "onnxruntime_onnx", "inputs": inputs,
             "outputs": [{"name": IMAGES, "datatype": "FP32", "shape": [-1, *g.info.image_shape]}],
             "parameters": {"num_classes": g.info.num_classes, "class_names": g.info.class_names,
-                           "dataset": g.info.dataset, "output_range": [-1, 1], "psi_input": g.info.psi_input}}
+                           "dataset": g.info.dataset, "output_range": [-1, 1], "psi_input": g.info.psi_input,
+                           "truncation": g.info.truncation}}     # the package's default, for a client's own noise
 
 
 @dataclass(frozen=True)

@@ -295,6 +295,8 @@ def test_sample_endpoint_uses_a_packages_default_truncation():
 
     running = Server(load_models([EXPORTED / "emoji-cgan"], "cpu"), ServeOptions())
     try:
+        code, _, content = http(running, "/v2/models/emoji-cgan")
+        assert code == 200 and json.loads(content)["parameters"]["truncation"] == 1.5
         g = OnnxGenerator(EXPORTED / "emoji-cgan")
         for query, truncation in (("", None), ("&truncation=0", 0), ("&truncation=2.5", 2.5)):
             code, _, content = http(running, f"/v1/models/emoji-cgan/sample.npy?n=3&label=6&seed=2{query}")
