@@ -150,6 +150,14 @@ def server():
     httpd.shutdown()
 
 
+def drive_page(url: str, tmp_path) -> dict:
+    """The page at `url` in Chromium, drawn; what its canvas holds (pixels, size, channels, classNames)."""
+    result = subprocess.run(["node", "drive.mjs", url, str(tmp_path / "canvas.json")], cwd=WEB_EXAMPLE,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    return json.loads((tmp_path / "canvas.json").read_text())
+
+
 def open_page(server, tmp_path, model, noise, labels, screenshot=None) -> dict:
     """The page on `model` (None: its default) with this noise; what its canvas holds."""
     noise_file = WEB_EXAMPLE / ".test-noise.json"
@@ -251,10 +259,7 @@ def test_web_seed_gives_pythons_images(web_ready, server, tmp_path):
     model = package("fashion-mnist-cgan")
     url = f"{server}/examples/web/index.html?model=../../exported/fashion-mnist-cgan/fashion-mnist-cgan.onnx" \
           "&seed=7&label=3&count=4&truncation=0.7"
-    result = subprocess.run(["node", "drive.mjs", url, str(tmp_path / "canvas.json")], cwd=WEB_EXAMPLE,
-                            capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr
-    canvas = json.loads((tmp_path / "canvas.json").read_text())
+    canvas = drive_page(url, tmp_path)
     pixels = np.array(canvas["pixels"]).reshape(canvas["height"], canvas["width"])
     python = np.concatenate(list(to_uint8(OnnxGenerator(model).sample(4, labels=3, seed=7, truncation=0.7))),
                             axis=1)[:, :, 0].astype(int)
@@ -266,10 +271,7 @@ def test_web_walk_frame_is_pythons(web_ready, server, tmp_path):
 
     model = package("mnist-cgan")
     url = f"{server}/examples/web/index.html?walk=10&seed=2"
-    result = subprocess.run(["node", "drive.mjs", url, str(tmp_path / "canvas.json")], cwd=WEB_EXAMPLE,
-                            capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr
-    canvas = json.loads((tmp_path / "canvas.json").read_text())
+    canvas = drive_page(url, tmp_path)
     pixels = np.array(canvas["pixels"]).reshape(canvas["height"], canvas["width"])
     g = OnnxGenerator(model)
     z = loop_noise(g, 4, 60, 2)[10]
@@ -365,10 +367,7 @@ def test_web_page_draws_an_rgb_stylegan_with_psi(web_ready, server, stylegan_pac
     model = stylegan_packages["rgb"]
     url = (f"{server}/examples/web/index.html?model={model.relative_to(WEB_EXAMPLE)}"
            f"&seed=7&label=2&count=4&psi=0.6")
-    result = subprocess.run(["node", "drive.mjs", url, str(tmp_path / "canvas.json")], cwd=WEB_EXAMPLE,
-                            capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr
-    canvas = json.loads((tmp_path / "canvas.json").read_text())
+    canvas = drive_page(url, tmp_path)
     pixels = np.array(canvas["pixels"]).reshape(canvas["height"], canvas["width"], canvas["channels"])
     python = np.concatenate(list(to_uint8(OnnxGenerator(model, psi=0.6).sample(4, labels=2, seed=7))), axis=1)
     assert pixels.shape == python.shape == (16, 64, 3) and np.abs(pixels - python.astype(int)).max() <= 1
@@ -452,10 +451,7 @@ def test_node_samples_with_the_packages_truncation(node_ready, tmp_path, truncat
 def test_web_page_samples_with_the_packages_truncation(web_ready, server, tmp_path):
     model = package("emoji-cgan")
     url = f"{server}/examples/web/index.html?model=../../exported/emoji-cgan/emoji-cgan.onnx&seed=4&label=6&count=3"
-    result = subprocess.run(["node", "drive.mjs", url, str(tmp_path / "canvas.json")], cwd=WEB_EXAMPLE,
-                            capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr
-    canvas = json.loads((tmp_path / "canvas.json").read_text())
+    canvas = drive_page(url, tmp_path)
     page = np.array(canvas["pixels"]).reshape(canvas["height"], canvas["width"], 4)
     python = np.concatenate(list(to_uint8(OnnxGenerator(model).sample(3, labels=6, seed=4))), axis=1).astype(int)
     assert page.shape == python.shape and np.abs(page[..., 3] - python[..., 3]).max() <= 1
