@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from gan_pack.cli.text import (
+    PSI_HELP,
     TRUNCATION_HELP,
     VARIANT_HELP,
     ModelPath,
@@ -71,6 +72,7 @@ def evaluate(
     k: Annotated[int, typer.Option(help="Neighbours for precision/recall/density/coverage.")] = 5,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every figure here.")] = None,
     truncation: Annotated[Optional[float], typer.Option(help=TRUNCATION_HELP)] = None,
+    psi: Annotated[Optional[float], typer.Option(help=PSI_HELP)] = None,
     device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
     variant: Annotated[Optional[str], typer.Option(help=VARIANT_HELP)] = None,
 ) -> None:
@@ -85,7 +87,7 @@ def evaluate(
     if json_out is not None:
         check_output_path(json_out, ".json")
     result = evaluate_generator(model, classifier, data_dir, n=n, seed=seed, k=k, truncation=truncation, log=stage,
-                                device=device.value, variant=variant)
+                                device=device.value, variant=variant, psi=psi)
     typer.echo(format_report(result))
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(result, indent=2) + "\n")

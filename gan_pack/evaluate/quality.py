@@ -68,14 +68,14 @@ def reference_metrics(real: RealReference) -> dict:
 def evaluate_generator(model_path: str | Path, classifier_path: str | Path, data_dir: str | Path,
                        n: int = 10000, seed: int = 0, k: int = 5, device: str = "cpu",
                        warn=lambda msg: print(msg, file=sys.stderr), truncation: float | None = None,
-                       log: Log = None, variant: str | None = None) -> dict:
+                       log: Log = None, variant: str | None = None, psi: float | None = None) -> dict:
     """Sample n images from an exported generator and measure them; returns the full report."""
     started = time.perf_counter()
     if not EVAL_N_MIN <= n <= EVAL_N_MAX:
         raise ModelError(f"-n must be in {EVAL_N_MIN}..{EVAL_N_MAX}, not {n}")
     if not 1 <= k <= min(EVAL_K_MAX, n - 1):
         raise ModelError(f"--k must be in 1..{min(EVAL_K_MAX, n - 1)} (fewer than -n), not {k}")
-    generator = OnnxGenerator(model_path, device=device, variant=variant)
+    generator = OnnxGenerator(model_path, device=device, variant=variant, psi=psi)
     classifier = OnnxClassifier(classifier_path)
     check_compatible(generator.info, classifier)
     feature_dim = classifier.run(np.zeros((1, *classifier.image_shape), np.float32))[1].shape[1]
@@ -93,7 +93,7 @@ def evaluate_generator(model_path: str | Path, classifier_path: str | Path, data
               "classifier": str(classifier_path), "classifier_sha256": file_sha256(classifier_path),
               "classifier_test_accuracy": classifier.test_accuracy, "dataset": classifier.dataset,
               "n": n, "n_real": len(real.test_features), "seed": seed, "k": k,
-              "truncation": generator.effective_truncation(truncation),
+              "truncation": generator.effective_truncation(truncation), "psi": psi,
               "noise": "portable", "labels": LABELS_NOTE if labels is not None else None,
               **quality_metrics(fake, labels, classifier, real, k), **reference_metrics(real)}
     result["fcd_ratio_to_floor"] = result["fcd"] / max(result["fcd_floor_train_vs_test"], EPS)
@@ -127,6 +127,7 @@ def format_report(r: dict) -> str:
              ("density", f"{r['density']:.3f}"), ("coverage", f"{r['coverage']:.3f}")]
     width = max(len(name) for name, _ in rows)
     cut = f", truncation {r['truncation']}" if r.get("truncation") is not None else ""
+    cut += f", psi {r['psi']}" if r.get("psi") is not None else ""
     drawn = f", labels in {r['labels']}" if r.get("labels") else ""
     head = f"{Path(r['model']).name}: n = {r['n']}, seed {r['seed']}{cut}{drawn}, k = {r['k']}, {r['seconds']} s"
     return "\n".join([head] + [f"  {name:<{width}}  {value}" for name, value in rows])

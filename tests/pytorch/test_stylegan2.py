@@ -339,3 +339,30 @@ def test_a_checkpoint_with_nan_extras_or_odd_noise_keys_is_one_line(small, tmp_p
     code, _, err = export(capsys, tmp_path / "odd.pt", tmp_path / "b.onnx")
     one_error_line(code, err, "unexpected: noises.noise_x")
     assert not (tmp_path / "a.onnx").exists() and not (tmp_path / "b.onnx").exists()
+
+
+def test_evaluate_at_a_psi(packages, tmp_path, capsys):
+    """evaluate --psi measures a StyleGAN at that truncation, and says so; a model without psi is one line."""
+    import json
+
+    from conftest import write_rgba_folder
+
+    data = tmp_path / "data"
+    write_rgba_folder(data / "train", per_class=12)
+    write_rgba_folder(data / "test", per_class=12, seed=1)
+    code, _, err = run_cli(["train-classifier", "--dataset", "folder", "--data-dir", data, "--image-size", 32,
+                            "--channels", 1, "--epochs", 1, "--batch-size", 8, "--device", "cpu",
+                            "-o", tmp_path / "c.onnx"], capsys)
+    assert code == 0, err
+    reports = {}
+    for psi in (None, 0.3):
+        code, out, err = run_cli(["evaluate", packages / "sg2-mono", "--classifier", tmp_path / "c.onnx", "--data-dir",
+                                  data, "-n", 24, "--k", 3, "--json", tmp_path / "e.json"]
+                                 + ([] if psi is None else ["--psi", psi]), capsys)
+        assert code == 0, err
+        reports[psi] = json.loads((tmp_path / "e.json").read_text())
+        assert reports[psi]["psi"] == psi and (psi is None or f"psi {psi}" in out)
+    assert reports[None]["fcd"] != reports[0.3]["fcd"]
+    code, _, err = run_cli(["evaluate", packages / "sg2-rgb", "--classifier", tmp_path / "c.onnx", "--data-dir", data,
+                            "--psi", 5], capsys)
+    one_error_line(code, err, "psi must be a number in -2..2")
