@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -42,7 +43,7 @@ from gan_pack.onnx_tools.cuda import CUDA_NEEDED, gpu_name, make_cuda_variant, m
 from gan_pack.onnx_tools.quantize import quantize_generator
 from gan_pack.onnx_tools.variant import require_onnx
 from gan_pack.package.card import model_card
-from gan_pack.package.manifest import golden_vectors, manifest, summary, write_sums
+from gan_pack.package.manifest import EVAL_FIGURES, golden_vectors, manifest, summary, write_sums
 from gan_pack.runtime.generator import OnnxGenerator
 from gan_pack.runtime.onnxscan import model_metadata
 from gan_pack.runtime.session import cuda_available, resolve_model_file
@@ -194,8 +195,21 @@ def evaluation_for(source: Path, main: Path, options: PackOptions, log: Log = No
         with contextlib.suppress(ValueError, OSError):
             result = json.loads(beside.read_text())
             if isinstance(result, dict) and result.get("model_sha256") == file_sha256(main):
-                return {**result, "model": main.name}
+                if well_formed(result):
+                    return {**result, "model": main.name}
+                say(log, f"not carrying {beside.name}: its figures are not numbers")
     return None
+
+
+def well_formed(evaluation: dict) -> bool:
+    """An evaluation read from a file gan_pack did not write this time: the figures the manifest and
+    card carry are numbers (the truncation may be null), so neither can be fooled or broken by it."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    return (all(number(evaluation[k]) for k in EVAL_FIGURES if k in evaluation and k not in ("classifier_sha256",
+                                                                                             "truncation"))
+            and (evaluation.get("truncation") is None or number(evaluation["truncation"])))
 
 
 def device_of(path: Path) -> str:

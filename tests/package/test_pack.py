@@ -153,7 +153,7 @@ def test_verify_a_lone_model(package, tmp_path, capsys):
     assert code == 0 and "smoke run only" in out
 
 
-def test_pack_an_onnx_keeps_its_graph_and_carries_a_matching_evaluation(tmp_path, capsys):
+def test_pack_an_onnx_keeps_its_graph(tmp_path, capsys):
     import onnx
 
     source = tmp_path / "g.onnx"
@@ -163,6 +163,19 @@ def test_pack_an_onnx_keeps_its_graph_and_carries_a_matching_evaluation(tmp_path
     before, after = onnx.load(str(source)), onnx.load(str(tmp_path / "dist" / "g" / "g.onnx"))
     assert before.graph.SerializeToString() == after.graph.SerializeToString()
     assert after.producer_name == "gan_pack" and not (tmp_path / "dist" / "g" / "g.eval.json").exists()
+
+
+@pytest.mark.parametrize("figure, carried", [(0.851, True), ("0.1 (trust me)", False), (float("nan"), False)])
+def test_an_evaluation_beside_the_onnx_is_carried_only_if_its_figures_are_numbers(tmp_path, capsys, figure, carried):
+    shipped_package = shipped("mnist-gan.onnx").parent
+    shutil.copy(shipped_package / "mnist-gan.onnx", tmp_path / "g.onnx")
+    evaluation = json.loads((shipped_package / "mnist-gan.eval.json").read_text())
+    (tmp_path / "g.eval.json").write_text(json.dumps({**evaluation, "fcd": figure}))
+    code, _, err = run_cli(["pack", tmp_path / "g.onnx", "-o", tmp_path / "dist"], capsys)
+    assert code == 0 and "Traceback" not in err, err
+    card = (tmp_path / "dist" / "README.md").read_text()
+    assert (tmp_path / "dist" / "dist.eval.json").exists() == carried and ("## Evaluation" in card) == carried
+    assert carried or "its figures are not numbers" in err
 
 
 def test_pack_with_evaluation_puts_figures_in_the_card(tmp_path, trained_runs, tiny_idx):
