@@ -42,7 +42,12 @@ export function portableNoise(seed, start, count, dim, truncation = null) {
 // The truncation threshold to sample with: `given` when given (0: none), else the package's default
 // (its manifest's `truncation`, which `ganpack pack --truncation` records; null: none), as in gan_pack.
 export function truncationFor(manifest, given) {
-  if (given === undefined || given === null || given === '') return manifest.truncation ?? null;
+  if (given === undefined || given === null || given === '') {
+    const own = manifest.truncation ?? null;
+    if (own !== null && !(typeof own === 'number' && own >= 0.1 && own < Infinity))
+      throw new Error(`the manifest's truncation ${JSON.stringify(own)} is not a number >= 0.1: pack the model again`);
+    return own;
+  }
   const value = Number(given);
   if (value === 0) return null;
   if (!(value >= 0.1 && value < Infinity)) throw new Error(`truncation must be a number >= 0.1 (or 0 for none), not ${given}`);

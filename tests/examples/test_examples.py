@@ -95,11 +95,18 @@ def test_node_writes_rgb_for_a_3_channel_package(node_ready, rgb_package, tmp_pa
     (["--model", "{alone}"], "ganpack pack"),
     ([], "--model PATH.onnx is required"),
     (["--model", "{cgan}", "--label", "12"], "label 12 is out of range"),
+    (["--model", "{cgan}", "--truncation", "0.05"], "truncation must be a number >= 0.1 (or 0 for none)"),
+    (["--model", "{forged}"], "the manifest's truncation \"1.5\" is not a number >= 0.1"),
 ])
 def test_node_mistakes_are_one_line_and_exit_2(node_ready, tmp_path, args, words):
-    """A model without its manifest, a missing flag, a label out of range: one line, no stack trace."""
+    """A model without its manifest, a missing flag, a label out of range, a bad truncation (given,
+    or in a manifest someone edited): one line, no stack trace."""
     shutil.copy(package("mnist-gan"), tmp_path / "alone.onnx")
-    paths = {"{alone}": str(tmp_path / "alone.onnx"), "{cgan}": str(package("mnist-cgan"))}
+    shutil.copy(package("mnist-gan"), tmp_path / "forged.onnx")
+    manifest = json.loads(package("mnist-gan").with_suffix(".json").read_text())
+    (tmp_path / "forged.json").write_text(json.dumps({**manifest, "truncation": "1.5"}))
+    paths = {"{alone}": str(tmp_path / "alone.onnx"), "{cgan}": str(package("mnist-cgan")),
+             "{forged}": str(tmp_path / "forged.onnx")}
     result = subprocess.run(["node", "sample.js", *[paths.get(a, a) for a in args], "--out", str(tmp_path / "x.pgm")],
                             cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=120)
     lines = result.stderr.strip().splitlines()
