@@ -39,6 +39,16 @@ def plain_name(value) -> bool:
             and not value.startswith(".") and "/" not in value and "\\" not in value and value.isprintable())
 
 
+def number(value) -> bool:
+    """A finite int or float, never a bool: a figure read from a file someone else may have written."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:                   # an int too large for a float
+        return False
+
+
 def _int(value, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
@@ -110,8 +120,7 @@ def _facts(data: dict, p: Problems) -> dict:
         p.need(isinstance(data.get(key), str), key, "is not a string")
     p.need(plain_name(data.get("name")), "name", "is not a plain file name")
     truncation = data.get("truncation")
-    p.need(truncation is None or (isinstance(truncation, (int, float)) and not isinstance(truncation, bool)
-                                  and MIN_TRUNCATION <= truncation < math.inf),
+    p.need(truncation is None or (number(truncation) and truncation >= MIN_TRUNCATION),
            "truncation", f"is not null or a number >= {MIN_TRUNCATION}")
     return {"image_shape": tuple(shape) if good_shape and isinstance(shape, list) else (1, 1, 1)}
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -31,7 +30,7 @@ from typing import Iterator
 
 from gan_pack.contract.choices import Variant
 from gan_pack.contract.metadata import ModelInfo, image_metadata, set_metadata
-from gan_pack.contract.package_schema import plain_name
+from gan_pack.contract.package_schema import number, plain_name
 from gan_pack.contract.parity import parity_path
 from gan_pack.core.files import check_output_path, file_sha256, make_folder, write_failure
 from gan_pack.core.images import save_grid
@@ -204,12 +203,8 @@ def evaluation_for(source: Path, main: Path, options: PackOptions, log: Log = No
 def well_formed(evaluation: dict) -> bool:
     """An evaluation read from a file gan_pack did not write this time: the figures the manifest and
     card carry are numbers (the truncation may be null), so neither can be fooled or broken by it."""
-    def number(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-    return (all(number(evaluation[k]) for k in EVAL_FIGURES if k in evaluation and k not in ("classifier_sha256",
-                                                                                             "truncation"))
-            and (evaluation.get("truncation") is None or number(evaluation["truncation"])))
+    figures = {k: v for k, v in evaluation.items() if k in EVAL_FIGURES and k != "classifier_sha256"}
+    return all(number(v) or (k == "truncation" and v is None) for k, v in figures.items())
 
 
 def device_of(path: Path) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_pack.contract.package_schema import number
 from gan_pack.core import runlog
 from gan_pack.errors import RunError
 
@@ -118,12 +119,8 @@ def svg_chart(title: str, series: dict[str, tuple[list, list]], xlabel: str = "s
     return "".join(parts)
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
-
-
 def curve(records: list[dict], key: str, x: str = "step") -> tuple[list, list]:
-    pairs = [(r[x], r[key]) for r in records if _number(r.get(key)) and _number(r.get(x))]
+    pairs = [(r[x], r[key]) for r in records if number(r.get(key)) and number(r.get(x))]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
@@ -164,7 +161,7 @@ def _curves_section(run: RunData) -> str:
 
 
 def _cell(value, spec: str) -> str:
-    return format(value, spec) if _number(value) else "-"
+    return format(value, spec) if number(value) else "-"
 
 
 def _export_section(run: RunData, warn=None) -> str:
@@ -295,7 +292,7 @@ def list_runs(root: str | Path, warn=None) -> list[dict]:
                 warn(f"warning: skipped {folder} ({e})")
             continue
         last = run.train[-1] if run.train else {}
-        fcds = [e["fcd"] for e in run.evals if _number(e.get("fcd"))]
+        fcds = [e["fcd"] for e in run.evals if number(e.get("fcd"))]
         stamp = max(f.lstat().st_mtime for f in folder.iterdir())
         text = {key: str(run.config.get(key, "-"))[:14] for key in ("model", "arch", "dataset", "epochs")}
         rows.append({"name": folder.name, "model": text["model"], "arch": text["arch"],

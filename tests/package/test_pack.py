@@ -165,7 +165,8 @@ def test_pack_an_onnx_keeps_its_graph(tmp_path, capsys):
     assert after.producer_name == "gan_pack" and not (tmp_path / "dist" / "g" / "g.eval.json").exists()
 
 
-@pytest.mark.parametrize("figure, carried", [(0.851, True), ("0.1 (trust me)", False), (float("nan"), False)])
+@pytest.mark.parametrize("figure, carried", [(0.851, True), ("0.1 (trust me)", False), (float("nan"), False),
+                                             (10 ** 400, False)])
 def test_an_evaluation_beside_the_onnx_is_carried_only_if_its_figures_are_numbers(tmp_path, capsys, figure, carried):
     shipped_package = shipped("mnist-gan.onnx").parent
     shutil.copy(shipped_package / "mnist-gan.onnx", tmp_path / "g.onnx")
