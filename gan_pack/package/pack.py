@@ -152,9 +152,10 @@ def stamp(source: Path, target: Path, truncation: float | None = None) -> ModelI
     meta = {p.key: p.value for p in model.metadata_props}
     info = ModelInfo.from_metadata(meta, source)
     meta = {**meta, **{k: v for k, v in image_metadata(info.image_shape).items() if k not in meta}}
-    if truncation is not None:
+    if truncation is not None:              # given: it replaces the source's; 0 removes it
         meta.pop("truncation", None)
-        meta.update({"truncation": repr(float(truncation))} if truncation else {})
+    if truncation:
+        meta["truncation"] = repr(float(truncation))
     set_metadata(model, meta)
     onnx.save(model, str(target))
     return info
