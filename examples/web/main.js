@@ -48,12 +48,9 @@ function draw(images, count, [channels, height, width], classNames) {
   window.ganpack = { pixels, width: canvas.width, height: canvas.height, channels, classNames };
 }
 
-// The threshold in use: the package's default or ?truncation= at first (exact, whatever the slider's
-// step), then the slider's, whose right end means no truncation.
+// The truncation threshold in use (null: none): the package's default or ?truncation= at first (exact,
+// whatever the slider's step), then the slider's, whose right end means no truncation.
 let threshold = null;
-function truncationOf() {
-  return threshold;
-}
 
 async function inputs(params, manifest) {
   if (params.has('noise')) {
@@ -65,7 +62,7 @@ async function inputs(params, manifest) {
   const label = Number(document.getElementById('label').value);
   const seed = Number(document.getElementById('seed').value);
   const labels = manifest.num_classes ? Array(count).fill(label) : [];
-  return { noise: portableNoise(seed, 0, count, manifest.noise_dim, truncationOf()), labels, count };
+  return { noise: portableNoise(seed, 0, count, manifest.noise_dim, threshold), labels, count };
 }
 
 async function run(session, manifest, noise, labels, count) {
@@ -101,7 +98,7 @@ async function walkFrame(session, manifest, ends, frame) {
 
 async function playWalk(session, manifest) {
   const seed = Number(document.getElementById('seed').value);
-  const ends = portableNoise(seed, 0, WALK.points, manifest.noise_dim, truncationOf());
+  const ends = portableNoise(seed, 0, WALK.points, manifest.noise_dim, threshold);
   for (let frame = 0; frame < WALK.frames; frame++) {
     const started = performance.now();
     await walkFrame(session, manifest, ends, frame);
@@ -128,7 +125,7 @@ async function main() {
   const slider = document.getElementById('truncation');
   threshold = truncationFor(manifest, params.get('truncation'));
   slider.value = String(threshold ?? 3);
-  const showThreshold = () => { document.getElementById('truncation-value').textContent = truncationOf() ?? 'off'; };
+  const showThreshold = () => { document.getElementById('truncation-value').textContent = threshold ?? 'off'; };
   slider.oninput = () => {
     threshold = Number(slider.value) >= 3 ? null : Number(slider.value);
     showThreshold();
@@ -140,7 +137,7 @@ async function main() {
   document.getElementById('walk').onclick = () => playWalk(session, manifest);
   if (params.has('walk')) {
     const ends = portableNoise(Number(document.getElementById('seed').value), 0, WALK.points, manifest.noise_dim,
-      truncationOf());
+      threshold);
     await walkFrame(session, manifest, ends, Number(params.get('walk')));
   } else {
     await sample(session, manifest, params);
