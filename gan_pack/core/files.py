@@ -52,11 +52,13 @@ def open_regular(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
 
 def regular_sha256(path: str | os.PathLike) -> str:
-    """file_sha256 of a file someone else may have written (see open_regular)."""
-    digest = hashlib.sha256()
+    """file_sha256 of a file someone else may have written (see open_regular), read through one
+    buffer of 256 KiB: hashing a model before it is opened costs no memory to speak of."""
+    digest, buffer = hashlib.sha256(), bytearray(256 << 10)
+    view = memoryview(buffer)
     with open_regular(path) as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+        while size := f.readinto(buffer):
+            digest.update(view[:size])
     return digest.hexdigest()
 
 
