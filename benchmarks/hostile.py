@@ -6,14 +6,18 @@
    `sample.npy?n=4096` at once (32 requests of 4096 images): the server's peak resident memory.
 3. `/v2/health/live` from another client while a 100 MB body is being sent (and refused): its
    latency, median and worst of 20.
+4. One JSON infer of 4,096 64 px RGBA emoji (an 8 MB body) against `ganpack serve exported/emoji-cgan/`,
+   while another client polls `/v2/health/live` every 50 ms: the reply's status and size, the server's
+   peak resident memory over idle, and the worst health latency.
 
-Usage: .venv/bin/python benchmarks/hostile.py [--part seeds|serve|latency]
+Usage: .venv/bin/python benchmarks/hostile.py [--part seeds|serve|latency|json]
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import socket
 import subprocess
 import sys
@@ -71,8 +75,8 @@ def wait_ready(port: int, process: subprocess.Popen, timeout: float = 120) -> No
     raise TimeoutError("the server did not start")
 
 
-def start_server(port: int) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "gan_pack", "serve", *(f"exported/{m}/" for m in MODELS), "--port", str(port)]
+def start_server(port: int, models: list[str] = MODELS) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "gan_pack", "serve", *(f"exported/{m}/" for m in models), "--port", str(port)]
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_ready(port, process)
     return process
@@ -150,12 +154,64 @@ def latency_part(probes: int = 20) -> None:
     print(f"  median {np.median(times):.1f} ms, worst {max(times):.1f} ms (target: under 100 ms)")
 
 
+def poll_health(port: int, stop: threading.Event, times: list[float]) -> None:
+    while not stop.is_set():
+        started = time.perf_counter()
+        fetch(port, "/v2/health/live")
+        times.append(1000 * (time.perf_counter() - started))
+        time.sleep(0.05)
+
+
+def json_part() -> None:
+    for rows in (4096, 1000, 64):       # refused; its JSON just under the 2 MiB parsed; its reply as JSON
+        json_infer(rows, binary=rows != 64)
+        print()
+
+
+def json_infer(rows: int, binary: bool) -> None:
+    rng = np.random.default_rng(0)
+    body = json.dumps({"inputs": [
+        {"name": "noise", "datatype": "FP32", "shape": [rows, 100], "data": rng.standard_normal(rows * 100).tolist()},
+        {"name": "labels", "datatype": "INT64", "shape": [rows], "data": [i % 9 for i in range(rows)]}],
+        "parameters": {"binary_data_output": binary}}).encode()
+    port = free_port()
+    process = start_server(port, ["emoji-cgan"])
+    try:
+        time.sleep(1.0)
+        idle = rss_mib(process.pid, "VmRSS")
+        stop, times = threading.Event(), []
+        poller = threading.Thread(target=poll_health, args=(port, stop, times))
+        poller.start()
+        time.sleep(0.5)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        started = time.perf_counter()
+        conn.request("POST", "/v2/models/emoji-cgan/infer", body, {"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        content = reply.read()
+        took = time.perf_counter() - started
+        time.sleep(0.5)
+        stop.set()
+        poller.join()
+        peak = rss_mib(process.pid, "VmHWM")
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    print(f"one JSON infer of {rows} emoji ({len(body) / 2**20:.1f} MiB body, reply {'binary' if binary else 'JSON'}) "
+          f"to ganpack serve exported/emoji-cgan/")
+    print(f"  status {reply.status} in {took * 1000:.0f} ms, {len(content):,} bytes: "
+          f"{content[:160].decode(errors='replace')}")
+    print(f"  resident memory idle {idle:.0f} MiB, peak {peak:.0f} MiB: {peak - idle:+.0f} MiB over idle "
+          f"(target: under 1024; {(peak - idle) / 24576:.1%} of this machine's 24 GiB)")
+    print(f"  /v2/health/live every 50 ms meanwhile: {len(times)} probes, median {np.median(times):.1f} ms, "
+          f"worst {max(times):.1f} ms (target: under 100 ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["seeds", "serve", "latency"], action="append")
-    parts = parser.parse_args().part or ["seeds", "serve", "latency"]
+    parser.add_argument("--part", choices=["seeds", "serve", "latency", "json"], action="append")
+    parts = parser.parse_args().part or ["seeds", "serve", "latency", "json"]
     for part in parts:
-        {"seeds": seeds_part, "serve": serve_part, "latency": latency_part}[part]()
+        {"seeds": seeds_part, "serve": serve_part, "latency": latency_part, "json": json_part}[part]()
         print()
 
 

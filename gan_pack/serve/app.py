@@ -17,6 +17,7 @@ import json
 import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
 
 import gan_pack
 from gan_pack.errors import GanPackError
@@ -44,6 +45,7 @@ class Server:
         self.workers = {name: workers.get(name, options.workers) for name in models}
         self.executor = ThreadPoolExecutor(max_workers=max(1, sum(self.workers.values())),
                                            thread_name_prefix="onnxruntime", initializer=lower_priority)
+        self.parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
         self.batchers: dict[str, Batcher] = {}
         self.tasks: list[asyncio.Task] = []
 
@@ -62,6 +64,7 @@ class Server:
         for task in self.tasks:
             task.cancel()
         self.executor.shutdown(wait=True)
+        self.parser.shutdown(wait=True)
 
     # ------------------------------------------------------------ handlers: (status, body dict)
 
@@ -90,18 +93,21 @@ class Server:
         rows = 10 if g.info.num_classes and request.label is None else None
         return sample_body(images, fmt, rows)
 
-    async def infer(self, name: str, body: bytes, header: str | None) -> tuple[int, bytes, dict]:
-        """POST /v2/models/NAME/infer: (status, body, headers). A large body is parsed off the event
-        loop, so other clients are answered meanwhile."""
+    async def infer(self, name: str, body: bytes, header: str | None) -> tuple[int, Iterator[bytes], dict, int]:
+        """POST /v2/models/NAME/infer: (status, body chunks, headers, body length). A large body is
+        parsed, and a JSON reply encoded, off the event loop, so other clients are answered meanwhile."""
         g = self.named(name)
         limit = self.options.max_images_per_request
+        loop = asyncio.get_running_loop()
         if len(body) > PARSE_INLINE_BYTES:
-            request = await asyncio.get_running_loop().run_in_executor(None, parse_infer, body, header, g, limit)
+            # one at a time: each holds the interpreter's lock while it parses its JSON
+            request = await loop.run_in_executor(self.parser, parse_infer, body, header, g, limit)
         else:
             request = parse_infer(body, header, g, limit)
-        images = await self.batchers[name].submit(request.feeds, request.count)
-        content, headers = infer_response(name, request, images)
-        return 200, content, headers
+        parts = await self.batchers[name].submit_parts(request.feeds, request.count)
+        if request.binary_output:
+            return 200, *infer_response(name, request, parts)
+        return 200, *await loop.run_in_executor(self.parser, infer_response, name, request, parts)
 
 
 async def read_body(scope, receive, limit: int, timeout: float) -> bytes:
@@ -147,13 +153,17 @@ def infer_handler(server: Server):
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == HEADER.lower().encode()), None)
         try:
             body = await read_body(scope, receive, server.options.max_body_bytes, server.options.read_timeout_s)
-            status, content, headers = await server.infer(name, body, header)
+            status, chunks, headers, length = await server.infer(name, body, header)
         except Exception as e:  # noqa: BLE001 - every failure is answered; error_reply sorts 4xx from bugs
             status, content, headers = error_reply(e)
+            chunks, length = iter([content]), len(content)
         raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         await send({"type": "http.response.start", "status": status,
-                    "headers": raw + [(b"content-length", str(len(content)).encode())]})
-        await send({"type": "http.response.body", "body": content})
+                    "headers": raw + [(b"content-length", str(length).encode())]})
+        # a chunk at a time: the server waits for the client to take each (no copy of the whole reply)
+        for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
     return handle
 
 

@@ -54,7 +54,12 @@ class Batcher:
         return min(-(-most // self.workers), self.generator.batch_size)
 
     async def submit(self, feeds: dict, count: int) -> np.ndarray:
-        """The images of one request, run as jobs of at most call_limit images."""
+        """The images of one request, run as jobs of at most call_limit images, in one array."""
+        parts = await self.submit_parts(feeds, count)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    async def submit_parts(self, feeds: dict, count: int) -> list[np.ndarray]:
+        """The images of one request as its jobs' outputs, in order (a reply sends them one by one)."""
         if self.requests >= self.options.max_queue:
             raise HTTPError(503, f"the queue is full ({self.options.max_queue} requests waiting); retry later")
         loop, step = asyncio.get_running_loop(), self.call_limit
@@ -65,10 +70,9 @@ class Batcher:
         self.requests += 1
         self.wake_one()
         try:
-            parts = await asyncio.gather(*(job.done for job in jobs))
+            return list(await asyncio.gather(*(job.done for job in jobs)))
         finally:
             self.requests -= 1
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def wake_one(self) -> None:
         while self.idle:

@@ -6,9 +6,11 @@ into the generator's feeds, and replies encoded, with no web framework involved.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -19,6 +21,15 @@ from gan_pack.runtime.generator import OnnxGenerator
 DTYPES = {"FP32": np.float32, "INT64": np.int64}
 HEADER = "Inference-Header-Content-Length"
 MAX_DIMENSION = 1 << 24                 # one axis of an input's shape
+# A JSON reply writes each float32 as text: at most 25 bytes ("-1.2345678901234567e-05, "), about six
+# times its binary size. Larger replies are refused before the model runs: binary data says the same.
+JSON_VALUE_BYTES = 25
+MAX_JSON_REPLY_BYTES = 32 << 20
+JSON_CHUNK_VALUES = 1 << 13             # values encoded at a time (other threads run in between)
+# Python's JSON parser holds the interpreter's lock until it is done (about 16 ms a MiB here), so the
+# JSON part of a request is bounded to keep the server answering meanwhile; tensors beyond it travel
+# as binary data.
+MAX_JSON_REQUEST_BYTES = 2 << 20
 
 
 class HTTPError(Exception):
@@ -136,6 +147,13 @@ def parse_infer(body: bytes, header_length: str | None, g: OnnxGenerator, limit:
         size = int(header_length) if header_length is not None else len(body)
         if not 0 <= size <= len(body):
             raise ValueError(f"{HEADER} {size} is not within the body")
+    except ValueError as e:
+        raise HTTPError(400, f"malformed inference request ({type(e).__name__}: {str(e)[:160]})") from e
+    if size > MAX_JSON_REQUEST_BYTES:
+        raise HTTPError(413, f"the request's JSON is {size:,} bytes, over the {MAX_JSON_REQUEST_BYTES >> 20} MiB this "
+                             f"server parses; send large tensors as binary data (the binary tensor data extension, "
+                             f"what tritonclient sends), or GET /v1/models/NAME/sample.npy for seeded images")
+    try:
         request = json.loads(body[:size])
     except RecursionError:
         raise HTTPError(400, "malformed inference request (nested too deeply)") from None
@@ -156,23 +174,58 @@ def parse_infer(body: bytes, header_length: str | None, g: OnnxGenerator, limit:
     except ModelError as e:
         raise HTTPError(400, str(e)) from e
     request_id = request.get("id")
+    binary_output = _binary_output(request)
+    if not binary_output:
+        check_json_reply(len(feeds[NOISE]), g)
     return InferRequest(feeds, len(feeds[NOISE]), request_id if isinstance(request_id, str) else None,
-                        _binary_output(request))
+                        binary_output)
 
 
-def infer_response(name: str, request: InferRequest, images: np.ndarray) -> tuple[bytes, dict]:
-    """(body, headers): JSON, or a JSON header then raw bytes when the client asked for binary data."""
-    output: dict = {"name": IMAGES, "datatype": "FP32", "shape": list(images.shape)}
+def check_json_reply(count: int, g: OnnxGenerator) -> None:
+    """A reply of `count` images as JSON text fits MAX_JSON_REPLY_BYTES, or the request is refused (413)
+    before anything runs, saying how to ask for the same images in binary."""
+    values = count * math.prod(g.info.image_shape)
+    if values * JSON_VALUE_BYTES > MAX_JSON_REPLY_BYTES:
+        fits = max(1, MAX_JSON_REPLY_BYTES // (JSON_VALUE_BYTES * math.prod(g.info.image_shape)))
+        raise HTTPError(413, f"{count} images as JSON would be up to {values * JSON_VALUE_BYTES / 2**20:,.0f} MiB of "
+                             f"text, over the {MAX_JSON_REPLY_BYTES >> 20} MiB this server writes as JSON (at most "
+                             f"{fits} of these images); ask for binary data, the binary tensor data extension "
+                             f"(\"parameters\": {{\"binary_data_output\": true}}, what tritonclient does), or "
+                             f"GET /v1/models/NAME/sample.npy for seeded images")
+
+
+def infer_response(name: str, request: InferRequest, parts: list[np.ndarray]) -> tuple[Iterator[bytes], dict, int]:
+    """(body chunks, headers, body length) of the reply carrying the images of `parts` (the calls'
+    outputs, in order): JSON, or a JSON header then raw bytes when the client asked for binary data.
+    Binary chunks are made as they are sent, a part at a time; JSON is encoded here, a chunk at a time."""
+    count = sum(len(part) for part in parts)
+    output: dict = {"name": IMAGES, "datatype": "FP32", "shape": [count, *parts[0].shape[1:]]}
     reply: dict = {"model_name": name, "model_version": "1", "outputs": [output]}
     if request.id is not None:
         reply["id"] = request.id
     if not request.binary_output:
-        output["data"] = images.reshape(-1).tolist()
-        return json.dumps(reply).encode(), {"content-type": "application/json"}
-    raw = np.ascontiguousarray(images, dtype="<f4").tobytes()
-    output["parameters"] = {"binary_data_size": len(raw)}
+        output["data"] = None
+        before, after = json.dumps(reply).encode().split(b'"data": null', 1)
+        chunks = [before, b'"data": [', *json_numbers(parts), b"]", after]
+        return iter(chunks), {"content-type": "application/json"}, sum(map(len, chunks))
+    size = sum(part.size for part in parts) * 4
+    output["parameters"] = {"binary_data_size": size}
     head = json.dumps(reply).encode()
-    return head + raw, {"content-type": "application/octet-stream", HEADER: str(len(head))}
+    raw = (np.ascontiguousarray(part, dtype="<f4").tobytes() for part in parts)
+    return itertools.chain([head], raw), {"content-type": "application/octet-stream", HEADER: str(len(head))}, \
+        len(head) + size
+
+
+def json_numbers(parts: list[np.ndarray]) -> Iterator[bytes]:
+    """The images' values as the body of a JSON list, a chunk at a time: no list of every value as
+    Python floats, and the lock that other threads (the event loop) need is let go between chunks."""
+    first = True
+    for part in parts:
+        flat = part.reshape(-1)
+        for start in range(0, len(flat), JSON_CHUNK_VALUES):
+            text = json.dumps(flat[start:start + JSON_CHUNK_VALUES].tolist()).encode()[1:-1]
+            yield text if first else b", " + text
+            first = False
 
 
 @dataclass(frozen=True)

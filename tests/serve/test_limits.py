@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import one_error_line, run_cli, shipped
+from conftest import EXPORTED, one_error_line, run_cli, shipped
 from gan_pack.runtime.generator import OnnxGenerator
 from gan_pack.serve.layout import ServeOptions, load_models
 
@@ -122,3 +122,58 @@ def test_a_port_in_use_or_an_unknown_host_is_one_line(capsys):
         one_error_line(code, err, f"port {port} on 127.0.0.1 is in use")
     code, _, err = run_cli(["serve", shipped("mnist-gan.onnx"), "--host", "no-such-host.invalid"], capsys)
     one_error_line(code, err, "cannot resolve --host 'no-such-host.invalid'")
+
+
+
+@pytest.fixture(scope="module")
+def emoji_server():
+    models = load_models([EXPORTED / "emoji-cgan"], "cpu") if (EXPORTED / "emoji-cgan").is_dir() else None
+    if models is None:
+        pytest.skip("the shipped emoji-cgan package is not in this checkout")
+    running = Server(models, ServeOptions())
+    yield running
+    running.stop()
+
+
+def json_infer_body(rows: int, seed: int = 0, binary: bool = False, labels: bool = False) -> bytes:
+    noise = np.random.default_rng(seed).standard_normal((rows, 100)).astype(np.float32)
+    inputs = [{"name": "noise", "datatype": "FP32", "shape": [rows, 100], "data": noise.reshape(-1).tolist()}]
+    if labels:
+        inputs.append({"name": "labels", "datatype": "INT64", "shape": [rows], "data": [i % 9 for i in range(rows)]})
+    request: dict = {"inputs": inputs}
+    if binary:
+        request["parameters"] = {"binary_data_output": True}
+    return json.dumps(request).encode()
+
+
+def test_a_json_reply_over_its_budget_is_413_naming_binary_data_and_sample_npy(emoji_server):
+    """100 64 px RGBA images as JSON text would be up to 39 MiB: refused before the model runs; the
+    same request asking for binary data gets its images."""
+    code, _, content = http(emoji_server, "/v2/models/emoji-cgan/infer", json_infer_body(100, labels=True))
+    error = json.loads(content)["error"]
+    assert code == 413 and "binary_data_output" in error and "sample.npy" in error, error
+    assert "at most 81 of these images" in error
+    code, _, content = http(emoji_server, "/v2/models/emoji-cgan/infer",
+                            json_infer_body(100, labels=True, binary=True))
+    assert code == 200 and len(content) > 100 * 4 * 64 * 64 * 4
+
+
+def test_a_json_reply_of_many_chunks_holds_every_value(server):
+    """A reply longer than one encoding chunk (65536 values) joins its chunks into one valid list."""
+    rows = 100                                                  # 78,400 values
+    code, _, content = http(server, "/v2/models/mnist-gan/infer", json_infer_body(rows, seed=3))
+    reply = json.loads(content)
+    noise = np.random.default_rng(3).standard_normal((rows, 100)).astype(np.float32)
+    expected = OnnxGenerator(shipped("mnist-gan.onnx")).generate(noise)
+    data = np.asarray(reply["outputs"][0]["data"], dtype=np.float32)
+    assert code == 200 and data.shape == (rows * 784,)
+    np.testing.assert_allclose(data.reshape(expected.shape), expected, atol=1e-5)
+
+
+def test_a_json_request_over_what_is_parsed_is_413_naming_binary_data(emoji_server):
+    """4096 rows of noise as JSON (8 MB): Python's parser would hold the server for 130 ms; refused
+    unparsed, naming the binary extension and sample.npy; health still answers."""
+    code, _, content = http(emoji_server, "/v2/models/emoji-cgan/infer", json_infer_body(4096, labels=True))
+    error = json.loads(content)["error"]
+    assert code == 413 and "binary data" in error and "sample.npy" in error, error
+    assert http(emoji_server, "/v2/health/live")[0] == 200

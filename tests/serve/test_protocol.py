@@ -96,13 +96,17 @@ def test_replies_in_json_or_binary_as_asked(cgan):
     noise = cgan.noise(2, seed=0)
     labels = {"name": "labels", "datatype": "INT64", "shape": [2], "data": [0, 1]}
     as_json = parse_infer(request([noise_entry(noise), labels], id="7"), None, cgan, 16)
-    body, headers = infer_response("m", as_json, images)
+    chunks, headers, length = infer_response("m", as_json, [images[:1], images[1:]])
+    body = b"".join(chunks)
     reply = json.loads(body)
+    assert len(body) == length
     assert reply["id"] == "7" and reply["outputs"][0]["data"] == images.reshape(-1).tolist()
     binary = parse_infer(request([noise_entry(noise), labels],
                                  outputs=[{"name": "images", "parameters": {"binary_data": True}}]), None, cgan, 16)
-    body, headers = infer_response("m", binary, images)
+    chunks, headers, length = infer_response("m", binary, [images[:1], images[1:]])
+    body = b"".join(chunks)
     size = int(headers[HEADER])
+    assert len(body) == length
     assert json.loads(body[:size])["outputs"][0]["parameters"]["binary_data_size"] == images.nbytes
     np.testing.assert_array_equal(np.frombuffer(body[size:], "<f4").reshape(images.shape), images)
 
