@@ -45,9 +45,10 @@ def open_regular(path: str | os.PathLike) -> Iterator[BinaryIO]:
     except OSError as e:
         what = "is a symbolic link" if e.errno == errno.ELOOP else f"cannot be read ({e.strerror})"
         raise ValueError(what) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):        # before fdopen, which refuses a folder its own way
+        os.close(fd)
+        raise ValueError("is not a regular file (a folder, FIFO or device)")
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("is not a regular file (a folder, FIFO or device)")
         yield f
 
 

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -32,7 +33,7 @@ from gan_pack.contract.choices import Variant
 from gan_pack.contract.metadata import ModelInfo, image_metadata, set_metadata
 from gan_pack.contract.package_schema import number, plain_name
 from gan_pack.contract.parity import parity_path
-from gan_pack.core.files import check_output_path, file_sha256, make_folder, write_failure
+from gan_pack.core.files import check_output_path, file_sha256, make_folder, open_regular, write_failure
 from gan_pack.core.images import save_grid
 from gan_pack.core.log import Log, say
 from gan_pack.core.noise import check_truncation_option
@@ -94,20 +95,33 @@ MAX_NOTICE_BYTES = 64 << 10
 
 
 def read_notice(path: str | None) -> str | None:
-    """The text of --data-notice (Markdown or plain text, UTF-8, at most 64 KiB), checked."""
+    """The text of --data-notice (Markdown or plain text, UTF-8, 1 byte to 64 KiB), checked before it is
+    read: a regular file (not a link, FIFO, device or a /proc-like file whose size says nothing), of a
+    size in range; then read up to that size, and refused if it holds control characters."""
     if path is None:
         return None
-    notice = Path(path)
-    if not notice.is_file():
-        raise ConfigError(f"--data-notice {path} is not a file; give the training data's licenses and attribution "
-                          f"as a text or Markdown file")
-    data = notice.read_bytes()[:MAX_NOTICE_BYTES + 1]
+    fix = "give the training data's licenses and attribution as a text or Markdown file"
+    try:
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if not 0 < size <= MAX_NOTICE_BYTES:
+                raise ConfigError(f"--data-notice {path} is {size:,} bytes (empty, or a pseudo-file such as /proc's); "
+                                  f"it must hold 1 byte to {MAX_NOTICE_BYTES >> 10} KiB of text")
+            data = f.read(size + 1)
+    except ValueError as e:
+        raise ConfigError(f"--data-notice {path} {e}; {fix}") from None
+    if len(data) != size:
+        raise ConfigError(f"--data-notice {path} changed while it was read; {fix}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"--data-notice {path} is not UTF-8 text") from None
-    if len(data) > MAX_NOTICE_BYTES or not text.strip():
-        raise ConfigError(f"--data-notice {path} must hold 1 byte to {MAX_NOTICE_BYTES >> 10} KiB of text")
+    control = next((c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r"), None)
+    if control is not None:
+        raise ConfigError(f"--data-notice {path} holds the control character {control!r} (NUL, a terminal escape, "
+                          f"...); a notice is text: remove it")
+    if not text.strip():
+        raise ConfigError(f"--data-notice {path} holds only white space; {fix}")
     return text.strip()
 
 
