@@ -7,7 +7,9 @@ when they run, so `ganpack --help` and every other command work in an install wi
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Annotated
 
 import typer
@@ -86,8 +88,22 @@ def exit_code(e: BaseException) -> int | None:
     return None
 
 
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm():
+    """SIGTERM (kill, a scheduler's stop) ends a command as Ctrl-C does: what it was writing is kept
+    or removed, its locks released, and what to do next said (`serve` installs uvicorn's own handler).
+    Returns the handler it replaced, or None where it changed nothing."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return None
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> None:
     """Console entry point: one line on stderr and the error's exit code for any mistake of the user's."""
+    replaced = stop_on_sigterm()
     try:
         code = build_app()(standalone_mode=False, prog_name="ganpack")
         if code == 130:                      # typer turns Ctrl-C into exit code 130, silently
@@ -98,4 +114,7 @@ def main() -> None:
         code = exit_code(e)
         if code is None:
             raise
+    finally:
+        if replaced is not None:
+            signal.signal(signal.SIGTERM, replaced)
     sys.exit(code or 0)

@@ -6,6 +6,8 @@ training reads `train/`, evaluation measures against `test/` with `train/` as th
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,41 +20,101 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 SPLITS = ("train", "test")
 
 
-def load_image_folder(root: str | Path, side: int, channels: int,
-                      background: str = "white") -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(images uint8 (N, C, side, side), labels int64 (N,), class names) of an image folder: its
-    subfolders are the classes (sorted by name), or it is one class itself."""
-    from PIL import Image, UnidentifiedImageError
+MAX_IMAGE_PIXELS = 4096 * 4096         # per image, read from its header before it is decoded
 
+
+def load_image_folder(root: str | Path, side: int, channels: int, background: str = "white",
+                      warn=lambda message: print(message, file=sys.stderr)) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(images uint8 (N, C, side, side), labels int64 (N,), class names) of an image folder: its
+    subfolders are the classes (sorted by name), or it is one class itself.
+
+    Every file is someone else's: only regular files are opened (links, FIFOs and devices are skipped
+    and counted, never opened), an image's size is read from its header and refused over
+    MAX_IMAGE_PIXELS before it is decoded, 16-bit images are scaled to 8 bits, and a class folder
+    without images or with a name that is not printable is refused."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder of images")
-    subfolders = sorted(p for p in root.iterdir() if p.is_dir())
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
     groups = [(p.name, p) for p in subfolders] or [(root.name, root)]
-    images, labels, class_names = [], [], []
+    images, labels, class_names, skipped = [], [], [], 0
     for label, (name, folder) in enumerate(groups):
+        if subfolders and not (name.isprintable() and len(name) <= MAX_CLASS_NAME):
+            raise DataError(f"the class folder {name[:80]!r} in {root} has a name that is not printable text of at "
+                            f"most {MAX_CLASS_NAME} characters; rename it (it becomes the class's name)")
+        files, others = image_files(folder)
+        skipped += others
+        if not files:
+            raise DataError(f"the class folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); add "
+                            f"some or remove it (a class without images would be trained blind)")
         class_names.append(name)
-        for f in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
-            try:
-                with Image.open(f) as img:
-                    img = _center_square(_converted(img, channels, background)).resize(
-                        (side, side), Image.Resampling.BILINEAR)
-                    array = np.asarray(img, dtype=np.uint8)
-            except (UnidentifiedImageError, OSError) as e:
-                raise DataError(f"{f} is not a readable image ({e}); remove or replace it") from e
-            if array.ndim == 2:
-                array = array[:, :, None]
-            elif channels == 4:              # a hidden colour: black, what the augmentations fill with
-                array = np.where(array[:, :, 3:] == 0, np.uint8(0), array)
-            images.append(array.transpose(2, 0, 1))
+        for f in files:
+            images.append(read_image(f, side, channels, background))
             labels.append(label)
-    if not images:
-        raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}), neither "
-                        f"directly nor in subfolders; point --data-dir at a folder of images")
+    if skipped:
+        warn(f"warning: skipped {skipped} image name(s) in {root} that are not regular files (links, FIFOs, "
+             f"devices): they were not opened")
     return np.stack(images), np.asarray(labels, np.int64), class_names
 
 
+def image_files(folder: Path) -> tuple[list[Path], int]:
+    """(the regular image files of `folder`, sorted; how many entries with an image's name are not
+    regular files), from the folder's listing without following or opening anything."""
+    files, others = [], 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if entry.is_file(follow_symlinks=False):
+                files.append(Path(entry.path))
+            else:
+                others += 1
+    return sorted(files), others
+
+
+def read_image(path: Path, side: int, channels: int, background: str) -> np.ndarray:
+    """One image (C, side, side) uint8, its size checked from its header before it is decoded."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)     # our own cap is checked below
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise DataError(f"{path} is {width}x{height} pixels, over the {MAX_IMAGE_PIXELS:,} this reader "
+                                    f"decodes; shrink it (the data set is read at {side}x{side}) or remove it")
+                img = _center_square(_converted(_eight_bit(img), channels, background)).resize(
+                    (side, side), Image.Resampling.BILINEAR)
+                array = np.asarray(img, dtype=np.uint8)
+    except Image.DecompressionBombError:           # Pillow's own cap, far over ours, refused in open()
+        raise DataError(f"{path} is over {2 * Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb?), far over the "
+                        f"{MAX_IMAGE_PIXELS:,} this reader decodes; shrink it or remove it") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise DataError(f"{path} is not a readable image ({str(e)[:120]}); remove or replace it") from e
+    if array.ndim == 2:
+        array = array[:, :, None]
+    elif channels == 4:              # a hidden colour: black, what the augmentations fill with
+        array = np.where(array[:, :, 3:] == 0, np.uint8(0), array)
+    return array.transpose(2, 0, 1)
+
+
+def _eight_bit(img):
+    """A 16-bit (or 32-bit integer) grayscale image scaled to 8 bits; Pillow's own conversion clips
+    it at 255 instead, turning nearly all of a 0..65535 range white."""
+    from PIL import Image
+
+    if img.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        return img
+    values = np.asarray(img).astype(np.float64)
+    top = 65535.0 if img.mode.startswith("I;16") or values.max(initial=0) <= 65535 else float(values.max())
+    return Image.fromarray(np.round(np.clip(values, 0, top) * (255.0 / top)).astype(np.uint8), "L")
+
+
 MAX_DATASET_NAME = 64
+MAX_CLASS_NAME = 200
 
 
 def folder_dataset_name(data_dir: str | Path | None) -> str:

@@ -3,6 +3,7 @@ sample the generator in Python, Node and the browser, its grid, figures, intende
 
 from __future__ import annotations
 
+import html
 import json
 
 from gan_pack.contract.package_format import GOLDEN_TOLERANCE, family
@@ -16,6 +17,13 @@ METRIC_NAMES = {"fcd": "FCD", "fcd_ratio_to_floor": "FCD / floor", "conditional_
 def _yaml(value) -> str:
     """A YAML scalar: JSON strings and numbers are valid YAML."""
     return json.dumps(value)
+
+
+def _text(value) -> str:
+    """A name from someone's files (a class folder's, a data set's) as plain text in Markdown: HTML
+    and Markdown's own characters escaped, so `<script>` or `*` stay what they are."""
+    escaped = html.escape(str(value), quote=False)
+    return "".join("\\" + c if c in "\\`*_[]{}()#+!|$~" else c for c in escaped)
 
 
 def front_matter(facts: dict, evaluation: dict | None, license: str) -> str:
@@ -39,7 +47,7 @@ def front_matter(facts: dict, evaluation: dict | None, license: str) -> str:
 def model_card(facts: dict, evaluation: dict | None, license: str, data_notice: str | None = None) -> str:
     name, k = facts["name"], facts["num_classes"]
     shape = "x".join(map(str, facts["image_shape"]))
-    classes = f"{k} classes ({', '.join(facts['class_names'])})" if k else "unconditional"
+    classes = f"{k} classes ({', '.join(map(_text, facts['class_names']))})" if k else "unconditional"
     files = "\n".join(f"| `{f['path']}` | {f['bytes'] / 1e6:.2f} MB | {f.get('precision', '')} | "
                       f"{f.get('provider', 'any' if f.get('role') == 'model' else '')} |" for f in facts["files"])
     labels_py = ", labels=3" if k else ""
@@ -50,7 +58,7 @@ def model_card(facts: dict, evaluation: dict | None, license: str, data_notice: 
     return front_matter(facts, evaluation, license) + f"""
 # {name}
 
-A {facts['model']} generator ({facts['arch']}) of {shape} {facts['dataset']} images, {classes}. Packaged by
+A {facts['model']} generator ({facts['arch']}) of {shape} {_text(facts['dataset'])} images, {classes}. Packaged by
 gan_pack {facts['gan_pack_version']}: `{name}.onnx` needs only onnxruntime and runs everywhere; any variants
 beside it are made for one execution provider, and gan_pack's runtime picks the one for its device.
 
@@ -94,7 +102,7 @@ images with the packed ones ({', '.join(f"{n}: {t['metric']} <= {t['bound']}" fo
 {figures}{variants_section(facts)}
 {data_section(data_notice)}## Intended use and limits
 
-For sampling images like those of {facts['dataset']}, in apps, demos and tests of image pipelines. The generator
+For sampling images like those of {_text(facts['dataset'])}, in apps, demos and tests of image pipelines. The generator
 knows only its training data: it cannot draw anything else, and its samples are not real data (do not use them
 as evidence of anything). Quality figures come from a small classifier, not from people.
 """
@@ -121,7 +129,7 @@ def evaluation_section(facts: dict, evaluation: dict | None) -> str:
     rows = "\n".join(f"| {METRIC_NAMES[key]} | {evaluation[key]:.4g} |" for key in METRIC_NAMES if key in evaluation)
     cut = f", truncation {evaluation['truncation']:g}" if evaluation.get("truncation") is not None else ""
     return (f"\n## Evaluation\n\n`ganpack evaluate`, n = {evaluation.get('n')}, seed {evaluation.get('seed')}{cut}, "
-            f"in the features of a classifier trained on {facts['dataset']}:\n\n| figure | value |\n|---|---|\n"
+            f"in the features of a classifier trained on {_text(facts['dataset'])}:\n\n| figure | value |\n|---|---|\n"
             f"{rows}\n")
 
 
