@@ -12,6 +12,7 @@ import typer
 from gan_pack.cli.text import show_parity, stage
 from gan_pack.cli.train import require_torch
 from gan_pack.contract.choices import LabelInput, NoiseMode, Precision, Rewrite, Tutorial, Weights
+from gan_pack.core.noise import SEED_MAX
 from gan_pack.errors import GanPackError
 
 OWN = "Your own generator (a state dict and the class that builds it)"
@@ -57,8 +58,9 @@ def export(
         "StyleGAN-family per-pixel noise: none (zeros, the default) or const (fixed, stored in the model: the "
         "checkpoint's, or drawn from --seed). Also passed to a --module forward that takes noise_mode.",
         STYLE)] = None,
-    seed: Annotated[Optional[int], _own("StyleGAN2: the seed of const noise, and of the mean latent where the "
-                                        "checkpoint has none (default 0).", STYLE)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="StyleGAN2: the seed (0..2**32-1) of const noise, and of the mean "
+                                                     "latent where the checkpoint has none (default 0).",
+                                                min=0, max=SEED_MAX, rich_help_panel=STYLE)] = None,
 ) -> None:
     """Export a generator to one self-contained .onnx file and prove it matches PyTorch.
 

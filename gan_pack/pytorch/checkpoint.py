@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gan_pack.core.files import atomic_path
+from gan_pack.core.files import atomic_path, check_checkpoint_file
 from gan_pack.errors import CheckpointError, ConfigError
 from gan_pack.pytorch.config import DatasetInfo, TrainConfig, setting_names
 
@@ -60,6 +60,27 @@ def save_checkpoint(trainer: Trainer, run_dir: Path, name: str = CHECKPOINT_NAME
     return path
 
 
+def load_untrusted(path: Path, fix: str, safe_globals: tuple = ()):
+    """torch.load of a file someone else made: checked first (check_checkpoint_file: a regular file
+    whose declared contents fit MAX_CHECKPOINT_BYTES), then loaded with weights_only, so no code in
+    it runs; torch's own warnings stay quiet (the refusal says it all). A CheckpointError ends in `fix`."""
+    import warnings
+
+    try:
+        check_checkpoint_file(path)
+    except ValueError as e:
+        raise CheckpointError(f"{path} {e}; {fix}") from None
+    try:
+        with warnings.catch_warnings(), torch.serialization.safe_globals(list(safe_globals)):
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        if "Unsupported global" in str(e) or "This file can still be loaded" in str(e):
+            raise CheckpointError(f"{path} holds pickled objects (a module, a class) besides tensors, and loading "
+                                  f"it would run their code; {fix}") from None
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({type(e).__name__}); {fix}") from None
+
+
 # key: the types it may hold (None allowed only where listed)
 CHECKPOINT_KEYS = {"format": (int,), "config": (dict,), "dataset": (dict,), "generator": (dict,),
                    "generator_ema": (dict, type(None)), "discriminator": (dict,), "opt_g": (dict,),
@@ -71,14 +92,7 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise CheckpointError(f"{path} does not exist: give a run folder (holding "
-                              f"{CHECKPOINT_NAME}) or a checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{path} is not a gan_pack checkpoint ({type(e).__name__}); "
-                              f"give a run folder or the {CHECKPOINT_NAME} inside one") from e
+    ckpt = load_untrusted(path, f"give a run folder (holding {CHECKPOINT_NAME}) or the {CHECKPOINT_NAME} inside one")
     if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         raise CheckpointError(f"{path} is a bare state dict, not a gan_pack run: export it with --from "
                               f"tutorial-gan|tutorial-cgan or --module FILE.py:Class (see ganpack export --help)")

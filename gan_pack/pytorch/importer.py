@@ -26,6 +26,7 @@ from gan_pack.contract.metadata import generator_metadata
 from gan_pack.contract.parity import ParityReport
 from gan_pack.errors import CheckpointError, ConfigError
 from gan_pack.pytorch.adapter import ContractAdapter, ImportSpec, check_generator, probe
+from gan_pack.pytorch.checkpoint import load_untrusted
 from gan_pack.pytorch.export import Exportable, ExportOptions, check_outputs, write_generator
 
 TUTORIALS = ("tutorial-gan", "tutorial-cgan")
@@ -92,23 +93,16 @@ def parse_init(text: str | None) -> dict:
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict saved with torch.save(generator.state_dict(), path), loaded with weights_only."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path} does not exist; give the weights file (torch.save(generator.state_dict(), ...))")
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":      # torch.save's zip, or a legacy pickle
-        what = "Python source" if path.suffix == ".py" else "not a PyTorch weights file"
-        raise CheckpointError(f"{path} is {what}: give the weights (torch.save(generator.state_dict(), "
-                              f"'generator.pth')) as the first argument, and the file that defines the class "
-                              f"as --module FILE.py:Class")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise CheckpointError(f"{path} holds a pickled module or other objects, not a state dict, and loading it "
-                                  f"would run its code; where the class is defined, save "
-                                  f"torch.save(generator.state_dict(), 'generator.pth') and export that") from e
-        raise CheckpointError(f"{path} is not a PyTorch weights file ({type(e).__name__})") from e
+    fix = "save torch.save(generator.state_dict(), 'generator.pth') where the class is defined and export that"
+    if path.is_file():
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":      # torch.save's zip, or a legacy pickle
+            what = "Python source" if path.suffix == ".py" else "not a PyTorch weights file"
+            raise CheckpointError(f"{path} is {what}: give the weights (torch.save(generator.state_dict(), "
+                                  f"'generator.pth')) as the first argument, and the file that defines the class "
+                                  f"as --module FILE.py:Class")
+    state = load_untrusted(path, fix)
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         keys = ", ".join(map(str, list(state)[:5])) if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path} is not a state dict of tensors (it holds {keys}); save "
@@ -129,6 +123,10 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str |
     if parts:
         raise CheckpointError(f"{source} does not fit {type(module).__name__} ({'; '.join(parts)}); check the "
                               f"class and --init")
+    broken = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if broken is not None:
+        raise CheckpointError(f"{source}: {broken} holds NaN or infinite values; these weights cannot make images "
+                              f"(export an earlier checkpoint)")
     module.load_state_dict(state, strict=True)
 
 

@@ -133,7 +133,7 @@ def test_not_a_run(tmp_path, capsys):
 def test_not_a_checkpoint_file(tmp_path, capsys):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     code, _, err = run_cli(["export", tmp_path / "junk.pt", "-o", tmp_path / "x.onnx"], capsys)
-    assert_one_line_error(code, err, "not a gan_pack checkpoint")
+    assert_one_line_error(code, err, "not a PyTorch checkpoint")
 
 
 @pytest.mark.parametrize("change,word", [({"format": 99}, "newer"), ({"arch": "transformer"}, "arch")])

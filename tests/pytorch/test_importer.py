@@ -290,7 +290,7 @@ def test_batchnorm_never_trained(zoo, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("mistake, words", [
-    ("pickled", "holds a pickled module"),
+    ("pickled", "holds pickled objects"),
     ("source_as_weights", "is Python source: give the weights"),
     ("missing_class", "has no nn.Module class 'Nope' (it has: "),
     ("syntax", "importing"),

@@ -161,7 +161,7 @@ def test_traps_are_one_line_and_leave_nothing(small, tmp_path, capsys, init, ext
 def test_a_pickled_module_is_refused_without_running_it(small, tmp_path, capsys):
     torch.save({"g_ema": torch.nn.Linear(2, 2)}, tmp_path / "module.pt")     # a pickled module
     code, _, err = export(capsys, tmp_path / "module.pt", tmp_path / "sg.onnx")
-    one_error_line(code, err, "without running code")
+    one_error_line(code, err, "would run their code")
 
 
 def test_psi_is_refused_where_it_does_not_belong(small, tmp_path, capsys, exported_models):
@@ -366,3 +366,121 @@ def test_evaluate_at_a_psi(packages, tmp_path, capsys):
     code, _, err = run_cli(["evaluate", packages / "sg2-rgb", "--classifier", tmp_path / "c.onnx", "--data-dir", data,
                             "--psi", 5], capsys)
     one_error_line(code, err, "psi must be a number in -2..2")
+
+
+# ---------------------------------------------------------------- hostile checkpoints and --init
+
+def rewritten_zip(source, target, compress: bool = False, declare: int | None = None):
+    """`source` (a torch.save zip) written again: its entries deflated, or one entry's declared size
+    in the central directory set to `declare` bytes."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            new.writestr(info.filename, old.read(info),
+                         compress_type=zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
+    if declare is not None:                                 # patch the first central directory entry
+        data = bytearray(target.read_bytes())
+        at = data.rfind(b"PK\x01\x02", 0, data.rfind(b"PK\x05\x06"))
+        at = data.find(b"PK\x01\x02")
+        data[at + 24:at + 28] = min(declare, 2**32 - 1).to_bytes(4, "little")
+        target.write_bytes(bytes(data))
+    return target
+
+
+def test_a_compressed_or_oversized_checkpoint_is_refused_before_it_is_inflated(small, tmp_path, capsys):
+    _, folder = small
+    packed = rewritten_zip(folder / "G.pt", tmp_path / "deflated.pt", compress=True)
+    code, _, err = export(capsys, packed, tmp_path / "sg.onnx")
+    one_error_line(code, err, "compressed entries", "torch.save never writes")
+    huge = rewritten_zip(folder / "G.pt", tmp_path / "huge.pt", declare=4 << 30)
+    code, _, err = export(capsys, huge, tmp_path / "sg.onnx")
+    one_error_line(code, err, "unpacks to", "over the 2,147,483,648")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deflated.pt", "huge.pt"]
+
+
+@pytest.mark.parametrize("where, words", [("folder", ["is a folder"]), ("fifo", ["not a regular file"]),
+                                          ("/dev/zero", ["not a regular file"]), ("missing", ["does not exist"])])
+def test_a_checkpoint_that_is_no_file_says_what_it_is(tmp_path, capsys, where, words):
+    import os
+
+    path = {"folder": tmp_path / "dir.pt", "fifo": tmp_path / "fifo.pt", "/dev/zero": "/dev/zero",
+            "missing": tmp_path / "missing.pt"}[where]
+    if where == "folder":
+        os.mkdir(path)
+    elif where == "fifo":
+        os.mkfifo(path)
+    code, _, err = export(capsys, path, tmp_path / "sg.onnx")
+    one_error_line(code, err, *words)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"latent_dim": "abc"}, ["latent_dim must be an integer"]),
+    ({"latent_dim": [64]}, ["latent_dim must be an integer"]),
+    ({"latent_dim": None}, ["latent_dim must be an integer"]),
+    ({"latent_dim": float("nan")}, ["latent_dim must be an integer"]),
+    ({"latent_dim": float("inf")}, ["latent_dim must be an integer"]),
+    ({"latent_dim": 64.0}, ["latent_dim must be an integer"]),
+    ({"n_mlp": 1_000_000}, ["n_mlp must be an integer in 1..64"]),
+    ({"latent_dim": 65536}, ["GiB", "over the 1 GiB"]),
+    ({"channels": {"4": 64.9, "8": 64, "16": 32, "32": 16}}, ["whole numbers"]),
+    ({"channels": {"4": True, "8": 64, "16": 32, "32": 16}}, ["whole numbers"]),
+    ({"resolution": True}, ["resolution"]),
+    ({"lr_mlp_mult": -1}, ["lr_mlp_mult"]),
+])
+def test_init_is_checked_before_anything_is_built(small, tmp_path, capsys, change, words):
+    """Each bad value is one line at once (the network is never allocated), never converted."""
+    import time
+
+    _, folder = small
+    started = time.perf_counter()
+    code, _, err = export(capsys, folder / "G.pt", tmp_path / "sg.onnx", {**SMALL, **change})
+    one_error_line(code, err, "--init", *words)
+    assert time.perf_counter() - started < 5 and not (tmp_path / "sg.onnx").exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64), "abc"])
+def test_a_seed_out_of_range_is_one_line(small, tmp_path, capsys, seed):
+    _, folder = small
+    code, _, err = export(capsys, folder / "G.pt", tmp_path / "sg.onnx", SMALL, "--noise-mode", "const", "--seed", seed)
+    assert code == 2 and "Traceback" not in err and "--seed" in err
+
+
+def test_nan_weights_are_refused_when_loaded_not_after_export(small, tmp_path, capsys):
+    g, _ = small
+    state = {k: v.clone() for k, v in g.state_dict().items()}
+    state["convs.1.weight"].view(-1)[0] = float("nan")
+    torch.save({"g_ema": state}, tmp_path / "nan.pt")
+    code, _, err = export(capsys, tmp_path / "nan.pt", tmp_path / "sg.onnx")
+    one_error_line(code, err, "convs.1.weight holds NaN")
+    assert not (tmp_path / "sg.onnx").exists()
+
+
+def test_fuzz_init_parser_refuses_in_one_error_or_returns_a_bounded_network():
+    """2,000 --init objects, most of them wrong: ConfigError (one line) or a table whose network fits."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from gan_pack.errors import ConfigError
+    from gan_pack.pytorch.stylegan2 import MAX_NETWORK_BYTES, network_bytes, parse_stylegan2_init
+
+    value = st.one_of(st.none(), st.booleans(), st.integers(-2, 2**70), st.floats(allow_nan=True),
+                      st.text(max_size=8), st.lists(st.integers(0, 9), max_size=10))
+    resolutions = st.sampled_from([4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 48, 32.0])
+    channels = st.one_of(value, st.dictionaries(st.sampled_from(["4", "8", "16", "32", "64", "x", "-4", "04"]),
+                                                 st.one_of(st.integers(-1, 5000), value), max_size=8))
+    inits = st.fixed_dictionaries({}, optional={"resolution": st.one_of(resolutions, value),
+                                                "latent_dim": value, "n_mlp": value, "lr_mlp_mult": value,
+                                                "channels": channels, "blur_kernel": value})
+
+    @settings(max_examples=2000, deadline=None)
+    @given(init=inits)
+    def check(init):
+        try:
+            parsed = parse_stylegan2_init(init)
+        except ConfigError as e:
+            assert "\n" not in str(e) and str(e).startswith("--init:")
+            return
+        assert network_bytes(parsed) <= MAX_NETWORK_BYTES and parsed["resolution"] in (8, 16, 32, 64, 128, 256, 512,
+                                                                                       1024)
+    check()
