@@ -105,8 +105,8 @@ def check_flags(n: int, output: Path | None, out_dir: Path | None, nrow: int | N
         raise GanPackError(f"--nrow must be at least 1, not {nrow}")
     if seeds is not None and per_class is not None:
         raise GanPackError("--seeds gives one image per seed: use --label or --labels with it, not --per-class")
-    check_seed(seed)
-    check_truncation_option(truncation)
+    check_seed(seed, "--seed")
+    check_truncation_option(truncation, "--truncation")
 
 
 def write_one_file(generator, request, seed: int, truncation: float | None, output: Path, fmt: Format,
@@ -215,8 +215,8 @@ def interpolate(
     from gan_pack.runtime.labels import check_seed
     from gan_pack.runtime.walk import latent_walk
 
-    check_seed(seed)
-    check_truncation_option(truncation)
+    check_seed(seed, "--seed")
+    check_truncation_option(truncation, "--truncation")
     if gif is not None:
         from gan_pack.runtime.walk import loop_noise, save_gif, walk_frames
 

@@ -59,13 +59,14 @@ def _normals(key: np.ndarray, counters: np.ndarray) -> np.ndarray:
 def check_truncation(truncation: float | None) -> None:
     """A threshold the noise is drawn with: None (none) or a number >= MIN_TRUNCATION."""
     if truncation is not None and not (MIN_TRUNCATION <= truncation < float("inf")):
-        raise ModelError(f"--truncation must be a number >= {MIN_TRUNCATION}, not {truncation}")
+        raise ModelError(f"truncation must be a number >= {MIN_TRUNCATION}, not {truncation}")
 
 
-def check_truncation_option(given: float | None) -> None:
-    """A threshold a user may give: None (the model's default), 0 (none) or a number >= MIN_TRUNCATION."""
+def check_truncation_option(given: float | None, name: str = "truncation") -> None:
+    """A threshold a user may give: None (the model's default), 0 (none) or a number >= MIN_TRUNCATION;
+    `name` is what the user called it (--truncation on a command line)."""
     if given is not None and given != 0 and not (MIN_TRUNCATION <= given < float("inf")):
-        raise ModelError(f"--truncation must be a number >= {MIN_TRUNCATION} (or 0 for none), not {given}")
+        raise ModelError(f"{name} must be a number >= {MIN_TRUNCATION} (or 0 for none), not {given}")
 
 
 def effective_truncation(given: float | None, default: float | None) -> float | None:

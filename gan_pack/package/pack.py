@@ -76,7 +76,7 @@ class PackOptions:
     def __post_init__(self) -> None:
         problems = [p for v in self.variants for p in Variant.problem("--variants", v)] + name_problems(self.name)
         try:
-            check_truncation_option(self.truncation)
+            check_truncation_option(self.truncation, "--truncation")
         except ModelError as e:
             problems.append(str(e))
         if (self.classifier is None) != (self.data_dir is None):

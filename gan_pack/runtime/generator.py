@@ -70,6 +70,25 @@ def check_signature(session, path: os.PathLike, info: ModelInfo) -> None:
 
 
 
+def psi_values(psi) -> np.ndarray:
+    """psi as float64 values (one, or one per row), checked before anything converts it: numbers only
+    (not booleans, strings, objects or integers past float's range), finite, within +-MAX_PSI."""
+    wrong = ModelError(f"psi must be a number in -{MAX_PSI:g}..{MAX_PSI:g} (1: no truncation, 0: the average "
+                       f"image), or a flat list of such numbers, one per image; not {str(psi)[:40]!r}")
+    if isinstance(psi, (str, bytes, dict)):
+        raise wrong
+    try:
+        values = np.asarray(psi)
+    except (TypeError, ValueError, OverflowError):          # ragged lists, objects that refuse
+        raise wrong from None
+    if values.dtype.kind not in "iuf" or values.ndim > 1 or values.size == 0:
+        raise wrong                                         # bools, strings, objects (10**400), nesting
+    values = values.astype(np.float64).reshape(-1)
+    if not (np.isfinite(values) & (np.abs(values) <= MAX_PSI)).all():
+        raise wrong
+    return values
+
+
 class OnnxGenerator:
     """An exported gan_pack generator, ready to sample.
 
@@ -167,13 +186,10 @@ class OnnxGenerator:
         if not self.info.psi_input:
             raise ModelError("psi is the truncation of StyleGAN-family models; this one has no psi input (use "
                              "truncation, which redraws large noise components)")
-        values = np.asarray(psi, dtype=np.float32).reshape(-1)
+        values = psi_values(psi)
         if len(values) not in (1, rows):
             raise ModelError(f"psi must be one number or one per row ({rows}), not {len(values)} values")
-        if not np.isfinite(values).all() or np.abs(values).max() > MAX_PSI:
-            raise ModelError(f"psi must be a number in -{MAX_PSI:g}..{MAX_PSI:g} (1: no truncation, 0: the "
-                             f"average image), not {values[~np.isfinite(values) | (np.abs(values) > MAX_PSI)][0]}")
-        return np.ascontiguousarray(np.broadcast_to(values, (rows,)))
+        return np.ascontiguousarray(np.broadcast_to(values.astype(np.float32), (rows,)))
 
     def generate(self, noise, labels=None, output: str = "numpy", psi=None):
         """Images (B, C, H, W) float32 in [-1, 1] for the caller's own noise (B, noise_dim); psi: a

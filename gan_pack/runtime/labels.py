@@ -17,10 +17,11 @@ Labels = Union[None, int, Sequence[int], np.ndarray, str, "LabelCycle"]
 LabelsFor = Callable[[int, int], "np.ndarray | None"]       # (start, count) -> the labels of those images
 
 
-def check_seed(seed: int | None) -> None:
-    """Seeds are 0..2**32-1 everywhere (train takes the same range)."""
-    if seed is not None and not (isinstance(seed, (int, np.integer)) and 0 <= seed <= SEED_MAX):
-        raise ModelError(f"--seed must be in 0..{SEED_MAX}, not {seed}")
+def check_seed(seed: int | None, name: str = "seed") -> None:
+    """Seeds are 0..2**32-1 everywhere (train takes the same range); `name` is what the user called it."""
+    if seed is not None and not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+                                 and 0 <= seed <= SEED_MAX):
+        raise ModelError(f"{name} must be an integer in 0..{SEED_MAX}, not {str(seed)[:40]}")
 
 
 def seed_or_random(seed: int | None) -> int:

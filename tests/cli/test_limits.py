@@ -98,8 +98,8 @@ def test_torch_commands_check_outputs_before_work(tmp_path, capsys, tiny_idx, tr
 @pytest.mark.parametrize("args, words", [
     (["sample", "{gan}", "--threads", "1000"], "--threads must be in 1.."),
     (["sample", "{gan}", "--threads", "0"], "--threads must be in 1.."),
-    (["sample", "{gan}", "--seed", "-1"], "--seed must be in 0..4294967295"),
-    (["sample", "{gan}", "--seed", "4294967296"], "--seed must be in 0..4294967295"),
+    (["sample", "{gan}", "--seed", "-1"], "--seed must be an integer in 0..4294967295"),
+    (["sample", "{gan}", "--seed", "4294967296"], "--seed must be an integer in 0..4294967295"),
     (["sample", "{gan}", "--batch-size", "0"], "batch_size must be in"),
     (["sample", "{gan}", "--batch-size", "4096", "-n", "8192", "-o", "x.npy"],
      "--batch-size 4096 would take about 3.5 GiB"),

@@ -69,7 +69,7 @@ def test_truncation_redraws_deterministically_within_bounds():
 
 @pytest.mark.parametrize("psi", [0.0, 0.05, float("nan"), float("inf"), -1.0])
 def test_truncation_out_of_range(psi):
-    with pytest.raises(ModelError, match="--truncation must be"):
+    with pytest.raises(ModelError, match="truncation must be"):
         portable_noise(0, 0, 1, 4, truncation=psi)
 
 
@@ -77,7 +77,7 @@ def test_a_given_truncation_wins_over_the_models_and_0_means_none():
     assert effective_truncation(None, 1.5) == 1.5 and effective_truncation(None, None) is None
     assert effective_truncation(0.7, 1.5) == 0.7 and effective_truncation(0, 1.5) is None
     for bad in (0.05, -1.0, float("nan"), float("inf")):
-        with pytest.raises(ModelError, match=r"--truncation must be a number >= 0.1 \(or 0 for none\)"):
+        with pytest.raises(ModelError, match=r"truncation must be a number >= 0.1 \(or 0 for none\)"):
             effective_truncation(bad, 1.5)
 
 

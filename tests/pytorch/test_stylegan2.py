@@ -327,6 +327,34 @@ def test_serve_takes_psi_in_the_query_and_the_request_parameters(packages):
             expected = model.generate(noise, np.arange(5) % 3, psi=psi)
             assert np.abs(reply.as_numpy("images") - expected).max() <= 1e-6
         assert client.get_model_metadata("sg2-mono")["parameters"]["psi_input"] is True
+        body = ('{"inputs": [{"name": "noise", "datatype": "FP32", "shape": [1, 64], "data": [' + ", ".join(["0"] * 64)
+                + ']}], "parameters": {"psi": ' + "9" * 401 + "}}").encode()
+        request = urllib.request.Request(f"http://{url}/v2/models/sg2-mono/infer", data=body)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request)
+        assert refused.value.code == 400 and "psi must be a number" in refused.value.read().decode()
+
+
+@pytest.mark.parametrize("psi", ["abc", 10**400, {"a": 1}, [[0.5], [0.5, 0.6]], True, "0.5", [], [[0.5]], 1e308,
+                                 float("nan"), -2.5])
+def test_psi_values_are_numbers_in_range_or_one_model_error(packages, psi):
+    import warnings
+
+    from gan_pack.errors import ModelError
+
+    model = OnnxGenerator(packages / "sg2-mono")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # no numpy overflow warnings on the way to the refusal
+        with pytest.raises(ModelError, match="psi must be"):
+            model.generate(model.noise(2, 0), psi=psi)
+        with pytest.raises(ModelError, match="psi must be"):
+            OnnxGenerator(packages / "sg2-mono", psi=psi)
+
+
+def test_psi_on_the_command_line_is_one_line_without_warnings(packages, tmp_path, capsys):
+    code, _, err = run_cli(["sample", packages / "sg2-mono", "-n", 2, "--psi", "1e308", "-o", tmp_path / "x.png"],
+                           capsys)
+    one_error_line(code, err, "psi must be")
 
 
 
