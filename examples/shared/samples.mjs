@@ -1,7 +1,7 @@
 // What the Node.js and browser examples share: the seeded noise, the image-to-pixel mapping and where
 // a model's manifest lies. No dependencies, so Node imports it from disk and the page from the same server.
 
-// gan_pack's portable noise (gan_pack/noise.py and docs/noise.md define it): image k of a seed gets
+// gan_pack's portable noise (gan_pack/core/noise.py and docs/noise.md define it): image k of a seed gets
 // the same numbers in Python, Node and the browser, whatever the count or batch size.
 function mix(x) {                    // lowbias32, on uint32
   x = (x ^ (x >>> 16)) >>> 0;
@@ -45,13 +45,20 @@ export function truncationFor(manifest, given) {
   if (given === undefined || given === null || given === '') {
     const own = manifest.truncation ?? null;
     if (own !== null && !(typeof own === 'number' && own >= 0.1 && own < Infinity))
-      throw new Error(`the manifest's truncation ${JSON.stringify(own)} is not a number >= 0.1: pack the model again`);
+      throw new Error(`the manifest's truncation ${typeof own === 'number' ? String(own) : JSON.stringify(own)} is not a number >= 0.1: pack the model again`);
     return own;
   }
-  const value = Number(given);
+  const value = decimal(given);
   if (value === 0) return null;
   if (!(value >= 0.1 && value < Infinity)) throw new Error(`truncation must be a number >= 0.1 (or 0 for none), not ${given}`);
   return value;
+}
+
+// A number written in decimal (0.7, -1, 2.5e-1) from a flag or a field; anything else (' ', 0x10, Infinity) is NaN,
+// where Number() would read ' ' as 0 and 0x10 as 16.
+export function decimal(text) {
+  if (typeof text === 'number') return text;
+  return /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(String(text)) ? Number(text) : NaN;
 }
 
 // The point a fraction t of the way from a to b along the great circle (gan_pack.walk.slerp_at).
@@ -97,8 +104,8 @@ export function psiFeed(manifest, psi) {
     if (given) throw new Error('--psi is for StyleGAN-family packages; this model has no psi input');
     return null;
   }
-  const value = given ? Number(psi) : 1;
-  if (!(Math.abs(value) <= 2)) throw new Error(`psi must be a number in -2..2, not ${psi}`);
+  const value = given ? decimal(psi) : 1;
+  if (!(Math.abs(value) <= 2)) throw new Error(`psi must be a number in -2..2, not ${JSON.stringify(String(psi))}`);
   return Float32Array.of(value);
 }
 

@@ -97,16 +97,33 @@ def test_node_writes_rgb_for_a_3_channel_package(node_ready, rgb_package, tmp_pa
     (["--model", "{cgan}", "--label", "12"], "label 12 is out of range"),
     (["--model", "{cgan}", "--truncation", "0.05"], "truncation must be a number >= 0.1 (or 0 for none)"),
     (["--model", "{forged}"], "the manifest's truncation \"1.5\" is not a number >= 0.1"),
+    (["--model", "{huge}"], "the manifest's truncation Infinity is not a number >= 0.1"),
+    (["--model", "{wide}"], "noise_dim is not a whole number in 1..65536"),
+    (["--model", "{cgan}", "--seed", "abc"], "--seed must be a whole number in 0..4294967295, not \"abc\""),
+    (["--model", "{cgan}", "--seed", "-1"], "--seed must be a whole number"),
+    (["--model", "{cgan}", "--count", "0"], "--count must be a whole number in 1..1024"),
+    (["--model", "{cgan}", "--count", "1e7"], "--count must be a whole number in 1..1024"),
+    (["--model", "{cgan}", "--truncation", "0x10"], "truncation must be a number >= 0.1 (or 0 for none), not 0x10"),
+    (["--model", "{cgan}", "--label", "seven"], "label \"seven\" is neither a class index nor a class name"),
+    (["--model", "{cgan}", "--psi", " "], "--psi is for StyleGAN-family packages"),
+    (["--model", "{cgan}", "--colour", "red"], "unknown option --colour"),
+    (["--model", "{cgan}", "--count"], "--count needs a value"),
+    (["--model", "{gan}", "--label", "3"], "unconditional"),
 ])
 def test_node_mistakes_are_one_line_and_exit_2(node_ready, tmp_path, args, words):
-    """A model without its manifest, a missing flag, a label out of range, a bad truncation (given,
-    or in a manifest someone edited): one line, no stack trace."""
+    """A model without its manifest, a missing flag, a label out of range, numbers that are not
+    numbers, a bad truncation (given, or in a manifest someone edited), a manifest whose noise_dim
+    would hang: one line, no stack trace."""
     shutil.copy(package("mnist-gan"), tmp_path / "alone.onnx")
-    shutil.copy(package("mnist-gan"), tmp_path / "forged.onnx")
     manifest = json.loads(package("mnist-gan").with_suffix(".json").read_text())
-    (tmp_path / "forged.json").write_text(json.dumps({**manifest, "truncation": "1.5"}))
+    for name, change in (("forged", {"truncation": "1.5"}), ("wide", {"noise_dim": 10**9})):
+        shutil.copy(package("mnist-gan"), tmp_path / f"{name}.onnx")
+        (tmp_path / f"{name}.json").write_text(json.dumps({**manifest, **change}))
+    shutil.copy(package("mnist-gan"), tmp_path / "huge.onnx")
+    (tmp_path / "huge.json").write_text(json.dumps(manifest)[:-1] + ', "truncation": 1e400}')
     paths = {"{alone}": str(tmp_path / "alone.onnx"), "{cgan}": str(package("mnist-cgan")),
-             "{forged}": str(tmp_path / "forged.onnx")}
+             "{forged}": str(tmp_path / "forged.onnx"), "{huge}": str(tmp_path / "huge.onnx"),
+             "{wide}": str(tmp_path / "wide.onnx"), "{gan}": str(package("mnist-gan"))}
     result = subprocess.run(["node", "sample.js", *[paths.get(a, a) for a in args], "--out", str(tmp_path / "x.pgm")],
                             cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=120)
     lines = result.stderr.strip().splitlines()
