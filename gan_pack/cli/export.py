@@ -162,7 +162,9 @@ def pack(
         help="Variants beside the fp32 model every runtime runs, comma-separated: cuda (fp16 made for "
              "onnxruntime's CUDA provider; pack on a GPU machine), int8 (CPUs), fp16 (needs a run). "
              "Default: none.")] = "",
-    license: Annotated[str, typer.Option(help="The license in the model card.")] = "mit",
+    license: Annotated[Optional[str], typer.Option(
+        help="The license in the model card. Default: the source package's, else mit.")] = None,
+    weights: Annotated[Weights, typer.Option(help="A run's ema (default) or raw generator weights.")] = Weights.ema,
     evaluate: Annotated[bool, typer.Option("--eval", help="Evaluate it (needs --classifier, --data-dir).")] = False,
     classifier: Annotated[Optional[Path], typer.Option(help="--eval: an exported classifier of the same data.")] \
         = None,
@@ -192,11 +194,13 @@ def pack(
     if evaluate != (classifier is not None and data_dir is not None) or (not evaluate and (classifier or data_dir)):
         raise GanPackError("--eval goes with --classifier and --data-dir (all three, or none)")
     options = PackOptions(name=name, variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
-                          license=license, classifier=str(classifier) if classifier else None,
+                          license=license, weights=weights.value, classifier=str(classifier) if classifier else None,
                           data_dir=str(data_dir) if data_dir else None,
                           data_notice=str(data_notice) if data_notice else None, truncation=truncation)
     if not source.exists():
         raise GanPackError(f"{source} does not exist; give an exported .onnx, a run folder or a checkpoint")
+    if weights != Weights.ema and _is_exported(source):
+        raise GanPackError(f"--weights chooses a run's weights; {source} is exported already (drop --weights)")
     if triton is not None:
         check_output_path(triton / (name or output.name), folder=True)
     with tempfile.TemporaryDirectory() as scratch:

@@ -44,9 +44,13 @@ def serve(
     import importlib.util
 
     if importlib.util.find_spec("starlette") is None or importlib.util.find_spec("uvicorn") is None:
-        raise GanPackError("serve needs starlette and uvicorn: pip install 'gan-pack[serve]'")
+        from gan_pack.core.extras import install_hint
+
+        raise GanPackError(f"serve needs starlette and uvicorn: {install_hint('serve')}")
     if not 1 <= port <= 65535:
         raise GanPackError(f"--port must be in 1..65535, not {port}")
+    if not 1 <= max_body_mb <= 4096:
+        raise GanPackError(f"--max-body-mb must be in 1..4096, not {max_body_mb}")
     from gan_pack.runtime.session import usable_cores
     from gan_pack.serve.app import create_app, listen, run
     from gan_pack.serve.layout import ServeOptions, load_served

@@ -27,8 +27,10 @@ def require_torch() -> None:
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
-        raise GanPackError("this command needs torch, which this install lacks: "
-                           "pip install 'gan-pack[train]' (the base install samples, evaluates and verifies)")
+        from gan_pack.core.extras import install_hint
+
+        raise GanPackError(f"this command needs torch, which this install lacks: {install_hint('train')}; the "
+                           f"base install samples, evaluates and verifies")
 
 
 def _option_type(hint, choices):

@@ -27,7 +27,9 @@ def require_onnx(command: str) -> None:
     try:
         import onnx  # noqa: F401
     except ImportError as e:
-        raise ConfigError(f"{command} needs the onnx package: pip install 'gan-pack[onnx]'") from e
+        from gan_pack.core.extras import install_hint
+
+        raise ConfigError(f"{command} needs the onnx package: {install_hint('onnx')}") from e
 
 
 @dataclass(frozen=True)

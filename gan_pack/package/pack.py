@@ -64,7 +64,7 @@ def name_problems(name: str | None) -> list[str]:
 class PackOptions:
     name: str | None = None                 # default: the output folder's name
     variants: tuple[str, ...] = ()
-    license: str = "mit"
+    license: str | None = None              # default: the source package's, else mit
     weights: str = "ema"
     classifier: str | None = None           # --eval: evaluate with this classifier ...
     data_dir: str | None = None             # ... against this real data
@@ -75,6 +75,9 @@ class PackOptions:
 
     def __post_init__(self) -> None:
         problems = [p for v in self.variants for p in Variant.problem("--variants", v)] + name_problems(self.name)
+        repeated = sorted({v for v in self.variants if self.variants.count(v) > 1})
+        if repeated:
+            problems.append(f"--variants names {', '.join(repeated)} more than once")
         try:
             check_truncation_option(self.truncation, "--truncation")
         except ModelError as e:
@@ -92,6 +95,7 @@ class PackOptions:
 # ---------------------------------------------------------------- the pieces
 
 MAX_NOTICE_BYTES = 64 << 10
+MAX_CARD_BYTES = 1 << 20
 
 
 def read_notice(path: str | None) -> str | None:
@@ -116,13 +120,62 @@ def read_notice(path: str | None) -> str | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"--data-notice {path} is not UTF-8 text") from None
+    return clean_notice(text, f"--data-notice {path}")
+
+
+def clean_notice(text: str, where: str) -> str:
+    """A notice's text for a card: no control characters (NUL, terminal escapes), not blank."""
     control = next((c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r"), None)
     if control is not None:
-        raise ConfigError(f"--data-notice {path} holds the control character {control!r} (NUL, a terminal escape, "
-                          f"...); a notice is text: remove it")
+        raise ConfigError(f"{where} holds the control character {control!r} (NUL, a terminal escape, ...); a "
+                          f"notice is text: remove it")
     if not text.strip():
-        raise ConfigError(f"--data-notice {path} holds only white space; {fix}")
+        raise ConfigError(f"{where} holds only white space; give the training data's licenses and attribution")
     return text.strip()
+
+
+NOTICE_HEADING, NEXT_HEADING = "## Training data: licenses and attribution\n\n", "\n\n## Intended use and limits"
+
+
+@dataclass
+class Carried:
+    """What a package being packed again carries besides its model: the license and data notice of its
+    card, and its variants (made from its model, so made again, or not carried and said so)."""
+
+    license: str | None = None
+    notice: str | None = None
+    variants: tuple[str, ...] = ()
+
+
+def carried_from(source: Path) -> Carried:
+    """What the package folder `source` carries (nothing for an .onnx): its card, read as a file
+    someone else wrote (bounded, its notice checked like --data-notice), and its manifest's variants."""
+    from gan_pack.contract.package_format import variant_key
+    from gan_pack.runtime.package import read_package
+
+    manifest = read_package(source) if source.is_dir() else None
+    if manifest is None:
+        return Carried()
+    variants = tuple(variant_key(manifest.name, e.path) for e in manifest.models if e.role == "variant")
+    try:
+        with open_regular(source / "README.md") as f:
+            card = f.read(MAX_CARD_BYTES + 1).decode("utf-8")
+    except (ValueError, OSError, UnicodeDecodeError):
+        return Carried(variants=variants)
+    license = None
+    front = card.split("\n---\n", 1)[0] if card.startswith("---\n") else ""
+    for line in front.splitlines():
+        if line.startswith("license: "):
+            with contextlib.suppress(ValueError):
+                value = json.loads(line.removeprefix("license: "))
+                license = value if isinstance(value, str) and 0 < len(value) <= 64 and value.isprintable() else None
+    notice = None
+    if NOTICE_HEADING in card and len(card) <= MAX_CARD_BYTES:
+        text = card.split(NOTICE_HEADING, 1)[1].split(NEXT_HEADING, 1)[0]
+        with contextlib.suppress(ConfigError):
+            notice = clean_notice(text, f"{source / 'README.md'}'s data notice") \
+                if len(text.encode()) <= MAX_NOTICE_BYTES else None
+    return Carried(license, notice, variants)
 
 
 def check_package_output(out: str | Path) -> Path:
@@ -259,6 +312,14 @@ def pack(model: str | Path, out: str | Path, options: PackOptions | None = None,
     require_onnx("pack")
     source = OnnxGenerator(resolve_model_file(model, "an exported .onnx generator (export a run first: "
                                                      "ganpack export RUN)")).path    # the checks sample runs
+    carried = carried_from(Path(model))
+    license, notice = options.license or carried.license or "mit", options.notice or carried.notice
+    if carried.license and not options.license:
+        say(log, f"carrying the source package's license ({carried.license})"
+                 + (" and data notice" if carried.notice and not options.notice else ""))
+    for key in sorted(set(carried.variants) - set(options.variants)):
+        say(log, f"not carrying the source's {key} variant: a variant is made from the model it ships with; add "
+                 f"--variants {key} to make it again" + (" (on a GPU machine)" if key == Variant.cuda else ""))
     unmade = [v for v in options.variants if v == Variant.fp16 and v not in exported]
     if unmade:
         raise ConfigError(f"--variants {unmade[0]} is exported from PyTorch: pack the run folder, not the .onnx")
@@ -278,6 +339,6 @@ def pack(model: str | Path, out: str | Path, options: PackOptions | None = None,
         figures = variant_figures(name, models, options, log)
         facts = manifest(name, folder, generators, evaluation, figures)    # lists every file written so far
         (folder / f"{name}.json").write_text(json.dumps(facts, indent=2) + "\n")
-        (folder / "README.md").write_text(model_card(facts, evaluation, options.license, options.notice))
+        (folder / "README.md").write_text(model_card(facts, evaluation, license, notice))
         write_sums(folder)
     return out

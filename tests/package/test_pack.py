@@ -239,6 +239,7 @@ def test_a_packed_truncation_is_every_samplers_default(tmp_path, capsys, tiny_id
     (["{onnx}", "-o", "/proc/gan-pack-test"], "/proc"),              # looks writable to root, is not
     (["{onnx}", "-o", "{new}", "--truncation", "0.05"], "--truncation must be a number >= 0.1 (or 0 for none)"),
     (["{onnx}", "-o", "{new}", "--truncation", "nan"], "--truncation must be a number >= 0.1"),
+    (["{onnx}", "-o", "{new}", "--variants", "int8,int8"], "--variants names int8 more than once"),
 ])
 def test_pack_mistakes(tmp_path, capsys, trained_runs, args, words):
     (tmp_path / "existing").mkdir()
@@ -273,3 +274,32 @@ def test_verify_something_that_is_not_a_package(tmp_path, capsys):
 def test_golden_vectors_round_trip():
     values = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
     np.testing.assert_array_equal(decode(encode(values), (2, 3)), values)
+
+
+def test_packing_a_package_again_carries_its_license_and_notice_and_says_what_it_drops(tmp_path, capsys):
+    """Re-packing the shipped emoji package keeps its CC-BY license and attribution; re-packing the
+    MNIST cGAN without --variants cuda says its CUDA variant is not carried, and why."""
+    from conftest import EXPORTED
+
+    if not (EXPORTED / "emoji-cgan").is_dir() or not (EXPORTED / "mnist-cgan" / "mnist-cgan.cuda.onnx").is_file():
+        pytest.skip("the shipped packages are not in this checkout")
+    code, _, err = run_cli(["pack", EXPORTED / "emoji-cgan", "-o", tmp_path / "emoji", "--variants", "int8"], capsys)
+    assert code == 0, err
+    card = (tmp_path / "emoji" / "README.md").read_text()
+    source = (EXPORTED / "emoji-cgan" / "README.md").read_text()
+    notice = source.split("## Training data: licenses and attribution\n\n")[1].split("\n\n## Intended use")[0]
+    assert 'license: "cc-by-4.0"' in card and notice in card and "carrying the source package's license" in err
+    code, _, err = run_cli(["pack", EXPORTED / "emoji-cgan", "-o", tmp_path / "mit", "--license", "mit"], capsys)
+    assert code == 0 and 'license: "mit"' in (tmp_path / "mit" / "README.md").read_text()
+    code, _, err = run_cli(["pack", EXPORTED / "mnist-cgan", "-o", tmp_path / "x", "--triton", tmp_path / "models"],
+                           capsys)
+    assert code == 0 and "not carrying the source's cuda variant" in err and "--variants cuda" in err
+
+
+def test_pack_takes_a_runs_raw_weights(tmp_path, capsys, trained_runs):
+    from gan_pack.runtime.generator import OnnxGenerator
+
+    run = trained_runs[("gan", "mlp")]
+    code, _, err = run_cli(["pack", run, "-o", tmp_path / "raw", "--weights", "raw"], capsys)
+    assert code == 0, err
+    assert OnnxGenerator(tmp_path / "raw").info.raw.get("weights") == "raw"
