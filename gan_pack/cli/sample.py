@@ -30,8 +30,10 @@ def sample(
     ctx: typer.Context,
     model: ModelPath,
     n: Annotated[int, typer.Option("-n", "--num", help="How many images.")] = 64,
-    label: Annotated[Optional[int], typer.Option(help="cGAN: one label for all images.")] = None,
-    labels: Annotated[Optional[str], typer.Option(help="cGAN: labels like 0,1,2, repeated to fill -n.")] = None,
+    label: Annotated[Optional[str], typer.Option(help="cGAN: one class for all images, by index (3) or name "
+                                                      "(smileys-emotion).")] = None,
+    labels: Annotated[Optional[str], typer.Option(help="cGAN: classes like 0,1,2 (or names), repeated to fill "
+                                                       "-n.")] = None,
     per_class: Annotated[Optional[int], typer.Option(help="cGAN: K images of every class, one row each.")] = None,
     seed: Annotated[int, typer.Option(help="Noise seed (0..2**32-1): image k is the same for a seed everywhere.")] = 0,
     seeds: Annotated[Optional[str], typer.Option(
@@ -76,7 +78,7 @@ def sample(
                               psi=psi)
     note_variant(generator)
     request = LabelRequest.parse(generator.info.num_classes, len(seed_list) if seed_list else n, label, labels,
-                                 per_class)
+                                 per_class, generator.info.class_names)
     if seed_list is not None:
         write_seeds(generator, seed_list, request, truncation, output, out_dir, fmt, nrow)
     elif out_dir is not None:
@@ -190,7 +192,8 @@ def remove_empty_folders(root: Path) -> None:
 def interpolate(
     model: ModelPath,
     steps: Annotated[int, typer.Option(help="Images along the walk, ends included.")] = 10,
-    label: Annotated[Optional[int], typer.Option(help="cGAN: walk in this class (default: one row per class).")] = None,
+    label: Annotated[Optional[str], typer.Option(help="cGAN: walk in this class, by index or name (default: one "
+                                                      "row per class).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the points (images 0, 1, ... of the seed).")] = 0,
     truncation: Annotated[Optional[float], typer.Option(help=TRUNCATION_HELP)] = None,
     psi: Annotated[Optional[float], typer.Option(help=PSI_HELP)] = None,
@@ -212,7 +215,7 @@ def interpolate(
     from gan_pack.core.images import save_grid
     from gan_pack.core.noise import check_truncation_option
     from gan_pack.runtime.generator import OnnxGenerator
-    from gan_pack.runtime.labels import check_seed
+    from gan_pack.runtime.labels import check_seed, class_index
     from gan_pack.runtime.walk import latent_walk
 
     check_seed(seed, "--seed")
@@ -225,6 +228,7 @@ def interpolate(
         check_output_path(gif, ".gif")
         generator = OnnxGenerator(model, device=device.value, variant=variant, psi=psi)
         note_variant(generator)
+        label = None if label is None else class_index(label, generator.info.class_names, "--label")
         pictures = walk_frames(generator, loop_noise(generator, points, frames, seed, truncation), label)
         save_gif(gif, pictures, fps)
         typer.echo(f"wrote {gif} ({frames} frames through {points} points at {fps} fps, seed {seed})")
@@ -233,6 +237,7 @@ def interpolate(
     check_output_path(output, ".png")
     generator = OnnxGenerator(model, device=device.value, variant=variant, psi=psi)
     note_variant(generator)
+    label = None if label is None else class_index(label, generator.info.class_names, "--label")
     noise, row_labels, rows = latent_walk(generator, steps, label, seed, truncation)
     generator.check_one_array(len(noise))
     save_grid(output, generator.generate_in_batches(noise, row_labels), nrow=steps)

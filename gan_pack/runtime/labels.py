@@ -54,8 +54,8 @@ class LabelRequest:
     columns: int | None             # images per grid row (one row per class with --per-class)
 
     @classmethod
-    def parse(cls, num_classes: int, n: int, label: int | None = None, labels: str | None = None,
-              per_class: int | None = None) -> "LabelRequest":
+    def parse(cls, num_classes: int, n: int, label: int | str | None = None, labels: str | None = None,
+              per_class: int | None = None, class_names: list[str] | None = None) -> "LabelRequest":
         given = [x is not None for x in (label, labels, per_class)]
         if sum(given) > 1:
             raise ModelError("give only one of --label, --labels and --per-class")
@@ -66,14 +66,26 @@ class LabelRequest:
                 raise ModelError(f"--per-class must be in 1..{MAX_IMAGES // num_classes}, not {per_class}")
             return cls(per_class * num_classes, LabelCycle(np.arange(num_classes), per_class), per_class)
         if labels is not None:
-            try:
-                items = [int(x) for x in labels.split(",") if x.strip()]
-            except ValueError:
-                raise ModelError(f"--labels must be comma-separated integers like 0,1,2, not {labels!r}") from None
+            items = [class_index(x.strip(), class_names or [], "--labels") for x in labels.split(",") if x.strip()]
             if not items:
                 raise ModelError("--labels is empty; give e.g. --labels 0,1,2")
             return cls(n, LabelCycle(np.asarray(items, dtype=np.int64)), None)
-        return cls(n, label, None)
+        return cls(n, None if label is None else class_index(label, class_names or [], "--label"), None)
+
+
+def class_index(label: int | str, class_names: list[str], flag: str = "label") -> int:
+    """A class by its index (3, "3") or its name in the model's metadata ("smileys-emotion",
+    "T-shirt/top"); a name wins over a number only where a class is called that."""
+    if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+        return int(label)
+    text = str(label)
+    if text in class_names:
+        return class_names.index(text)
+    if text.isdigit() and len(text) <= 9:
+        return int(text)
+    named = f" or a class name ({', '.join(class_names[:12])}{', ...' if len(class_names) > 12 else ''})" \
+        if class_names else ""
+    raise ModelError(f"{flag} takes a class index{named}, not {text[:40]!r}")
 
 
 def label_source(num_classes: int, n: int, labels: Labels) -> LabelsFor:

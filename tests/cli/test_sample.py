@@ -93,3 +93,22 @@ def test_gif_extension_and_unconditional_walk(tmp_path, capsys):
     code, _, _ = run_cli(["interpolate", shipped("mnist-gan.onnx"), "--gif", tmp_path / "w.gif", "--frames", 8],
                          capsys)
     assert code == 0 and Image.open(tmp_path / "w.gif").size == (2 * 32, 2 * 32)
+
+
+def test_a_label_by_class_name_is_the_label_by_index(tmp_path, capsys):
+    from conftest import EXPORTED
+
+    package = EXPORTED / "emoji-cgan"
+    if not package.is_dir():
+        pytest.skip("the shipped emoji-cgan package is not in this checkout")
+    names = OnnxGenerator(package).info.class_names
+    index = names.index("smileys-emotion")
+    for label, out in (("smileys-emotion", "named.npy"), (str(index), "index.npy")):
+        code, _, err = run_cli(["sample", package, "-n", 3, "--label", label, "-o", tmp_path / out], capsys)
+        assert code == 0, err
+    assert np.array_equal(np.load(tmp_path / "named.npy"), np.load(tmp_path / "index.npy"))
+    code, _, err = run_cli(["sample", package, "-n", 2, "--labels", "flags,smileys-emotion", "-o", tmp_path / "l.npy"],
+                           capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["sample", package, "--label", "dinosaurs", "-o", tmp_path / "x.png"], capsys)
+    one_error_line(code, err, "--label takes a class index or a class name (", "'dinosaurs'")
