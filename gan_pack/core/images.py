@@ -49,12 +49,14 @@ def captioned_grid(images: np.ndarray, captions: list[str], nrow: int | None = N
         r, col = divmod(i, nrow)
         y, x = padding + r * (h + CAPTION_HEIGHT + padding), padding + col * (cell_w + padding)
         grid[y:y + h, x:x + w] = tiles[i]
+        if c == 4:                      # an opaque band under the image: white text on transparency would not show
+            grid[y + h:y + h + CAPTION_HEIGHT, x:x + cell_w, 3] = 255
     picture = Image.fromarray(grid[:, :, 0] if c == 1 else grid)
     draw = ImageDraw.Draw(picture)
     for i, caption in enumerate(captions):
         r, col = divmod(i, nrow)
         draw.text((padding + col * (cell_w + padding), padding + r * (h + CAPTION_HEIGHT + padding) + h),
-                  caption, fill=255 if c == 1 else (255, 255, 255))
+                  caption, fill=255 if c == 1 else (255,) * c)
     pixels = np.asarray(picture)
     return pixels[:, :, None] if pixels.ndim == 2 else pixels
 

@@ -57,3 +57,15 @@ def test_flatten_composites_straight_alpha():
 
     with pytest.raises(ValueError, match="not a color"):
         parse_color("#12345")
+
+
+def test_captions_on_rgba_grids_are_white_on_an_opaque_band():
+    """Seed captions under RGBA images: white text over transparency would vanish on a white page."""
+    from gan_pack.core.images import CAPTION_HEIGHT, captioned_grid
+
+    images = -np.ones((2, 4, 16, 16), np.float32)               # black, fully transparent images
+    grid = captioned_grid(images, ["seed 7", "seed 8"], nrow=2)
+    band = grid[2 + 16:2 + 16 + CAPTION_HEIGHT, 2:2 + 16]
+    assert (band[:, :, 3] == 255).all()                          # opaque under the text
+    assert band[:, :, :3].min(axis=2).max() > 128                # and the text is light on it
+    assert (grid[2:18, 2:18, 3] == 0).all()                      # the image keeps its transparency
