@@ -126,7 +126,7 @@ class ConsoleMonitor:
                             MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[stats]}"),
                             transient=True, disable=not self.terminal)
         self.task = self.bar.add_task("train", total=len(trainer.batches), stats="")
-        self.first_step = trainer.step
+        self.first_step, self.started = trainer.step, time.monotonic()
         self.bar.start()
 
     def on_record(self, trainer, record: dict) -> None:
@@ -143,9 +143,12 @@ class ConsoleMonitor:
     def on_epoch_end(self, trainer) -> list[dict]:
         self.bar.stop()
         r = self.last
+        # the epoch's own rate, its first steps' warm-up included: the log's last window would say more
+        seconds = time.monotonic() - self.started
+        rate = (trainer.step - self.first_step) * trainer.config.recipe.batch_size / max(seconds, 1e-9)
         typer.echo(f"epoch {trainer.epoch}/{trainer.config.schedule.epochs}  step {trainer.step}  "
                    f"d_loss {r.get('d_loss')}  g_loss {r.get('g_loss')}  D(x) {r.get('d_x')}  "
-                   f"D(G(z)) {r.get('d_g_z')}  {r.get('images_per_s')} images/s", err=True)
+                   f"D(G(z)) {r.get('d_g_z')}  {rate:.0f} images/s over {seconds:.1f} s", err=True)
         self.last_line = time.monotonic()
         return []
 

@@ -46,3 +46,20 @@ def test_export_says_each_stage_on_stderr(tmp_path, trained_runs, capsys):
     stages = err.splitlines()
     assert stages[0].startswith("... exporting with torch.onnx") and "parity against PyTorch" in stages[-1]
     assert out.startswith("parity: fp32 vs pytorch fp32 eval")
+
+
+def test_the_epoch_line_gives_the_epochs_own_rate(tmp_path, tiny_idx, capsys):
+    """images/s on the epoch line is the epoch's images over its time, not the log's last window."""
+    import re
+    import time
+
+    from gan_pack.cli.train import ConsoleMonitor
+    from gan_pack.pytorch.train import train
+
+    config = tiny_config(tmp_path / "run", tiny_idx, epochs=1)
+    started = time.monotonic()
+    trainer = train(config, monitors=[ConsoleMonitor(False, every=0)])
+    took = time.monotonic() - started
+    line = capsys.readouterr().err.splitlines()[-1]
+    rate, seconds = map(float, re.search(r"(\d+) images/s over ([\d.]+) s", line).groups())
+    assert 0 < seconds <= took and abs(rate * seconds - trainer.step * config.recipe.batch_size) <= rate * 0.1 + 1
