@@ -37,7 +37,7 @@ $(ONNX_VENV)/.installed: pyproject.toml
 	touch $@
 
 sample: runtime
-	$(BASE_VENV)/bin/ganpack sample exported/mnist-cgan/ --per-class 10 --seed 0 -o samples.png
+	$(BASE_VENV)/bin/ganpack sample exported/mnist-cgan/ -n 100 --nrow 10 --seed 0 -o samples.png
 
 # Every test, in the full environment.
 test: setup
