@@ -16,7 +16,7 @@ from gan_pack.contract.names import IMAGES, LABELS, NOISE, PSI
 from gan_pack.core.noise import effective_truncation, portable_noise
 from gan_pack.errors import ModelError
 from gan_pack.runtime.device import OUTPUTS, bound_inputs, bound_run, host_array, on_device
-from gan_pack.runtime.labels import Labels, check_labels, label_source, seed_or_random
+from gan_pack.runtime.labels import MAX_IMAGES, Labels, check_labels, label_source, seed_or_random, whole
 from gan_pack.runtime.onnxscan import model_metadata
 from gan_pack.runtime.session import create_session, cuda_options_for, pick_model_file, usable_cores
 
@@ -103,6 +103,15 @@ class OnnxGenerator:
     def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
                  batch_size: int | None = None, memory_budget: int = MEMORY_BUDGET, variant: str | None = None,
                  tf32: bool = True, psi: float | None = None):
+        if not isinstance(path, (str, os.PathLike)):
+            raise ModelError(f"path must be a package folder or an .onnx file's path, not {type(path).__name__}")
+        if not isinstance(device, str) or not (variant is None or isinstance(variant, str)):
+            raise ModelError(f"device and variant are names (device 'cpu', 'cuda' or 'auto'; variant 'main', 'cuda', "
+                             f"...), not {str(device)[:20]!r} and {str(variant)[:20]!r}")
+        if threads is not None and (not isinstance(threads, (int, np.integer)) or isinstance(threads, bool)):
+            raise ModelError(f"threads must be an integer (1 up to the cores this process may use), "
+                             f"not {str(threads)[:40]!r}")
+        memory_budget = whole(memory_budget, "memory_budget", 1 << 20, 1 << 40)
         self.source = Path(path)
         self.path, self.variant, self.chosen = pick_model_file(path, device, variant)
         # only a session that may run on CUDA needs the file's CUDA options (read from its bytes)
@@ -145,8 +154,7 @@ class OnnxGenerator:
     def _bounded(self, batch_size: int) -> int:
         """A batch size in range, lowered to at most MAX_BATCH_BYTES of images per onnxruntime call;
         on a CPU, one whose activations would pass MAX_CALL_MEMORY is refused with its cost."""
-        if not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise ModelError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, not {batch_size}")
+        whole(batch_size, "batch_size", 1, MAX_BATCH_SIZE)
         per_image = ARENA_FACTOR * (self.info.activation_bytes or 0)
         if self.binding_device is None and per_image * batch_size > MAX_CALL_MEMORY:
             raise ModelError(f"--batch-size {batch_size} would take about {per_image * batch_size / 2**30:.1f} GiB of "
@@ -158,7 +166,11 @@ class OnnxGenerator:
     def check_inputs(self, noise: np.ndarray, labels: np.ndarray | None = None, psi=None) -> dict[str, np.ndarray]:
         """The feeds for (noise, labels[, psi]), checked as the contract says; a ModelError names what is
         wrong. A StyleGAN-family model is fed psi (a number or one per row; default self.psi, else 1)."""
-        noise = np.ascontiguousarray(noise, dtype=np.float32)
+        try:
+            noise = np.ascontiguousarray(noise, dtype=np.float32)
+        except (TypeError, ValueError, OverflowError):
+            raise ModelError(f"noise must be an array of numbers of shape (batch, {self.info.noise_dim}), not "
+                             f"{type(noise).__name__}") from None
         if noise.ndim != 2 or noise.shape[1] != self.info.noise_dim:
             raise ModelError(f"noise must have shape (batch, {self.info.noise_dim}), not {noise.shape}")
         if not np.isfinite(noise).all():
@@ -167,7 +179,10 @@ class OnnxGenerator:
         if self.info.conditional:
             if labels is None:
                 raise ModelError("this model is conditional: give labels (one per noise row)")
-            labels = check_labels(self.info.num_classes, np.asarray(labels))
+            try:
+                labels = check_labels(self.info.num_classes, np.asarray(labels))
+            except (TypeError, ValueError, OverflowError):
+                raise ModelError(f"labels must be integers, one per noise row, not {str(labels)[:40]}") from None
             if labels.shape != (len(noise),):
                 raise ModelError(f"labels must have shape ({len(noise)},), not {labels.shape}")
             feeds[LABELS] = labels
@@ -254,8 +269,7 @@ class OnnxGenerator:
         components beyond +-truncation (the truncation trick); None: the model's default
         (self.truncation), 0: none.
         """
-        if n < 1:
-            raise ModelError(f"n must be at least 1, not {n}")
+        whole(n, "n", 1, MAX_IMAGES)
         batch_size = self._bounded(self.batch_size if batch_size is None else batch_size)
         labels_for = label_source(self.info.num_classes, n, labels)
         seed = seed_or_random(seed)
@@ -304,9 +318,7 @@ class OnnxGenerator:
     def sample(self, n: int, labels: Labels = None, seed: int | None = None,
                batch_size: int | None = None, truncation: float | None = None) -> np.ndarray:
         """n images (n, C, H, W) float32 in [-1, 1]; image k from the portable noise of (seed, k)."""
-        self.check_one_array(n)
-        if n < 1:
-            raise ModelError(f"n must be at least 1, not {n}")
+        self.check_one_array(whole(n, "n", 1, MAX_IMAGES))
         out = np.empty((n, *self.info.image_shape), dtype=np.float32)
         for start, images in self.iter_batches(n, labels, seed, batch_size, truncation):
             out[start:start + len(images)] = images
@@ -323,6 +335,8 @@ class OnnxGenerator:
     def noise(self, n: int, seed: int | None = None, start: int = 0, truncation: float | None = None) -> np.ndarray:
         """The noise of images start .. start + n - 1 of `seed`: what `sample` uses, to reuse or edit."""
         threshold = self.effective_truncation(truncation)
+        n = whole(n, "n", 1, MAX_SAMPLE_VALUES // self.info.noise_dim)      # one array of at most 1 GiB
+        start = whole(start, "start", 0, MAX_IMAGES)
         return portable_noise(seed_or_random(seed), start, n, self.info.noise_dim, threshold)
 
     def effective_truncation(self, truncation: float | None) -> float | None:

@@ -17,6 +17,13 @@ Labels = Union[None, int, Sequence[int], np.ndarray, str, "LabelCycle"]
 LabelsFor = Callable[[int, int], "np.ndarray | None"]       # (start, count) -> the labels of those images
 
 
+def whole(value, name: str, low: int, high: int) -> int:
+    """An integer argument of the API, checked: an int (not a bool, float or string) in low..high."""
+    if not (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and low <= value <= high):
+        raise ModelError(f"{name} must be an integer in {low}..{high}, not {str(value)[:40]}")
+    return int(value)
+
+
 def check_seed(seed: int | None, name: str = "seed") -> None:
     """Seeds are 0..2**32-1 everywhere (train takes the same range); `name` is what the user called it."""
     if seed is not None and not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
@@ -101,7 +108,11 @@ def label_source(num_classes: int, n: int, labels: Labels) -> LabelsFor:
     if isinstance(labels, str):
         raise ModelError(f"labels must be an int, a sequence of ints or 'cycle', not {labels!r}")
     if not isinstance(labels, LabelCycle):
-        array = np.asarray(labels)
+        try:
+            array = np.asarray(labels)
+        except (TypeError, ValueError, OverflowError):
+            raise ModelError(f"labels must be an int, a flat sequence of ints or 'cycle', not {str(labels)[:40]}") \
+                from None
         if array.ndim == 0:
             labels = LabelCycle(array.reshape(1))
         elif array.shape != (n,):

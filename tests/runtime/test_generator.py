@@ -71,7 +71,7 @@ def test_label_count_and_unconditional(cgan, gan):
 
 
 def test_bad_n_and_noise(cgan):
-    with pytest.raises(ModelError, match="at least 1"):
+    with pytest.raises(ModelError, match="n must be an integer in 1.."):
         cgan.sample(0)
     with pytest.raises(ModelError, match="noise must have shape"):
         cgan.generate(np.zeros((2, 7), np.float32), [0, 1])
