@@ -83,7 +83,9 @@ def evaluate(
     """
     from gan_pack.core.files import check_output_path, write_text_atomic
     from gan_pack.evaluate.quality import evaluate_generator, format_report
+    from gan_pack.runtime.labels import check_seed
 
+    check_seed(seed, "--seed")
     if json_out is not None:
         check_output_path(json_out, ".json")
     result = evaluate_generator(model, classifier, data_dir, n=n, seed=seed, k=k, truncation=truncation, log=stage,

@@ -93,6 +93,9 @@ def on_command_line(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
+MAX_NROW = 10_000              # images in one row of a grid
+
+
 def check_flags(n: int, output: Path | None, out_dir: Path | None, nrow: int | None, seeds: str | None,
                 per_class: int | None, seed: int, truncation: float | None) -> None:
     """The flags that can be checked before the model is loaded."""
@@ -103,8 +106,8 @@ def check_flags(n: int, output: Path | None, out_dir: Path | None, nrow: int | N
         raise GanPackError(f"-n must be in 1..{MAX_IMAGES}, not {n}")
     if output is not None and out_dir is not None:
         raise GanPackError("give either -o (one file) or --out-dir (one file per image), not both")
-    if nrow is not None and nrow < 1:
-        raise GanPackError(f"--nrow must be at least 1, not {nrow}")
+    if nrow is not None and not 1 <= nrow <= MAX_NROW:
+        raise GanPackError(f"--nrow must be in 1..{MAX_NROW}, not {nrow}")
     if seeds is not None and per_class is not None:
         raise GanPackError("--seeds gives one image per seed: use --label or --labels with it, not --per-class")
     check_seed(seed, "--seed")
@@ -228,8 +231,8 @@ def interpolate(
         check_output_path(gif, ".gif")
         generator = OnnxGenerator(model, device=device.value, variant=variant, psi=psi)
         note_variant(generator)
-        label = None if label is None else class_index(label, generator.info.class_names, "--label")
-        pictures = walk_frames(generator, loop_noise(generator, points, frames, seed, truncation), label)
+        walk_label = None if label is None else class_index(label, generator.info.class_names, "--label")
+        pictures = walk_frames(generator, loop_noise(generator, points, frames, seed, truncation), walk_label)
         save_gif(gif, pictures, fps)
         typer.echo(f"wrote {gif} ({frames} frames through {points} points at {fps} fps, seed {seed})")
         return
@@ -237,8 +240,8 @@ def interpolate(
     check_output_path(output, ".png")
     generator = OnnxGenerator(model, device=device.value, variant=variant, psi=psi)
     note_variant(generator)
-    label = None if label is None else class_index(label, generator.info.class_names, "--label")
-    noise, row_labels, rows = latent_walk(generator, steps, label, seed, truncation)
+    row_label = None if label is None else class_index(label, generator.info.class_names, "--label")
+    noise, row_labels, rows = latent_walk(generator, steps, row_label, seed, truncation)
     generator.check_one_array(len(noise))
     save_grid(output, generator.generate_in_batches(noise, row_labels), nrow=steps)
     typer.echo(f"wrote {output} ({rows} row(s) of {steps} steps, seed {seed})")

@@ -58,7 +58,7 @@ def regular_sha256(path: str | os.PathLike) -> str:
     digest, buffer = hashlib.sha256(), bytearray(256 << 10)
     view = memoryview(buffer)
     with open_regular(path) as f:
-        while size := f.readinto(buffer):
+        while size := f.readinto(buffer):  # type: ignore[attr-defined]
             digest.update(view[:size])
     return digest.hexdigest()
 

@@ -90,7 +90,8 @@ def read_image(path: Path, side: int, channels: int, background: str) -> np.ndar
                     (side, side), Image.Resampling.BILINEAR)
                 array = np.asarray(img, dtype=np.uint8)
     except Image.DecompressionBombError:           # Pillow's own cap, far over ours, refused in open()
-        raise DataError(f"{path} is over {2 * Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb?), far over the "
+        pillow_cap = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise DataError(f"{path} is over {pillow_cap:,} pixels (a decompression bomb?), far over the "
                         f"{MAX_IMAGE_PIXELS:,} this reader decodes; shrink it or remove it") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DataError(f"{path} is not a readable image ({str(e)[:120]}); remove or replace it") from e
