@@ -160,45 +160,29 @@ def test_resume_against_other_data_is_refused(tmp_path, data):
     assert (run / CHECKPOINT_NAME).read_bytes() == before
 
 
-def test_ctrl_c_says_how_to_resume(tmp_path, data):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_says_how_to_resume_and_leaves_the_folder_free(tmp_path, data, stop):
     run = tmp_path / "run"
     process = start(train_args(run, data, 50))
     wait_for(lambda: (run / CHECKPOINT_NAME).exists(), process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in err
     assert f"ganpack train --resume --out {run}" in err.strip().splitlines()[-1]
+    if stop == signal.SIGTERM:                                      # no lock held: the run resumes at once
+        resumed = ganpack_process(*train_args(run, data, 2), "--resume")
+        assert resumed.returncode == 0, resumed.stderr
 
 
-def test_ctrl_c_before_the_first_checkpoint_removes_the_new_folder(tmp_path, data):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_before_the_first_checkpoint_removes_the_new_folder(tmp_path, data, stop):
     run = tmp_path / "run"
     process = start(train_args(run, data, 50))
     wait_for(lambda: (run / runlog.METRICS).exists(), process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in err and "nothing to resume" in err
     assert not run.exists()
-
-
-def test_sigterm_before_the_first_checkpoint_ends_as_ctrl_c_leaving_no_folder_or_lock(tmp_path, data):
-    run = tmp_path / "run"
-    process = start(train_args(run, data, 50))
-    wait_for(lambda: (run / runlog.METRICS).exists(), process)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130 and "Traceback" not in err and "nothing to resume" in err
-    assert not run.exists()
-
-
-def test_sigterm_after_a_checkpoint_keeps_it_and_says_how_to_resume(tmp_path, data):
-    run = tmp_path / "run"
-    process = start(train_args(run, data, 50))
-    wait_for(lambda: (run / CHECKPOINT_NAME).exists(), process)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130 and f"ganpack train --resume --out {run}" in err.strip().splitlines()[-1]
-    resumed = ganpack_process(*train_args(run, data, 2), "--resume")      # the folder is not held by anyone
-    assert resumed.returncode == 0, resumed.stderr
 
 
 def test_ctrl_c_during_export_leaves_no_traceback_and_no_file(tmp_path, data):
