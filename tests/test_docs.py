@@ -11,6 +11,8 @@ from PIL import Image
 
 from conftest import ROOT, ganpack_command
 
+pytestmark = pytest.mark.slow           # whole processes: the manual's commands and snippets, run as a user would
+
 SNIPPETS = [("README.md", "**Python**"), ("docs/embedding.md", "## Python")]
 
 

@@ -176,6 +176,7 @@ def test_out_dir_is_sharded_in_folders_of_1000(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "few").iterdir()) == [f"{i:06d}.png" for i in range(5)]
 
 
+@pytest.mark.slow                       # a real terminal (a pty) around a separate process
 def test_progress_bar_on_a_terminal(tmp_path):
     leader, follower = pty.openpty()
     process = subprocess.Popen(ganpack_command("sample", shipped("mnist-gan.onnx"), "-n", 3000, "--out-dir",

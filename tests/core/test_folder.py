@@ -102,6 +102,7 @@ def test_a_class_name_that_is_not_printable_is_refused(tmp_path, name):
         load_image_folder(root, 8, 3)
 
 
+@pytest.mark.slow                       # the torch command, end to end
 def test_train_classifier_on_a_bomb_is_one_line(tmp_path, capsys):
     pytest.importorskip("torch")
     for split in ("train", "test"):
@@ -139,6 +140,7 @@ def encode(spec) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow                       # 2,000 folders: the full suite
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(files=st.lists(st.tuples(st.integers(0, 2), IMAGE), min_size=1, max_size=4),
        channels=st.sampled_from([1, 3, 4]))

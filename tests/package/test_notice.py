@@ -66,6 +66,7 @@ def test_pack_refuses_a_bad_notice_in_one_line_and_writes_nothing(tmp_path, caps
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["notice.md"]
 
 
+@pytest.mark.slow                       # 2,000 files: the full suite
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.one_of(st.binary(max_size=300),
                       st.text(max_size=300).map(lambda t: t.encode("utf-8")),

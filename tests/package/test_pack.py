@@ -276,6 +276,7 @@ def test_golden_vectors_round_trip():
     np.testing.assert_array_equal(decode(encode(values), (2, 3)), values)
 
 
+@pytest.mark.slow                       # three packs of shipped packages
 def test_packing_a_package_again_carries_its_license_and_notice_and_says_what_it_drops(tmp_path, capsys):
     """Re-packing the shipped emoji package keeps its CC-BY license and attribution; re-packing the
     MNIST cGAN without --variants cuda says its CUDA variant is not carried, and why."""
@@ -296,6 +297,7 @@ def test_packing_a_package_again_carries_its_license_and_notice_and_says_what_it
     assert code == 0 and "not carrying the source's cuda variant" in err and "--variants cuda" in err
 
 
+@pytest.mark.slow                       # exports a run
 def test_pack_takes_a_runs_raw_weights(tmp_path, capsys, trained_runs):
     from gan_pack.runtime.generator import OnnxGenerator
 

@@ -39,6 +39,7 @@ def test_transparent_pixels_take_the_background_not_their_hidden_colour(tmp_path
     assert source[0, 0].tolist() == [255, 0, 0, 0] and corner == hidden
 
 
+@pytest.mark.slow                       # a whole RGBA pipeline
 def test_rgba_export_sample_gif_pack_and_verify(rgba_run, tmp_path, capsys):
     run = rgba_run / "run"
     assert Image.open(run / "samples" / sorted(p.name for p in (run / "samples").glob("*.png"))[-1]).mode == "RGBA"
@@ -87,6 +88,7 @@ def split_folder(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow                       # a whole RGBA pipeline
 def test_a_folder_classifier_reads_rgba_over_its_background_and_evaluates(rgba_run, split_folder, tmp_path, capsys):
     import json
 
@@ -122,6 +124,7 @@ def test_a_folder_without_its_splits_is_one_line(tmp_path, capsys):
     one_error_line(code, err, "no train/ folder", "test/")
 
 
+@pytest.mark.slow                       # a whole RGBA pipeline
 def test_a_run_from_before_folder_names_exports_with_its_folders_name(rgba_run, tmp_path, capsys):
     import torch
 
@@ -154,6 +157,7 @@ def test_a_split_folder_trains_on_its_train_half(split_folder, tmp_path):
     assert len(images) == 32 and info.class_names == ["discs", "squares"]        # train/: 2 x 16
 
 
+@pytest.mark.slow                       # a whole RGBA pipeline
 def test_serve_gives_rgba_pngs(rgba_run, tmp_path, capsys):
     pytest.importorskip("starlette")
     import io

@@ -283,6 +283,7 @@ def ganpack_in_process(args) -> int:
         sys.argv = argv
 
 
+@pytest.mark.slow                       # two StyleGAN2 packages exported, packed and served
 def test_packages_verify_and_say_psi_in_their_contract(packages, capsys):
     import json
 
@@ -295,6 +296,7 @@ def test_packages_verify_and_say_psi_in_their_contract(packages, capsys):
     assert json.loads((packages / "sg2-rgb" / "sg2-rgb.json").read_text())["image_shape"] == [3, 16, 16]
 
 
+@pytest.mark.slow                       # two StyleGAN2 packages exported, packed and served
 def test_triton_entry_declares_psi_optional(packages):
     model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
     from google.protobuf import text_format
@@ -304,6 +306,7 @@ def test_triton_entry_declares_psi_optional(packages):
     assert [(i.name, list(i.dims), i.optional) for i in config.input] == [("noise", [64], False), ("psi", [1], True)]
 
 
+@pytest.mark.slow                       # two StyleGAN2 packages exported, packed and served
 def test_serve_takes_psi_in_the_query_and_the_request_parameters(packages):
     pytest.importorskip("starlette")
     httpclient = pytest.importorskip("tritonclient.http")
@@ -337,6 +340,7 @@ def test_serve_takes_psi_in_the_query_and_the_request_parameters(packages):
 
 @pytest.mark.parametrize("psi", ["abc", 10**400, {"a": 1}, [[0.5], [0.5, 0.6]], True, "0.5", [], [[0.5]], 1e308,
                                  float("nan"), -2.5])
+@pytest.mark.slow                       # two StyleGAN2 packages exported, packed and served
 def test_psi_values_are_numbers_in_range_or_one_model_error(packages, psi):
     import warnings
 
@@ -351,6 +355,7 @@ def test_psi_values_are_numbers_in_range_or_one_model_error(packages, psi):
             OnnxGenerator(packages / "sg2-mono", psi=psi)
 
 
+@pytest.mark.slow                       # two StyleGAN2 packages exported, packed and served
 def test_psi_on_the_command_line_is_one_line_without_warnings(packages, tmp_path, capsys):
     code, _, err = run_cli(["sample", packages / "sg2-mono", "-n", 2, "--psi", "1e308", "-o", tmp_path / "x.png"],
                            capsys)
@@ -369,6 +374,7 @@ def test_a_checkpoint_with_nan_extras_or_odd_noise_keys_is_one_line(small, tmp_p
     assert not (tmp_path / "a.onnx").exists() and not (tmp_path / "b.onnx").exists()
 
 
+@pytest.mark.slow                       # two StyleGAN2 packages exported, packed and served
 def test_evaluate_at_a_psi(packages, tmp_path, capsys):
     """evaluate --psi measures a StyleGAN at that truncation, and says so; a model without psi is one line."""
     import json
@@ -484,6 +490,7 @@ def test_nan_weights_are_refused_when_loaded_not_after_export(small, tmp_path, c
     assert not (tmp_path / "sg.onnx").exists()
 
 
+@pytest.mark.slow                       # 2,000 objects: the full suite
 def test_fuzz_init_parser_refuses_in_one_error_or_returns_a_bounded_network():
     """2,000 --init objects, most of them wrong: ConfigError (one line) or a table whose network fits."""
     from hypothesis import given, settings
