@@ -310,8 +310,10 @@ def pack(model: str | Path, out: str | Path, options: PackOptions | None = None,
     out = check_package_output(out)
     name = options.name or out.name
     require_onnx("pack")
-    source = OnnxGenerator(resolve_model_file(model, "an exported .onnx generator (export a run first: "
-                                                     "ganpack export RUN)")).path    # the checks sample runs
+    # the checks sample runs; a package folder's model only if the package vouches for it
+    source = (OnnxGenerator(model, variant="main") if Path(model).is_dir() else
+              OnnxGenerator(resolve_model_file(model, "an exported .onnx generator (export a run first: "
+                                                      "ganpack export RUN)"))).path
     carried = carried_from(Path(model))
     license, notice = options.license or carried.license or "mit", options.notice or carried.notice
     if carried.license and not options.license:

@@ -102,3 +102,15 @@ def test_a_lone_onnx_runs_as_before(package, tmp_path):
     shutil.copyfile(other_model(tmp_path), lone)
     images = OnnxGenerator(lone).sample(2, labels=3, seed=0)
     assert images.shape == (2, 1, 28, 28) and np.isfinite(images).all()
+
+
+def test_pack_does_not_launder_a_tampered_package(package, tmp_path, capsys):
+    """Packing a package again re-signs what it packs: a model the source does not vouch for is refused."""
+    pytest.importorskip("onnx")
+    model = package / "mnist-cgan.onnx"
+    data = bytearray(model.read_bytes())
+    data[-1000] ^= 1
+    model.write_bytes(bytes(data))
+    code, _, err = run_cli(["pack", package, "-o", tmp_path / "clean"], capsys)
+    one_error_line(code, err, "mnist-cgan.onnx", "SHA-256 does not match")
+    assert not (tmp_path / "clean").exists()
