@@ -114,9 +114,17 @@ class OnnxGenerator:
         memory_budget = whole(memory_budget, "memory_budget", 1 << 20, 1 << 40)
         self.source = Path(path)
         self.path, self.variant, self.chosen = pick_model_file(path, device, variant)
-        # only a session that may run on CUDA needs the file's CUDA options (read from its bytes)
-        cuda_options = None if device == "cpu" else cuda_options_for(model_metadata(self.path), tf32)
+        # only a session that may run on CUDA needs the file's metadata (its CUDA options, its provider)
+        chosen_meta = None if device == "cpu" else model_metadata(self.path)
+        cuda_options = None if chosen_meta is None else cuda_options_for(chosen_meta, tf32)
         self.session = create_session(self.path, device, threads, cuda_options)
+        if (variant is None and chosen_meta is not None and chosen_meta.get("provider") == "cuda"
+                and "CUDAExecutionProvider" not in self.session.get_providers()):
+            # onnxruntime listed CUDA but could not start it: the variant made for CUDA (fp16) is no
+            # model for the CPU, the package's main model is
+            self.path, self.variant, _ = pick_model_file(path, "cpu")
+            self.chosen = "the package's model: CUDA did not start, and the CUDA variant is not for the CPU"
+            self.session = create_session(self.path, "cpu", threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = ModelInfo.from_metadata(meta, self.path)
         check_signature(self.session, self.path, self.info)

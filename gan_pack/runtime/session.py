@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from gan_pack.contract.choices import Device
@@ -151,7 +152,9 @@ def create_session(path: Path, device: str, threads: int | None, cuda_options: d
     if threads:
         options.intra_op_num_threads = threads
     try:
-        session = ort.InferenceSession(str(path), options, providers=providers)
+        with warnings.catch_warnings():     # a provider that is listed but absent: said below, in one line
+            warnings.simplefilter("ignore", UserWarning)
+            session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as e:  # onnxruntime raises its own (C++) exception types
         raise ModelError(f"{path} is not a loadable ONNX model ({str(e).splitlines()[0][:200]})") from e
     active = session.get_providers()
