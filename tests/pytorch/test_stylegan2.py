@@ -83,6 +83,7 @@ def test_upfirdn2d_stand_in_is_the_fir_filter():
     assert upfirdn2d(x, torch.ones(2, 2) / 4, down=2, pad=(0, 1)).shape == (2, 3, 3, 3)
 
 
+@pytest.mark.slow                       # a whole StyleGAN2 export, proven
 def test_export_matches_its_own_forward_with_psi(small, tmp_path, capsys):
     g, folder = small
     code, out, err = export(capsys, folder / "G.pt", tmp_path / "sg.onnx")
@@ -123,6 +124,7 @@ def test_export_at_64_px_matches_its_own_forward(tmp_path, capsys):
         assert np.abs(model.generate(z) - own_forward(g, z, noises=noises)).max() <= 1e-4
 
 
+@pytest.mark.slow                       # a whole StyleGAN2 export, proven
 def test_const_noise_from_the_checkpoint_and_a_rosinality_checkpoint(small, tmp_path, capsys):
     """The lineage's train.py saves g, d, g_ema, optimizer states and its argparse args; noise
     buffers as noises.noise_K in the generator."""
@@ -164,6 +166,7 @@ def test_a_pickled_module_is_refused_without_running_it(small, tmp_path, capsys)
     one_error_line(code, err, "would run their code")
 
 
+@pytest.mark.slow                       # a whole StyleGAN2 export, proven
 def test_psi_is_refused_where_it_does_not_belong(small, tmp_path, capsys, exported_models):
     _, folder = small
     assert export(capsys, folder / "G.pt", tmp_path / "sg.onnx")[0] == 0
@@ -207,6 +210,7 @@ def export_nvlabs(capsys, weights, output, *extra):
                     "-o", output, *extra], capsys)
 
 
+@pytest.mark.slow                       # a whole StyleGAN2 export, proven
 def test_a_conditional_nvlabs_style_generator_maps_c_onto_labels_and_psi(nvlabs_style, tmp_path, capsys):
     g, weights = nvlabs_style
     code, _, err = export_nvlabs(capsys, weights, tmp_path / "nv.onnx", "--noise-mode", "const")
@@ -223,6 +227,7 @@ def test_a_conditional_nvlabs_style_generator_maps_c_onto_labels_and_psi(nvlabs_
     assert np.abs(model.generate(z, labels) - model.generate(z, 2 - labels)).max() > 1e-3   # c matters
 
 
+@pytest.mark.slow                       # a whole StyleGAN2 export, proven
 def test_noise_mode_defaults_to_none_and_is_checked_against_the_forward(nvlabs_style, tmp_path, capsys):
     g, weights = nvlabs_style
     code, _, err = export_nvlabs(capsys, weights, tmp_path / "nv.onnx")      # forward's default is random
