@@ -25,6 +25,7 @@ from gan_pack.contract.package_format import (
     family,
 )
 from gan_pack.core.noise import MIN_TRUNCATION
+from gan_pack.core.numbers import integer_in, number
 
 MAX_FILES = 64
 MAX_MANIFEST_BYTES = 8 << 20     # a manifest file larger than this is not read
@@ -37,20 +38,6 @@ def plain_name(value) -> bool:
     """A file name inside the package folder: no separator, no `..`, not hidden, printable."""
     return (isinstance(value, str) and 0 < len(value) <= MAX_NAME and value not in (".", "..")
             and not value.startswith(".") and "/" not in value and "\\" not in value and value.isprintable())
-
-
-def number(value) -> bool:
-    """A finite int or float, never a bool: a figure read from a file someone else may have written."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:                   # an int too large for a float
-        return False
-
-
-def _int(value, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 class Problems(list):
@@ -109,11 +96,11 @@ def _format(data, readable: tuple[str, ...], problems: Problems) -> bool:
 
 def _facts(data: dict, p: Problems) -> dict:
     shape = data.get("image_shape")
-    good_shape = (isinstance(shape, list) and len(shape) == 3 and all(_int(x, 1, MAX_IMAGE_VALUES) for x in shape)
+    good_shape = (isinstance(shape, list) and len(shape) == 3 and all(integer_in(x, 1, MAX_IMAGE_VALUES) for x in shape)
                   and math.prod(shape) <= MAX_IMAGE_VALUES)
     p.need(good_shape, "image_shape", "is not [C, H, W] of positive sizes")
-    p.need(_int(data.get("noise_dim"), 1, MAX_NOISE_DIM), "noise_dim", f"is not an integer in 1..{MAX_NOISE_DIM}")
-    p.need(_int(data.get("num_classes"), 0, MAX_CLASSES), "num_classes", f"is not an integer in 0..{MAX_CLASSES}")
+    p.need(integer_in(data.get("noise_dim"), 1, MAX_NOISE_DIM), "noise_dim", f"is not an integer in 1..{MAX_NOISE_DIM}")
+    p.need(integer_in(data.get("num_classes"), 0, MAX_CLASSES), "num_classes", f"is not an integer in 0..{MAX_CLASSES}")
     names = data.get("class_names")
     p.need(isinstance(names, list) and all(isinstance(n, str) for n in names), "class_names", "is not a list of names")
     for key in ("model", "dataset"):
@@ -154,7 +141,7 @@ def read_manifest(data, source: str) -> tuple[Manifest | None, list[str]]:
     golden, files = data.get("golden"), data.get("files")
     golden = golden if isinstance(golden, dict) else {}
     p.need(plain_name(golden.get("file")), "golden.file", "is not a plain file name in the package")
-    p.need(_int(golden.get("count"), 1, MAX_GOLDEN_VECTORS), "golden.count",
+    p.need(integer_in(golden.get("count"), 1, MAX_GOLDEN_VECTORS), "golden.count",
            f"is not an integer in 1..{MAX_GOLDEN_VECTORS}")
     if p.need(isinstance(files, list) and 0 < len(files) <= MAX_FILES, "files", f"is not a list of 1..{MAX_FILES}"):
         entries = [_entry(item, i, p) for i, item in enumerate(files)]
@@ -211,7 +198,7 @@ def _vector(item, i: int, manifest: Manifest, p: Problems) -> tuple | None:
     label = item.get("label")
     if manifest.num_classes:
         last = manifest.num_classes - 1
-        p.need(_int(label, 0, last), f"{where}.label", f"is not a class in 0..{last}")
+        p.need(integer_in(label, 0, last), f"{where}.label", f"is not a class in 0..{last}")
     else:
         p.need(label is None, f"{where}.label", "must be null for an unconditional model")
     noise = _decoded(item.get("noise"), (manifest.noise_dim,), f"{where}.noise", p)

@@ -22,6 +22,7 @@ import re
 
 import numpy as np
 
+from gan_pack.core.numbers import number
 from gan_pack.errors import ModelError
 
 SEED_MAX = 2**32 - 1          # seeds are 32-bit everywhere (training takes the same range)
@@ -56,29 +57,16 @@ def _normals(key: np.ndarray, counters: np.ndarray) -> np.ndarray:
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
-def _real(value) -> bool:
-    """A number that is one (not a bool or a string), within float's range."""
-    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, (bool, np.bool_)):
-        return False
-    try:
-        float(value)
-    except OverflowError:
-        return False
-    return True
-
-
 def check_truncation(truncation: float | None) -> None:
     """A threshold the noise is drawn with: None (none) or a number >= MIN_TRUNCATION."""
-    real = _real(truncation)
-    if truncation is not None and not (real and MIN_TRUNCATION <= truncation < float("inf")):
+    if truncation is not None and not (number(truncation) and truncation >= MIN_TRUNCATION):
         raise ModelError(f"truncation must be a number >= {MIN_TRUNCATION}, not {truncation}")
 
 
 def check_truncation_option(given: float | None, name: str = "truncation") -> None:
     """A threshold a user may give: None (the model's default), 0 (none) or a number >= MIN_TRUNCATION;
     `name` is what the user called it (--truncation on a command line)."""
-    real = _real(given)
-    if given is not None and not (real and (given == 0 or MIN_TRUNCATION <= given < float("inf"))):
+    if given is not None and not (number(given) and (given == 0 or given >= MIN_TRUNCATION)):
         raise ModelError(f"{name} must be a number >= {MIN_TRUNCATION} (or 0 for none), not {given}")
 
 

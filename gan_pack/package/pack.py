@@ -31,12 +31,13 @@ from typing import Iterator
 
 from gan_pack.contract.choices import Variant
 from gan_pack.contract.metadata import ModelInfo, image_metadata, set_metadata
-from gan_pack.contract.package_schema import number, plain_name
+from gan_pack.contract.package_schema import plain_name
 from gan_pack.contract.parity import parity_path
 from gan_pack.core.files import check_output_path, file_sha256, make_folder, open_regular, write_failure
 from gan_pack.core.images import save_grid
 from gan_pack.core.log import Log, say
 from gan_pack.core.noise import check_truncation_option
+from gan_pack.core.numbers import number
 from gan_pack.errors import ConfigError, ModelError, OutputPathError
 from gan_pack.evaluate.quality import evaluate_generator
 from gan_pack.onnx_tools.cuda import CUDA_NEEDED, gpu_name, make_cuda_variant, measure_speed

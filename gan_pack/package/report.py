@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_pack.contract.package_schema import number
 from gan_pack.core import runlog
+from gan_pack.core.numbers import number
 from gan_pack.errors import RunError
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd")

@@ -10,6 +10,7 @@ from typing import Callable, Sequence, Union
 import numpy as np
 
 from gan_pack.core.noise import SEED_MAX, random_seed
+from gan_pack.core.numbers import integer_in
 from gan_pack.errors import ModelError
 
 MAX_IMAGES = 10**12             # -n / --per-class: streamed, so only the count itself is bounded
@@ -19,15 +20,14 @@ LabelsFor = Callable[[int, int], "np.ndarray | None"]       # (start, count) -> 
 
 def whole(value, name: str, low: int, high: int) -> int:
     """An integer argument of the API, checked: an int (not a bool, float or string) in low..high."""
-    if not (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and low <= value <= high):
+    if not integer_in(value, low, high):
         raise ModelError(f"{name} must be an integer in {low}..{high}, not {str(value)[:40]}")
     return int(value)
 
 
 def check_seed(seed: int | None, name: str = "seed") -> None:
     """Seeds are 0..2**32-1 everywhere (train takes the same range); `name` is what the user called it."""
-    if seed is not None and not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
-                                 and 0 <= seed <= SEED_MAX):
+    if seed is not None and not integer_in(seed, 0, SEED_MAX):
         raise ModelError(f"{name} must be an integer in 0..{SEED_MAX}, not {str(seed)[:40]}")
 
 
