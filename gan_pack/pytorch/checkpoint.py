@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gan_pack.core.files import atomic_path, check_checkpoint_file
+from gan_pack.core.checkpoint_file import check_checkpoint_file
+from gan_pack.core.files import atomic_path
 from gan_pack.errors import CheckpointError, ConfigError
 from gan_pack.pytorch.config import DatasetInfo, TrainConfig, setting_names
 

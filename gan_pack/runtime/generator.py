@@ -19,6 +19,7 @@ from gan_pack.runtime.device import OUTPUTS, bound_inputs, bound_run, host_array
 from gan_pack.runtime.labels import MAX_IMAGES, Labels, check_labels, label_source, seed_or_random, whole
 from gan_pack.runtime.onnxscan import model_metadata
 from gan_pack.runtime.session import create_session, cuda_options_for, pick_model_file, usable_cores
+from gan_pack.runtime.signature import check_signature
 
 DEFAULT_BATCH_SIZE = 1024       # the largest batch chosen by itself on a CPU
 GPU_BATCH_SIZE = 8192           # ... and on a GPU, where the activations may take GPU_MEMORY_BUDGET
@@ -34,40 +35,6 @@ IO_BINDING_MIN_BATCH = 256     # on CUDA, batches from this size run through I/O
 NOISE_THREADS = 4               # on CUDA, threads that make the noise of the batches to come ...
 NOISE_AHEAD = 2                 # ... this many batches ahead
 MAX_PSI = 2.0                   # |psi| beyond this extrapolates w far past anything trained
-
-
-def check_signature(session, path: os.PathLike, info: ModelInfo) -> None:
-    """The graph's inputs and outputs are what the contract and the metadata say."""
-    inputs = {i.name: i for i in session.get_inputs()}
-    outputs = {o.name: o for o in session.get_outputs()}
-    expected = [NOISE] + ([LABELS] if info.conditional else [])
-    missing = [n for n in expected if n not in inputs] + [n for n in [IMAGES] if n not in outputs]
-    extra = [n for n in inputs if n not in expected]
-    if missing or extra:
-        raise ModelError(f"{path} does not follow the gan_pack contract: "
-                         + (f"missing {', '.join(missing)}" if missing else "")
-                         + ("; " if missing and extra else "")
-                         + (f"unexpected inputs {', '.join(extra)}" if extra else ""))
-    for value in list(inputs.values()) + list(outputs.values()):
-        if not value.shape or not isinstance(value.shape[0], str):
-            raise ModelError(f"{path}: {value.name!r} has a fixed batch axis {value.shape}; "
-                             f"re-export it with `ganpack export`")
-    noise, images = inputs[NOISE], outputs[IMAGES]
-    if len(noise.shape) != 2 or noise.shape[1] != info.noise_dim or noise.type != "tensor(float)":
-        raise ModelError(f"{path}: the noise input is {noise.type} {noise.shape} but the metadata says "
-                         f"float (batch, {info.noise_dim}); the metadata does not describe this graph")
-    if info.conditional and (len(inputs[LABELS].shape) != 1 or inputs[LABELS].type != "tensor(int64)"):
-        raise ModelError(f"{path}: the labels input is {inputs[LABELS].type} {inputs[LABELS].shape}, "
-                         f"not int64 (batch,)")
-    defaults = {i.name: i for i in session.get_overridable_initializers()} if info.psi_input else {}
-    if info.psi_input and (PSI not in defaults or defaults[PSI].type != "tensor(float)"):
-        raise ModelError(f"{path}: the metadata says it takes psi, but the graph has no float psi input with a "
-                         f"default; re-export it")
-    fixed = [d if isinstance(d, int) else None for d in images.shape[1:]]
-    if len(images.shape) != 4 or any(d is not None and d != want for d, want in zip(fixed, info.image_shape)):
-        raise ModelError(f"{path}: the images output is {images.shape} but the metadata says image_shape "
-                         f"{list(info.image_shape)}; the metadata does not describe this graph")
-
 
 
 def psi_values(psi) -> np.ndarray:

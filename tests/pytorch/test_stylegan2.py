@@ -502,7 +502,7 @@ def test_fuzz_init_parser_refuses_in_one_error_or_returns_a_bounded_network():
     from hypothesis import strategies as st
 
     from gan_pack.errors import ConfigError
-    from gan_pack.pytorch.stylegan2 import MAX_NETWORK_BYTES, network_bytes, parse_stylegan2_init
+    from gan_pack.pytorch.stylegan2_init import MAX_NETWORK_BYTES, network_bytes, parse_stylegan2_init
 
     value = st.one_of(st.none(), st.booleans(), st.integers(-2, 2**70), st.floats(allow_nan=True),
                       st.text(max_size=8), st.lists(st.integers(0, 9), max_size=10))
