@@ -62,14 +62,17 @@ def blur(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int]) -> torch.T
 
 class ModulatedConv(nn.Module):
     """One modulated convolution of a block (or of a ToRGB layer, demodulate=False), optionally
-    upsampling by 2 with the block's blur filter; then noise, bias and activation (activate=True)."""
+    upsampling by 2 with the block's blur filter; then noise, bias, activation (activate=True) times
+    `gain`, and clamping to +-clamp*gain (NVlabs' conv_clamp)."""
 
     def __init__(self, weight: torch.Tensor, affine: nn.Module, *, demodulate: bool, up: bool = False,
                  blur: tuple[torch.Tensor, tuple[int, int]] | None = None, bias: torch.Tensor | None = None,
-                 activate: bool = True, noise: torch.Tensor | None = None):
+                 activate: bool = True, noise: torch.Tensor | None = None, gain: float = 1.0,
+                 clamp: float | None = None):
         super().__init__()
         out_channels, in_channels, k, _ = weight.shape                      # already scaled
         self.affine, self.demodulate, self.up, self.activate = affine, demodulate, up, activate
+        self.gain, self.clamp = gain, clamp                               # NVlabs' bias_act gain and conv_clamp
         self.padding = k // 2
         # a transposed convolution takes (in, out, k, k)
         self.register_buffer("weight", weight.transpose(0, 1).contiguous() if up else weight.contiguous())
@@ -93,7 +96,8 @@ class ModulatedConv(nn.Module):
             x = x + self.noise
         if self.bias is not None:
             x = x + self.bias.view(1, -1, 1, 1)
-        return F.leaky_relu(x, 0.2) * math.sqrt(2) if self.activate else x
+        x = F.leaky_relu(x, 0.2) * (math.sqrt(2) * self.gain) if self.activate else x
+        return x if self.clamp is None else x.clamp(-self.clamp * self.gain, self.clamp * self.gain)
 
 
 class Upsample(nn.Module):
@@ -276,14 +280,16 @@ def exportable_stylegan2_torch(weights: str | Path, init: dict, noise_mode: str 
 
 
 def stylegan2_metadata(init: dict, latent_dim: int, noise_mode: str, weights: str, w_avg_source: str,
-                       dataset: str) -> dict[str, str]:
-    """The metadata of a stylegan2-torch export: a generator's, with how its noise and mean latent were made."""
-    side = init["resolution"]
-    config = {"model": "gan", "arch": "stylegan2", "noise_dim": latent_dim, "imported_from": "stylegan2-torch",
-              "init": init, "noise_mode": noise_mode}
-    info = {"name": dataset, "num_classes": 0, "image_shape": [1, side, side], "class_names": []}
+                       dataset: str, imported_from: str = "stylegan2-torch", arch: str = "stylegan2",
+                       image_shape: tuple[int, int, int] | None = None, num_classes: int = 0) -> dict[str, str]:
+    """The metadata of an imported StyleGAN: a generator's, with how its noise and mean latent were made."""
+    side = init.get("resolution", 0)
+    config = {"model": "cgan" if num_classes else "gan", "arch": arch, "noise_dim": latent_dim,
+              "imported_from": imported_from, "init": init, "noise_mode": noise_mode}
+    info = {"name": dataset, "num_classes": num_classes, "image_shape": list(image_shape or (1, side, side)),
+            "class_names": [str(c) for c in range(num_classes)]}
     metadata = generator_metadata(config, info, 0, 0, weights, "fp32", 0, gan_pack.__version__)
     del metadata["epochs"], metadata["steps"]                # unknown for a network trained elsewhere
-    metadata.update({"imported_from": "stylegan2-torch", "noise_mode": noise_mode, "psi_input": "true",
+    metadata.update({"imported_from": imported_from, "noise_mode": noise_mode, "psi_input": "true",
                      "mean_latent": w_avg_source, "train_config": json.dumps(config, sort_keys=True, default=str)})
     return metadata
