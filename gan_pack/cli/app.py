@@ -43,6 +43,7 @@ def build_app() -> typer.Typer:
     app.callback()(root)
     app.command("train")(train.train_command())
     app.command()(export.export)
+    app.command("inspect")(export.inspect_checkpoint)
     app.command()(sample.sample)
     app.command()(sample.interpolate)
     app.command()(inspection.info)

@@ -3,20 +3,21 @@ which packages an exported .onnx (torch-free) or exports a run first (torch, imp
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from gan_pack.cli.text import show_parity, stage
+from gan_pack.cli.text import printable, show_parity, stage
 from gan_pack.cli.train import require_torch
-from gan_pack.contract.choices import LabelInput, NoiseMode, Precision, Rewrite, Tutorial, Weights
+from gan_pack.contract.choices import FamilyId, LabelInput, NoiseMode, Precision, Rewrite, Weights
 from gan_pack.core.noise import SEED_MAX
 from gan_pack.errors import GanPackError
 
 OWN = "Your own generator (a state dict and the class that builds it)"
-STYLE = "StyleGAN2 (--from stylegan2-torch)"
+STYLE = "StyleGAN (stylegan2-torch checkpoints, NVlabs network pickles)"
 
 
 def _own(help: str, panel: str, *names: str):
@@ -24,9 +25,12 @@ def _own(help: str, panel: str, *names: str):
 
 
 def export(
-    source: Annotated[Path, typer.Argument(help="A run folder or its checkpoint.pt; or, with --module or --from, "
-                                                "a state dict (generator.pth).")],
+    source: Annotated[Path, typer.Argument(help="A checkpoint: a gan_pack run folder or checkpoint.pt, a state dict "
+                                                "(generator.pth, G.pt) or an NVlabs network pickle (.pkl). Its "
+                                                "family is detected (ganpack inspect shows it).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
+    family: Annotated[Optional[FamilyId], typer.Option(
+        "--from", help="The generator family, where detection cannot tell (ganpack inspect lists them).")] = None,
     weights: Annotated[Weights, typer.Option(help="ema (default) or raw generator weights of a run.")] = Weights.ema,
     opset: Annotated[int, typer.Option(help="ONNX opset (18..23).")] = 18,
     atol: Annotated[Optional[float], typer.Option(
@@ -39,10 +43,8 @@ def export(
         help="Transposed convolutions as phase convolutions, thin convolutions as a matrix product: auto "
              "(kept where they measure faster on this CPU), on, or off.")] = Rewrite.auto,
     module: Annotated[Optional[str], _own("FILE.py:ClassName of your generator (imports that file).", OWN)] = None,
-    init: Annotated[Optional[str], _own("JSON keyword arguments for the class, e.g. '{\"ngpu\": 1}'.", OWN)] = None,
-    tutorial: Annotated[Optional[Tutorial], _own("A generator gan_pack knows how to build: the classic MNIST "
-                                                 "tutorial's, or stylegan2-torch's (with --init).", OWN,
-                                                 "--from")] = None,
+    init: Annotated[Optional[str], _own("JSON keyword arguments for the class, e.g. '{\"ngpu\": 1}' (stylegan2-torch: "
+                                        "only what its shapes cannot say, e.g. lr_mlp_mult).", OWN)] = None,
     noise_dim: Annotated[Optional[int], _own("Length of the noise vector (needed with --module).", OWN)] = None,
     num_classes: Annotated[Optional[int], _own("Classes of a conditional generator (0: none).", OWN)] = None,
     class_names: Annotated[Optional[str], _own("Comma-separated class names, for the metadata.", OWN)] = None,
@@ -50,70 +52,79 @@ def export(
     image_shape: Annotated[Optional[str], _own("C,H,W of an image (default: from the output).", OWN)] = None,
     noise_shape: Annotated[Optional[str], _own("Your forward's noise per sample, e.g. 100,1,1 (default: flat).",
                                                OWN)] = None,
-    label_input: Annotated[LabelInput, _own("What your forward takes as labels: index or onehot.", OWN)] \
-        = LabelInput.class_index,
+    label_input: Annotated[Optional[LabelInput], _own("What your forward takes as labels: index (default) or "
+                                                      "onehot.", OWN)] = None,
     output_range: Annotated[Optional[str], _own("Your output's range: -1,1 (Tanh, the default) or 0,1 (Sigmoid).",
                                                 OWN)] = None,
     noise_mode: Annotated[Optional[NoiseMode], _own(
-        "StyleGAN-family per-pixel noise: none (zeros, the default) or const (fixed, stored in the model: the "
-        "checkpoint's, or drawn from --seed). Also passed to a --module forward that takes noise_mode.",
-        STYLE)] = None,
-    seed: Annotated[Optional[int], typer.Option(help="StyleGAN2: the seed (0..2**32-1) of const noise, and of the mean "
-                                                     "latent where the checkpoint has none (default 0).",
+        "StyleGAN per-pixel noise: none (zeros) or const (fixed, stored in the model: the checkpoint's, or drawn "
+        "from --seed). Default: const for NVlabs pickles (as their gen_images.py), none for stylegan2-torch. "
+        "Also passed to a --module forward that takes noise_mode.", STYLE)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="stylegan2-torch: the seed (0..2**32-1) of const noise, and of "
+                                                     "the mean latent where the checkpoint has none (default 0).",
                                                 min=0, max=SEED_MAX, rich_help_panel=STYLE)] = None,
+    network: Annotated[Optional[str], _own("NVlabs pickles: which network to export, G_ema (default) or G.",
+                                           STYLE)] = None,
 ) -> None:
     """Export a generator to one self-contained .onnx file and prove it matches PyTorch.
 
     Examples: ganpack export runs/demo -o runs/demo.onnx;
-    ganpack export generator.pth --from tutorial-cgan -o mnist-cgan.onnx;
-    ganpack export netG.pth --module models.py:Generator --noise-dim 100 --noise-shape 100,1,1 -o dcgan.onnx;
-    ganpack export G.pt --from stylegan2-torch --init '{"resolution": 32, "latent_dim": 64, "n_mlp": 2}'
-    --noise-mode none -o sg.onnx
+    ganpack export generator.pth -o mnist-cgan.onnx (the tutorial's, detected);
+    ganpack export network-snapshot-000200.pkl -o ffhq.onnx (NVlabs, read without running its code);
+    ganpack export netG.pth --module models.py:Generator --noise-dim 100 --noise-shape 100,1,1 -o dcgan.onnx
     """
     require_torch()
     from gan_pack.contract.parity import parity_path
-    from gan_pack.pytorch.export import ExportOptions, check_outputs, export_generator, write_generator
+    from gan_pack.pytorch.export import ExportOptions
+    from gan_pack.pytorch.families import ExportRequest, export_checkpoint
+    from gan_pack.pytorch.importer import parse_init
 
     options = ExportOptions(weights=weights.value, opset=opset, atol=atol, precision=precision.value,
                             allow_mismatch=allow_mismatch, rewrite=rewrite.value)
     own = {"--noise-dim": noise_dim, "--num-classes": num_classes, "--class-names": class_names,
-           "--image-shape": image_shape, "--noise-shape": noise_shape, "--init": init}
-    if tutorial is Tutorial.stylegan2_torch:
-        from gan_pack.pytorch.importer import parse_init
-        from gan_pack.pytorch.stylegan2 import STYLEGAN_PARITY_BATCHES, exportable_stylegan2_torch
+           "--image-shape": image_shape, "--noise-shape": noise_shape, "--label-input": label_input,
+           "--output-range": output_range}
+    request = ExportRequest(family=family.value if family else None, weights=weights.value, network=network,
+                            noise_mode=noise_mode.value if noise_mode else None, seed=seed,
+                            init=parse_init(init) if init is not None else None, module=module,
+                            own={flag: value for flag, value in own.items() if value is not None},
+                            settings=own_settings(noise_dim, num_classes, class_names, dataset, image_shape,
+                                                  noise_shape, label_input or LabelInput.class_index, output_range,
+                                                  module or (family.value if family else "")))
+    request.settings["noise_mode"] = request.noise_mode
+    reports, chosen = export_checkpoint(source, output, request, options, log=stage)
+    show_parity(reports)
+    typer.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB, {chosen.id}) and {parity_path(output)}")
 
-        others = [flag for flag, value in own.items() if value is not None and flag not in ("--init",)]
-        if module is not None or others:
-            raise GanPackError(f"--from stylegan2-torch reads its shapes from --init and the weights; drop "
-                               f"{', '.join((['--module'] if module else []) + others)}")
-        if init is None:
-            raise GanPackError("--from stylegan2-torch needs --init with the Generator's arguments, e.g. "
-                               "'{\"resolution\": 32, \"latent_dim\": 64, \"n_mlp\": 2}'")
-        options.batch_sizes = STYLEGAN_PARITY_BATCHES
-        output = check_outputs(output)
-        exportable = exportable_stylegan2_torch(source, parse_init(init), (noise_mode or NoiseMode.none).value, seed,
-                                                dataset)
-        show_parity(write_generator(exportable, output, options, log=stage))
-    elif seed is not None or (noise_mode is not None and module is None):
-        raise GanPackError("--seed is for --from stylegan2-torch, --noise-mode for it or a --module whose forward "
-                           "takes noise_mode")
-    elif module is None and tutorial is None:
-        given = [flag for flag, value in own.items() if value is not None]
-        if given:
-            raise GanPackError(f"{', '.join(given)} describe your own generator: add --module FILE.py:Class or --from")
-        show_parity(export_generator(source, output, options, log=stage))
-    else:
-        from gan_pack.pytorch.importer import exportable_file, parse_init
 
-        if module is not None and tutorial is not None:
-            raise GanPackError("give either --module (your class) or --from (the tutorial's), not both")
-        settings = own_settings(noise_dim, num_classes, class_names, dataset, image_shape, noise_shape, label_input,
-                                output_range, module or (tutorial.value if tutorial else ""))
-        settings["noise_mode"] = noise_mode.value if noise_mode else None
-        output = check_outputs(output)
-        exportable = exportable_file(source, settings, module, parse_init(init), tutorial.value if tutorial else None)
-        show_parity(write_generator(exportable, output, options, log=stage))
-    typer.echo(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB) and {parity_path(output)}")
+def inspect_checkpoint(
+    source: Annotated[Path, typer.Argument(help="A checkpoint: a run, a state dict or an NVlabs network pickle.")],
+    family: Annotated[Optional[FamilyId], typer.Option("--from", help="Describe it as this family.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Say which generator family a checkpoint is, what its shapes say, and what export will rewrite,
+    without exporting or running anything in it.
+
+    Example: ganpack inspect network-snapshot-000200.pkl
+    """
+    require_torch()
+    from gan_pack.pytorch.families import describe
+
+    report = describe(source, family.value if family else None)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    typer.echo(f"{printable(report['source'])}: {report['family']} ({report['title']})")
+    for key, value in report["facts"].items():
+        typer.echo(f"  {key:<20} {printable(str(value))}")
+    typer.echo("export rewrites:" if report["export rewrites"] else "export rewrites: nothing")
+    for line in report["export rewrites"]:
+        typer.echo(f"  - {line}")
+    typer.echo(f"providers: {report['providers']['source']}; {report['providers']['export']}")
+    typer.echo(f"flags it takes: {', '.join(report['flags']) or 'none'}; parity at batch "
+               f"{', '.join(map(str, report['parity batches']))}")
+    for fid, why in report["other families"].items():
+        typer.echo(f"  not {fid}: {printable(str(why))}")
 
 
 def own_settings(noise_dim: int | None, num_classes: int | None, class_names: str | None, dataset: str,

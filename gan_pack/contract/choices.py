@@ -87,11 +87,14 @@ class Variant(Choice):
     int8 = "int8"          # onnxruntime quantization, for CPUs
 
 
-class Tutorial(Choice):
-    """What `export --from` knows how to build: the classic tutorial's generators, a StyleGAN2."""
-    gan = "tutorial-gan"
-    cgan = "tutorial-cgan"
-    stylegan2_torch = "stylegan2-torch"   # PyPI stylegan2-torch's Generator
+class FamilyId(Choice):
+    """What `export --from` takes: the generator families gan_pack knows (pytorch/families.py)."""
+    gan_pack = "gan-pack"                   # a gan_pack run or checkpoint
+    tutorial_gan = "tutorial-gan"           # the classic MNIST GAN tutorial's generator.pth
+    tutorial_cgan = "tutorial-cgan"
+    stylegan2_torch = "stylegan2-torch"     # PyPI stylegan2-torch's Generator
+    nvlabs_stylegan2 = "nvlabs-stylegan2"   # NVlabs StyleGAN2-ADA network pickles
+    nvlabs_stylegan3 = "nvlabs-stylegan3"   # NVlabs StyleGAN3 network pickles
 
 
 class NoiseMode(Choice):

@@ -28,6 +28,7 @@ from gan_pack.errors import CheckpointError, ConfigError
 from gan_pack.pytorch.adapter import ContractAdapter, ImportSpec, check_generator, probe
 from gan_pack.pytorch.checkpoint import load_untrusted
 from gan_pack.pytorch.export import Exportable, ExportOptions, check_outputs, write_generator
+from gan_pack.pytorch.family_facts import tutorial_layout
 
 TUTORIALS = ("tutorial-gan", "tutorial-cgan")
 
@@ -156,13 +157,11 @@ class TutorialGenerator(nn.Module):
 def tutorial_generator(kind: str, state: dict[str, torch.Tensor], source: str | Path) -> tuple[nn.Module, dict]:
     """The tutorial generator that `state` was saved from, and what its shapes say (noise_dim,
     num_classes, pixels), checked against the layout those scripts write."""
-    linears = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"model\.(\d+)\.weight", k))
-                     and state[k].dim() == 2)
-    norms = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"model\.(\d+)\.running_mean", k)))
-    expected = list(range(0, 3 * len(linears), 3))
-    if not linears or linears != expected or norms != [i + 2 for i in linears[:-1]]:
+    if tutorial_layout(state) is not None:
         raise ConfigError(f"{source} is not the classic tutorial generator (it needs keys model.0.weight, "
                           f"model.2.running_mean, model.3.weight, ...); for another class use --module FILE.py:Class")
+    linears = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"model\.(\d+)\.weight", k))
+                     and state[k].dim() == 2)
     embedding = state.get("label_emb.weight")
     if (kind == "tutorial-cgan") != (embedding is not None):
         other = "tutorial-gan" if embedding is None else "tutorial-cgan"
@@ -209,12 +208,13 @@ def export_module(module: nn.Module, output: str | Path, spec: ImportSpec,
 
 
 def exportable_file(weights: str | Path, settings: dict, module_spec: str | None = None, init: dict | None = None,
-                 tutorial: str | None = None) -> Exportable:
+                    tutorial: str | None = None, state: dict[str, torch.Tensor] | None = None) -> Exportable:
     """A weights file, with the class that builds it: the user's (module_spec, init) or a tutorial's.
 
     `settings` are ImportSpec's fields; for a tutorial, noise_dim and num_classes may be None (then
-    its weights say them) and are checked against the weights when given."""
-    state = load_state_dict(weights)
+    its weights say them) and are checked against the weights when given. `state`: the weights,
+    already loaded."""
+    state = load_state_dict(weights) if state is None else state
     if tutorial is not None:
         module, facts = tutorial_generator(tutorial, state, weights)
         for key in ("noise_dim", "num_classes"):

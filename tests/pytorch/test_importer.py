@@ -325,7 +325,7 @@ def test_mistakes_are_one_line(zoo, tmp_path, capsys, mistake, words):
         "tutorial_noise_dim": lambda: [cgan, "--from", "tutorial-cgan", "--noise-dim", "64"],
         "not_tutorial": lambda: [trained(zoo, "SigmoidGAN", noise=(16,))[0], "--from", "tutorial-gan"],
         "no_noise_dim": lambda: [cgan, "--module", f"{zoo_file}:TutorialCGAN"],
-        "flags_without_module": lambda: [cgan, "--noise-dim", "100"],
+        "flags_without_module": lambda: [cgan, "--noise-shape", "100,1,1"],
         "noise_shape": lambda: [cgan, "--module", f"{zoo_file}:DCGAN", "--noise-dim", "100", "--noise-shape", "10,1,1"],
     }[mistake]()
     code, _, err = run_cli(["export", *args, "-o", tmp_path / "x.onnx"], capsys)
