@@ -207,12 +207,11 @@ def stylegan2_sizes(g: PersistentObject) -> dict:
             "img_channels": _int(g, "img_channels", 1, 4, "G")}
 
 
-def expected_shapes(g: PersistentObject, sizes: dict, tensors: dict[str, torch.Tensor]) -> dict[str, tuple | None]:
-    """Every tensor the network that `sizes` and the records describe holds, with its shape (None: a
-    FIR filter, any size; its form is checked when it is read)."""
-    mapping, synthesis = _child(g, "mapping", "G"), _child(g, "synthesis", "G")
-    if mapping is None or synthesis is None:
-        raise CheckpointError("G has no mapping or synthesis network; it is not a StyleGAN2 generator")
+def mapping_shapes(g: PersistentObject, sizes: dict, tensors: dict[str, torch.Tensor]) -> dict[str, tuple | None]:
+    """The mapping network's tensors and their shapes (StyleGAN2 and StyleGAN3 share its layout)."""
+    mapping = _child(g, "mapping", "G")
+    if mapping is None or _child(g, "synthesis", "G") is None:
+        raise CheckpointError("G has no mapping or synthesis network; it is not a StyleGAN generator")
     z, c, w = sizes["z_dim"], sizes["c_dim"], sizes["w_dim"]
     count = sum(1 for name in mapping.modules if name.startswith("fc") and name[2:].isdigit())
     embed = tuple(tensors.get("mapping.embed.weight", torch.zeros(w, 0)).shape)[0] if c else 0
@@ -224,6 +223,14 @@ def expected_shapes(g: PersistentObject, sizes: dict, tensors: dict[str, torch.T
     for i in range(count):
         shapes.update({f"mapping.fc{i}.weight": (features[i + 1], features[i]),
                        f"mapping.fc{i}.bias": (features[i + 1],)})
+    return shapes
+
+
+def expected_shapes(g: PersistentObject, sizes: dict, tensors: dict[str, torch.Tensor]) -> dict[str, tuple | None]:
+    """Every tensor the network that `sizes` and the records describe holds, with its shape (None: a
+    FIR filter, any size; its form is checked when it is read)."""
+    shapes = mapping_shapes(g, sizes, tensors)
+    synthesis, w = _child(g, "synthesis", "G"), sizes["w_dim"]
     side, previous = 4, 0
     kernel = tuple(tensors.get("synthesis.b4.conv1.weight", torch.zeros(1, 1, 3, 3)).shape)[-1]
     while side <= sizes["img_resolution"]:
