@@ -8,11 +8,10 @@ gives 2-D down filters, as --cfg stylegan3-r has. Written from the format's desc
 from __future__ import annotations
 
 import numpy as np
+import nvlabs_format as nf
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-import nvlabs_format as nf
 
 
 def lowpass(taps: int, cutoff: float, fs: float) -> torch.Tensor | None:

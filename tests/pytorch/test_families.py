@@ -13,9 +13,9 @@ pytest.importorskip("onnx")
 
 sys.path.insert(0, str(Path(__file__).parent))
 import nvlabs_format as nf  # noqa: E402
-from conftest import one_error_line, run_cli  # noqa: E402
 from test_importer import ZOO, trained  # noqa: E402,F401
 
+from conftest import one_error_line, run_cli  # noqa: E402
 from gan_pack.errors import CheckpointError  # noqa: E402
 from gan_pack.pytorch import families  # noqa: E402
 

@@ -14,8 +14,8 @@ pytest.importorskip("onnx")
 sys.path.insert(0, str(Path(__file__).parent))
 import nvlabs_format as nf  # noqa: E402
 import nvlabs_format3 as nf3  # noqa: E402
-from conftest import one_error_line, run_cli  # noqa: E402
 
+from conftest import one_error_line, run_cli  # noqa: E402
 from gan_pack.errors import CheckpointError  # noqa: E402
 from gan_pack.pytorch.network_pickle import read_network_pickle  # noqa: E402
 from gan_pack.pytorch.nvlabs import nvlabs_config  # noqa: E402
