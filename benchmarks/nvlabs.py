@@ -57,7 +57,6 @@ def nvlabs_generator(config: str, resolution: int, c_dim: int, big: bool, seed: 
         networks = importlib.import_module("training.networks_stylegan3")
         synthesis = {"conv_kernel": 1, "use_radial_filters": True} if config == "stylegan3-r" else {}
         synthesis |= {"num_fp16_res": 4, "conv_clamp": 256}
-        channels = {"channel_base": channels["channel_base"] * 2, "channel_max": channels["channel_max"]}
     g = networks.Generator(c_dim=c_dim, img_resolution=resolution, img_channels=3, mapping_kwargs=mapping,
                            **width, **channels, **synthesis).eval().requires_grad_(False)
     for name, value in g.named_parameters():
@@ -128,27 +127,29 @@ def cpu_speed(config: str, scratch: Path, seconds: float) -> None:
 def gpu_speed(config: str, scratch: Path, seconds: float, batches: list[int]) -> None:
     from gan_pack.package.pack import PackOptions, pack
 
-    g = nvlabs_generator(config, 64, 0, big=True).cuda()
-    model = exported(g.cpu(), scratch, "big")
+    g = nvlabs_generator(config, 64, 0, big=True)
+    model = exported(g, scratch, "big")
+    package = pack(model, scratch / "big", PackOptions(variants=("cuda",)))
     g = g.cuda()
-    package = pack(model, scratch / "pkg", PackOptions(variants=("cuda",)))
-    runners = {"fp32": OnnxGenerator(model, device="cuda"),
-               "cuda fp16": OnnxGenerator(package / "big.cuda.onnx", device="cuda")}
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; {config} 64 px")
+    runners = {"fp32 file": OnnxGenerator(package, device="cuda", variant="main"),
+               "cuda variant (fp16)": OnnxGenerator(package, device="cuda")}
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; {config} 64 px, NVlabs' forward with its "
+          f"compiled ops (fp16 in its top resolutions, as it runs on CUDA)")
+    z1 = np.random.default_rng(1).standard_normal((7, 512), dtype=np.float32)
+    gap = float(np.abs(OnnxGenerator(model).generate(z1) - nvlabs_images(g, z1, None, 1.0, "cuda")).max())
+    print(f"parity, batch 7: export (CPU) vs NVlabs forward (CUDA, force_fp32) max abs {gap:.2e}")
     for batch in batches:
-        z = np.random.default_rng(0).standard_normal((batch, 512), dtype=np.float32)
-        zt = torch.from_numpy(z).cuda()
+        z = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, 512), dtype=np.float32)).cuda()
 
-        def theirs():
+        def theirs(fp32=False):
             with torch.no_grad():
-                out = g(zt, None, noise_mode="const").clamp(-1, 1)
+                g(z, None, noise_mode="const", force_fp32=fp32).clamp(-1, 1)
             torch.cuda.synchronize()
-            return out
-        fns = {"nvlabs": theirs, **{name: (lambda r=r: r.generate(z)) for name, r in runners.items()}}
+        fns = {"nvlabs": theirs, "nvlabs fp32": lambda: theirs(True),
+               **{name: (lambda r=r: r.generate(z, output="device")) for name, r in runners.items()}}
         rates = interleaved_rates(fns, batch, seconds)
-        print(f"batch {batch}:")
-        for name, rate in rates.items():
-            print(f"  {name:<10} {rate:10.1f} images/s  {rate / rates['nvlabs']:.2f}x")
+        print(f"batch {batch}: " + ", ".join(f"{name} {rate:,.0f} images/s ({rate / rates['nvlabs']:.2f}x)"
+                                          for name, rate in rates.items()))
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gan_pack.contract.names import IMAGES, LABELS, NOISE
+from gan_pack.contract.names import IMAGES, LABELS, NOISE, PSI
 from gan_pack.errors import ModelError
 
 OUTPUTS = ("numpy", "device")
@@ -98,7 +98,10 @@ def bound_run(session, feeds: dict, device: str, output: str, shape: tuple[int, 
     where they are. The output is left in the device's arena (output="device"), or, for numpy, copied
     once from the device straight into the array returned (its `shape` given: onnxruntime's own
     OrtValue.numpy() copies twice, to its host buffer and then to numpy). A binding per call keeps
-    this thread-safe."""
+    this thread-safe. A feed that overrides an initializer (a StyleGAN's psi) is one I/O binding does
+    not take: then the run goes through run_with_ort_values, and a "device" output is copied back."""
+    if not OVERRIDABLE.isdisjoint(feeds) and OVERRIDABLE & overridable(session):
+        return _run_with_values(session, feeds, device, output)
     binding = session.io_binding()
     for name, value in feeds.items():
         if isinstance(value, np.ndarray):
@@ -114,3 +117,26 @@ def bound_run(session, feeds: dict, device: str, output: str, shape: tuple[int, 
     session.run_with_iobinding(binding)
     result = binding.get_outputs()[0]
     return DeviceImages(result) if output == "device" else result.numpy()
+
+
+OVERRIDABLE = frozenset({PSI})
+
+
+def overridable(session) -> frozenset:
+    return frozenset(i.name for i in session.get_overridable_initializers())
+
+
+def _run_with_values(session, feeds: dict, device: str, output: str):
+    """One run of feeds that override initializers, which I/O binding cannot bind: numpy feeds go as
+    they are, device feeds as OrtValues; the images come back to the host, and to `device` again for
+    output="device"."""
+    import onnxruntime as ort
+
+    values = {name: value if isinstance(value, ort.OrtValue) else ort.OrtValue.ortvalue_from_numpy(value)
+              for name, value in feeds.items()}
+    result = session.run_with_ort_values([IMAGES], values)[0]
+    if output != "device":
+        return result.numpy()
+    if result.device_name().lower() != device:
+        result = ort.OrtValue.ortvalue_from_numpy(result.numpy(), device, 0)
+    return DeviceImages(result)
