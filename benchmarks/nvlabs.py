@@ -124,20 +124,36 @@ def cpu_speed(config: str, scratch: Path, seconds: float) -> None:
     print(f"  OnnxGenerator (onnxruntime CPU)  {rates['onnx']:8.1f} images/s  {rates['onnx'] / rates['nvlabs']:.2f}x")
 
 
+def register_built_extensions() -> None:
+    """NVlabs' custom_ops imports the extension it builds by name; torch >= 2.x's cpp_extension.load
+    returns it without registering that name, so register it."""
+    import torch.utils.cpp_extension as extension
+
+    load = extension.load
+
+    def load_and_register(*args, **kwargs):
+        module = load(*args, **kwargs)
+        sys.modules[kwargs.get("name") or args[0]] = module
+        return module
+    extension.load = load_and_register
+
+
 def gpu_speed(config: str, scratch: Path, seconds: float, batches: list[int]) -> None:
     from gan_pack.package.pack import PackOptions, pack
+
+    register_built_extensions()
 
     g = nvlabs_generator(config, 64, 0, big=True)
     model = exported(g, scratch, "big")
     package = pack(model, scratch / "big", PackOptions(variants=("cuda",)))
     g = g.cuda()
-    runners = {"fp32 file": OnnxGenerator(package, device="cuda", variant="main"),
-               "cuda variant (fp16)": OnnxGenerator(package, device="cuda")}
+    factories = {"fp32 file": lambda: OnnxGenerator(package, device="cuda", variant="main"),
+                 "cuda variant (fp16)": lambda: OnnxGenerator(package, device="cuda")}
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; {config} 64 px, NVlabs' forward with its "
-          f"compiled ops (fp16 in its top resolutions, as it runs on CUDA)")
+          f"compiled ops (fp16 in its top resolutions, as it runs on CUDA; and with force_fp32)")
     z1 = np.random.default_rng(1).standard_normal((7, 512), dtype=np.float32)
     gap = float(np.abs(OnnxGenerator(model).generate(z1) - nvlabs_images(g, z1, None, 1.0, "cuda")).max())
-    print(f"parity, batch 7: export (CPU) vs NVlabs forward (CUDA, force_fp32) max abs {gap:.2e}")
+    print(f"parity, batch 7: export (CPU) vs NVlabs forward (CUDA, force_fp32, TF32 on) max abs {gap:.2e}")
     for batch in batches:
         z = torch.from_numpy(np.random.default_rng(0).standard_normal((batch, 512), dtype=np.float32)).cuda()
 
@@ -145,11 +161,24 @@ def gpu_speed(config: str, scratch: Path, seconds: float, batches: list[int]) ->
             with torch.no_grad():
                 g(z, None, noise_mode="const", force_fp32=fp32).clamp(-1, 1)
             torch.cuda.synchronize()
-        fns = {"nvlabs": theirs, "nvlabs fp32": lambda: theirs(True),
-               **{name: (lambda r=r: r.generate(z, output="device")) for name, r in runners.items()}}
-        rates = interleaved_rates(fns, batch, seconds)
-        print(f"batch {batch}: " + ", ".join(f"{name} {rate:,.0f} images/s ({rate / rates['nvlabs']:.2f}x)"
-                                          for name, rate in rates.items()))
+        if batch <= 256:               # every contender's memory fits at once: interleaved rounds
+            runners = {name: make() for name, make in factories.items()}
+            fns = {"nvlabs": theirs, "nvlabs fp32": lambda: theirs(True),
+                   **{name: (lambda r=r: r.generate(z, output="device")) for name, r in runners.items()}}
+            rates = interleaved_rates(fns, batch, seconds)
+            del runners
+        else:                          # one after another, each freed before the next
+            rates = {}
+            for name, fn in (("nvlabs", theirs), ("nvlabs fp32", lambda: theirs(True))):
+                rates[name] = interleaved_rates({name: fn}, batch, seconds / 2)[name]
+            torch.cuda.empty_cache()
+            for name, make in factories.items():
+                runner = make()
+                rates[name] = interleaved_rates({name: lambda: runner.generate(z, output="device")}, batch,
+                                                seconds / 2)[name]
+                del runner
+        print(f"batch {batch}{' (timed one after another)' if batch > 256 else ''}: " + ", ".join(
+            f"{name} {rate:,.0f} images/s ({rate / rates['nvlabs']:.2f}x)" for name, rate in rates.items()))
 
 
 def main() -> None:

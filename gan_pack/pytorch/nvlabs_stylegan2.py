@@ -25,7 +25,7 @@ from torch import nn
 from gan_pack.contract.limits import MAX_CLASSES, MAX_NOISE_DIM
 from gan_pack.errors import CheckpointError
 from gan_pack.pytorch.network_pickle import PersistentObject
-from gan_pack.pytorch.stylegan2 import ModulatedConv, Upsample
+from gan_pack.pytorch.stylegan2 import ModulatedConv, ScaledLinear, Upsample
 
 MAX_RESOLUTION = 4096
 MAX_CHANNELS = 4096
@@ -53,23 +53,17 @@ def _child(record: PersistentObject, name: str, where: str) -> PersistentObject 
     return child if isinstance(child, PersistentObject) else None
 
 
-class Dense(nn.Module):
+class Dense(ScaledLinear):
     """NVlabs' FullyConnectedLayer: weight * weight_gain, bias * bias_gain, linear or lrelu * sqrt(2)."""
 
     def __init__(self, record: PersistentObject, where: str, tensors: dict[str, torch.Tensor]):
-        super().__init__()
         activation = record.attribute("activation", "linear")
         if activation not in ("linear", "lrelu"):
             raise CheckpointError(f"{where} uses activation {str(activation)[:20]!r}; only linear and lrelu are "
                                   f"rebuilt")
-        self.lrelu = activation == "lrelu"
         gain, bias_gain = _number(record, "weight_gain", where), _number(record, "bias_gain", where)
-        self.register_buffer("weight", tensors[f"{where}.weight"].float() * gain)        # (out, in)
-        self.register_buffer("bias", tensors[f"{where}.bias"].float() * bias_gain)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.linear(x, self.weight, self.bias)
-        return F.leaky_relu(x, 0.2) * math.sqrt(2) if self.lrelu else x
+        super().__init__(tensors[f"{where}.weight"].float() * gain, tensors[f"{where}.bias"].float() * bias_gain,
+                         activation == "lrelu")
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:

@@ -60,6 +60,32 @@ def blur(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int]) -> torch.T
     return F.conv2d(x, kernel, padding=pad[0], groups=x.shape[1])
 
 
+class ScaledLinear(nn.Module):
+    """An equalized-learning-rate linear layer with its gains folded in: x @ weight.T + bias, then
+    leaky ReLU times sqrt(2) (lrelu=True), as the lineage's EqualLinear / fused_leaky_relu and NVlabs'
+    FullyConnectedLayer compute; no gain is multiplied in the graph."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, lrelu: bool = False):
+        super().__init__()
+        self.lrelu = lrelu
+        self.register_buffer("weight", weight.detach().float().clone())        # (out, in)
+        self.register_buffer("bias", bias.detach().float().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.linear(x, self.weight, self.bias)
+        return F.leaky_relu(x, 0.2) * math.sqrt(2) if self.lrelu else x
+
+
+class PixelNorm(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.square().mean(1, keepdim=True) + 1e-8)
+
+
+def equal_linear(layer: nn.Module, lrelu: bool) -> ScaledLinear:
+    """A stylegan2-torch EqualLinear (or EqualLeakyReLU) as a ScaledLinear."""
+    return ScaledLinear(layer.weight * layer.scale, layer.bias * layer.lr_mult, lrelu)
+
+
 class ModulatedConv(nn.Module):
     """One modulated convolution of a block (or of a ToRGB layer, demodulate=False), optionally
     upsampling by 2 with the block's blur filter; then noise, bias, activation (activate=True) times
@@ -184,13 +210,15 @@ def parts_of_stylegan2_torch(g: nn.Module, noises: list[torch.Tensor] | None, w_
     for j, block in enumerate(order):
         up = hasattr(block, "blur")
         noise = None if noises is None else (block.add_noise.weight * noises[j]).detach().clone()
-        blocks.append(ModulatedConv((block.scale * block.weight[0]).detach(), block.affine, demodulate=True, up=up,
+        blocks.append(ModulatedConv((block.scale * block.weight[0]).detach(), equal_linear(block.affine, False),
+                                    demodulate=True, up=up,
                                     blur=(block.blur.kernel, block.blur.pad) if up else None,
                                     bias=block.leaky_relu.bias.detach().clone(), noise=noise))
-    to_rgbs = [ModulatedConv((rgb.scale * rgb.weight[0]).detach(), rgb.affine, demodulate=False,
+    to_rgbs = [ModulatedConv((rgb.scale * rgb.weight[0]).detach(), equal_linear(rgb.affine, False), demodulate=False,
                              bias=rgb.bias.detach().reshape(-1).clone(), activate=False) for rgb in g.to_rgbs]
     upsamples = [Upsample(rgb.upsample.kernel, rgb.upsample.pad, rgb.weight.shape[1]) for rgb in g.to_rgbs[1:]]
-    return StyleGAN2Parts(g.mapping, g.input.input.detach(), blocks, to_rgbs, upsamples, w_avg.reshape(-1))
+    mapping = nn.Sequential(PixelNorm(), *[equal_linear(layer, True) for layer in list(g.mapping)[1:]])
+    return StyleGAN2Parts(mapping, g.input.input.detach(), blocks, to_rgbs, upsamples, w_avg.reshape(-1))
 
 
 def load_stylegan2_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
