@@ -14,6 +14,7 @@ import numpy as np
 from gan_pack.contract.limits import MAX_ACTIVATION_BYTES, MAX_CHANNELS, MAX_CLASSES, MAX_IMAGE_VALUES, MAX_NOISE_DIM
 from gan_pack.contract.names import CLASSIFIER_KIND, DOMAIN, GENERATOR_KIND, PRODUCER
 from gan_pack.contract.parity import parity_problems
+from gan_pack.contract.spec import SPEC_KEY, GeneratorSpec
 from gan_pack.core.noise import MIN_TRUNCATION
 from gan_pack.errors import ModelError
 
@@ -56,18 +57,37 @@ def image_metadata(image_shape) -> dict[str, str]:
             "Image.ColorSpaceGamma": "SRGB", "Image.NominalPixelRange": "Normalized_1_1"}
 
 
+def spec_of(metadata: dict[str, str]) -> GeneratorSpec:
+    """The GeneratorSpec the metadata's fields say (the parity bound and batches from its report)."""
+    parity = json.loads(metadata["parity"]) if "parity" in metadata else {}
+    batches = tuple(b["batch"] for b in parity.get("batches", []) if isinstance(b, dict) and "batch" in b)
+    return GeneratorSpec(int(metadata["noise_dim"]), int(metadata["num_classes"]),
+                         tuple(json.loads(metadata["image_shape"])), metadata.get("psi_input") == "true",
+                         float(metadata["truncation"]) if "truncation" in metadata else None,
+                         parity_bound=parity.get("bound"), parity_batches=batches)
+
+
 def describe(metadata: dict[str, str]) -> str:
     """A generator in one Markdown paragraph: the ModelProto's doc_string."""
-    k, shape = int(metadata.get("num_classes", 0)), json.loads(metadata.get("image_shape", "[1, 28, 28]"))
-    labels = f" and `labels` int64 `[batch]` in 0..{k - 1}" if k else ""
+    spec = spec_of(metadata)
+    noise, *others = spec.inputs()
+    extra = "".join(f" and {'optional ' if t.optional else ''}`{t.name}` {t.dtype} `[{', '.join(map(str, t.shape))}]`"
+                    + (f" (default {t.default:g})" if t.optional else f" in {t.range[0]}..{t.range[1]}")
+                    for t in others)
+    (images,) = spec.outputs()
     return (f"gan_pack {metadata.get('model', '?')} generator ({metadata.get('arch', '?')}) of "
-            f"{metadata.get('dataset', '?')} images. Inputs: `noise` float32 `[batch, {metadata.get('noise_dim')}]` "
-            f"(standard normal){labels}. Output: `images` float32 `[batch, {', '.join(map(str, shape))}]` in [-1, 1].")
+            f"{metadata.get('dataset', '?')} images. Inputs: `noise` float32 `[batch, {noise.shape[1]}]` "
+            f"(standard normal){extra}. Output: `images` float32 `[batch, {', '.join(map(str, images.shape[1:]))}]` "
+            f"in [-1, 1].")
 
 
 def set_metadata(model, metadata: dict[str, str]) -> None:
     """Replace an onnx ModelProto's metadata with `metadata` (what ModelInfo.from_metadata reads), and
-    fill ONNX's identity fields (producer, version, domain, model_version, doc_string) from it."""
+    fill ONNX's identity fields (producer, version, domain, model_version, doc_string) from it. A
+    generator's spec (`gan_pack.spec`, which export writes) is rewritten from the same fields, so the
+    two always agree; a model exported before the spec existed keeps its bytes (its spec is derived)."""
+    if SPEC_KEY in metadata and all(k in metadata for k in REQUIRED_METADATA):
+        metadata = {**metadata, SPEC_KEY: spec_of(metadata).to_json()}
     del model.metadata_props[:]
     for key, value in metadata.items():
         entry = model.metadata_props.add()
@@ -104,6 +124,12 @@ class ModelInfo:
         return self.num_classes > 0
 
     @property
+    def spec(self) -> GeneratorSpec:
+        """What the graph takes and gives (contract/spec.py), from these fields."""
+        return spec_of(self.raw) if self.raw else GeneratorSpec(self.noise_dim, self.num_classes, self.image_shape,
+                                                                 self.psi_input, self.truncation)
+
+    @property
     def psi_input(self) -> bool:
         """A StyleGAN-family graph: it takes `psi`, truncation in w space (default 1)."""
         return self.raw.get("psi_input") == "true"
@@ -135,6 +161,13 @@ class ModelInfo:
         except (ValueError, TypeError, RecursionError) as e:
             raise ModelError(f"{path} has malformed gan_pack metadata ({str(e)[:120]}); re-export it") from e
         problems = info.problems() + problems
+        if not problems and SPEC_KEY in meta:
+            try:
+                written = GeneratorSpec.from_json(meta[SPEC_KEY])
+            except (ValueError, TypeError, RecursionError):
+                written = None
+            if written != info.spec:
+                problems.append(f"{SPEC_KEY} does not agree with the fields beside it")
         if problems:
             raise ModelError(f"{path} has malformed gan_pack metadata ({'; '.join(problems[:3])}); re-export it")
         return info

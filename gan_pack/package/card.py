@@ -7,6 +7,7 @@ import html
 import json
 
 from gan_pack.contract.package_format import GOLDEN_TOLERANCE, family
+from gan_pack.contract.spec import TensorSpec
 
 TASK = "unconditional-image-generation"
 METRIC_NAMES = {"fcd": "FCD", "fcd_ratio_to_floor": "FCD / floor", "conditional_accuracy": "conditional accuracy",
@@ -44,6 +45,14 @@ def front_matter(facts: dict, evaluation: dict | None, license: str) -> str:
     return "\n".join(lines + ["---", ""])
 
 
+def contract_lines(contract: dict) -> str:
+    """The manifest's contract (GeneratorSpec's tensors) as the card's list; images as pixels too."""
+    lines = [f"- input {TensorSpec.from_manifest(entry).card()}" for entry in contract["inputs"]]
+    lines += [f"- output {TensorSpec.from_manifest(entry).card()} (pixel = (x + 1) * 127.5)"
+              for entry in contract["outputs"]]
+    return "\n".join(lines)
+
+
 def model_card(facts: dict, evaluation: dict | None, license: str, data_notice: str | None = None) -> str:
     name, k = facts["name"], facts["num_classes"]
     shape = "x".join(map(str, facts["image_shape"]))
@@ -51,7 +60,6 @@ def model_card(facts: dict, evaluation: dict | None, license: str, data_notice: 
     files = "\n".join(f"| `{f['path']}` | {f['bytes'] / 1e6:.2f} MB | {f.get('precision', '')} | "
                       f"{f.get('provider', 'any' if f.get('role') == 'model' else '')} |" for f in facts["files"])
     labels_py = ", labels=3" if k else ""
-    label_input = f"\n- input `labels`: int64 `[batch]`, 0..{k - 1}" if k else ""
     labels_js = " --label 3" if k else ""
     node_out = {1: "pgm", 3: "ppm"}.get(facts["image_shape"][0], "png")      # what Node writes per channel count
     figures, parity_line = evaluation_section(facts, evaluation), parity_sentence(facts.get("parity") or {})
@@ -66,8 +74,7 @@ beside it are made for one execution provider, and gan_pack's runtime picks the 
 
 ## Contract
 
-- input `noise`: float32 `[batch, {facts['noise_dim']}]`, standard normal{label_input}
-- output `images`: float32 `[batch, {', '.join(map(str, facts['image_shape']))}]` in [-1, 1] (pixel = (x + 1) * 127.5)
+{contract_lines(facts["contract"])}
 
 The same facts, for runtimes that cannot read ONNX metadata (onnxruntime-web, onnxruntime-node), are in
 `{name}.json`.{truncation_note(facts)}

@@ -11,7 +11,6 @@ import numpy as np
 
 import gan_pack
 from gan_pack.contract.metadata import ModelInfo
-from gan_pack.contract.names import PSI, PSI_AXIS
 from gan_pack.contract.package_format import (
     GOLDEN_COUNT,
     GOLDEN_FORMAT,
@@ -54,11 +53,6 @@ def manifest(name: str, folder: Path, generators: dict[str, OnnxGenerator], eval
     info = generators[f"{name}.onnx"].info
     raw = info.raw
     k = info.num_classes
-    inputs: list[dict[str, object]] = [{"name": "noise", "dtype": "float32", "shape": ["batch", info.noise_dim]}]
-    if k:
-        inputs.append({"name": "labels", "dtype": "int64", "shape": ["batch"]})
-    if info.psi_input:              # StyleGAN truncation: one per image, or one for all; absent: 1
-        inputs.append({"name": PSI, "dtype": "float32", "shape": [PSI_AXIS], "optional": True, "default": 1.0})
     files = []
     for path in sorted(folder.iterdir()):
         entry = {"path": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
@@ -72,8 +66,7 @@ def manifest(name: str, folder: Path, generators: dict[str, OnnxGenerator], eval
         files.append(entry)
     return {
         "format": PACKAGE_FORMAT, "name": name, "gan_pack_version": gan_pack.__version__,
-        "contract": {"inputs": inputs, "outputs": [{"name": "images", "dtype": "float32",
-                                                     "shape": ["batch", *info.image_shape], "range": [-1, 1]}]},
+        "contract": info.spec.contract(),
         "model": info.model, "arch": info.arch, "dataset": info.dataset,
         "noise_dim": info.noise_dim, "noise_distribution": raw.get("noise_distribution", "standard_normal"),
         "num_classes": k, "class_names": info.class_names, "image_shape": list(info.image_shape),

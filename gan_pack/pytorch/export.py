@@ -25,8 +25,8 @@ from torch import nn
 
 import gan_pack
 from gan_pack.contract.choices import Precision, Rewrite, Weights
-from gan_pack.contract.metadata import generator_metadata
-from gan_pack.contract.names import IMAGES, LABELS, NOISE, PSI, PSI_AXIS
+from gan_pack.contract.metadata import generator_metadata, spec_of
+from gan_pack.contract.names import LABELS, NOISE, PSI, PSI_AXIS
 from gan_pack.contract.parity import (
     DEFAULT_ATOL,
     PARITY_BATCHES,
@@ -35,6 +35,7 @@ from gan_pack.contract.parity import (
     parity_inputs,
     parity_path,
 )
+from gan_pack.contract.spec import SPEC_KEY, GeneratorSpec
 from gan_pack.core import runlog
 from gan_pack.core.files import atomic_path, check_output_path, write_text_atomic
 from gan_pack.core.folder import folder_dataset_name
@@ -119,14 +120,14 @@ def dynamo_export(module: nn.Module, args: tuple, path: Path, input_names: list[
 
 def to_onnx(module: ExportedGenerator, path: Path, noise_dim: int, num_classes: int, opset: int,
             psi: bool = False) -> None:
-    """The generator with the contract's names: noise [+ labels] [+ psi] -> images."""
+    """The generator with the spec's names (contract/spec.py): noise [+ labels] [+ psi] -> images."""
     noise, labels = parity_inputs(noise_dim, num_classes, EXPORT_EXAMPLE_BATCH)
-    args, names = [torch.from_numpy(noise)], [NOISE]
-    if num_classes:
-        args, names = args + [torch.from_numpy(labels)], names + [LABELS]
-    if psi:
-        args, names = args + [torch.full((EXPORT_EXAMPLE_BATCH,), 0.7)], names + [PSI]
-    dynamo_export(module, tuple(args), path, names, [IMAGES], opset)
+    examples = {NOISE: torch.from_numpy(noise), LABELS: None if labels is None else torch.from_numpy(labels),
+                PSI: torch.full((EXPORT_EXAMPLE_BATCH,), 0.7)}
+    spec = GeneratorSpec(noise_dim, num_classes, (1, 1, 1), psi)        # the image shape is the graph's to say
+    names = [t.name for t in spec.inputs()]
+    dynamo_export(module, tuple(examples[name] for name in names), path, names, [t.name for t in spec.outputs()],
+                  opset)
 
 
 def torch_runner(generator: nn.Module):
@@ -178,6 +179,7 @@ def onnx_graph(exportable: Exportable, options: ExportOptions, log: Log = None):
 
     half = options.precision == "fp16"
     metadata = {**exportable.metadata, "precision": "fp16" if half else "fp32", "opset": str(options.opset)}
+    metadata[SPEC_KEY] = spec_of(metadata).to_json()           # kept in step with the fields by set_metadata
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "export.onnx"
         say(log, f"exporting with torch.onnx (opset {options.opset}, {metadata['precision']})")

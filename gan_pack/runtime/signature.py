@@ -1,44 +1,53 @@
-"""A generator's graph held to the contract and to its own metadata: the inputs and outputs it must
-have, their dtypes, a symbolic batch axis, and shapes that match what the metadata says. onnxruntime's
-session only (no onnx package)."""
+"""A generator's graph held to its spec (contract/spec.py): every input and output the spec lists, no
+other input, each of its dtype, with a symbolic batch axis and the fixed sizes the spec says; an optional
+input (psi) is an initializer a feed may override, so its default lives in the graph.
+onnxruntime's session only (no onnx package)."""
 
 from __future__ import annotations
 
 import os
 
 from gan_pack.contract.metadata import ModelInfo
-from gan_pack.contract.names import IMAGES, LABELS, NOISE, PSI
+from gan_pack.contract.spec import ONNX_TYPES, TensorSpec
 from gan_pack.errors import ModelError
 
 
 def check_signature(session, path: os.PathLike, info: ModelInfo) -> None:
-    """The graph's inputs and outputs are what the contract and the metadata say."""
+    """The graph's inputs and outputs are what the metadata's spec says."""
+    spec = info.spec
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name: o for o in session.get_outputs()}
-    expected = [NOISE] + ([LABELS] if info.conditional else [])
-    missing = [n for n in expected if n not in inputs] + [n for n in [IMAGES] if n not in outputs]
-    extra = [n for n in inputs if n not in expected]
+    defaults = {i.name: i for i in session.get_overridable_initializers()}
+    required = [t for t in spec.inputs() if not t.optional]
+    missing = [t.name for t in required if t.name not in inputs] + [t.name for t in spec.outputs()
+                                                                  if t.name not in outputs]
+    extra = [n for n in inputs if n not in {t.name for t in required}]
     if missing or extra:
         raise ModelError(f"{path} does not follow the gan_pack contract: "
                          + (f"missing {', '.join(missing)}" if missing else "")
                          + ("; " if missing and extra else "")
                          + (f"unexpected inputs {', '.join(extra)}" if extra else ""))
-    for value in list(inputs.values()) + list(outputs.values()):
-        if not value.shape or not isinstance(value.shape[0], str):
-            raise ModelError(f"{path}: {value.name!r} has a fixed batch axis {value.shape}; "
-                             f"re-export it with `ganpack export`")
-    noise, images = inputs[NOISE], outputs[IMAGES]
-    if len(noise.shape) != 2 or noise.shape[1] != info.noise_dim or noise.type != "tensor(float)":
-        raise ModelError(f"{path}: the noise input is {noise.type} {noise.shape} but the metadata says "
-                         f"float (batch, {info.noise_dim}); the metadata does not describe this graph")
-    if info.conditional and (len(inputs[LABELS].shape) != 1 or inputs[LABELS].type != "tensor(int64)"):
-        raise ModelError(f"{path}: the labels input is {inputs[LABELS].type} {inputs[LABELS].shape}, "
-                         f"not int64 (batch,)")
-    defaults = {i.name: i for i in session.get_overridable_initializers()} if info.psi_input else {}
-    if info.psi_input and (PSI not in defaults or defaults[PSI].type != "tensor(float)"):
-        raise ModelError(f"{path}: the metadata says it takes psi, but the graph has no float psi input with a "
-                         f"default; re-export it")
-    fixed = [d if isinstance(d, int) else None for d in images.shape[1:]]
-    if len(images.shape) != 4 or any(d is not None and d != want for d, want in zip(fixed, info.image_shape)):
-        raise ModelError(f"{path}: the images output is {images.shape} but the metadata says image_shape "
-                         f"{list(info.image_shape)}; the metadata does not describe this graph")
+    for tensor in spec.inputs():
+        if tensor.optional:
+            found = defaults.get(tensor.name)
+            if found is None or found.type != ONNX_TYPES[tensor.dtype]:
+                raise ModelError(f"{path}: the metadata says it takes {tensor.name}, but the graph has no "
+                                 f"{tensor.dtype} {tensor.name} input with a default; re-export it")
+        else:
+            _check(path, inputs[tensor.name], tensor)
+    for tensor in spec.outputs():
+        _check(path, outputs[tensor.name], tensor)
+
+
+def _check(path: os.PathLike, value, tensor: TensorSpec) -> None:
+    """One graph value against its TensorSpec: a symbolic batch axis, the dtype, the rank and fixed sizes."""
+    if not value.shape or not isinstance(value.shape[0], str):
+        raise ModelError(f"{path}: {value.name!r} has a fixed batch axis {value.shape}; re-export it with "
+                         f"`ganpack export`")
+    want = ", ".join(["batch", *map(str, tensor.shape[1:])])
+    fixed = [d if isinstance(d, int) else None for d in value.shape[1:]]
+    if (value.type != ONNX_TYPES[tensor.dtype] or len(value.shape) != len(tensor.shape)
+            or any(d is not None and d != w for d, w in zip(fixed, tensor.shape[1:]))):
+        raise ModelError(f"{path}: the {tensor.name} {'output' if tensor.name == 'images' else 'input'} is "
+                         f"{value.type} {value.shape} but the metadata says {tensor.dtype} ({want}); the metadata "
+                         f"does not describe this graph")

@@ -14,7 +14,8 @@ from typing import Iterator
 
 import numpy as np
 
-from gan_pack.contract.names import IMAGES, LABELS, NOISE
+from gan_pack.contract.names import IMAGES, LABELS, NOISE, PSI
+from gan_pack.contract.spec import OIP_TYPES, GeneratorSpec
 from gan_pack.errors import GanPackError, ModelError
 from gan_pack.runtime.generator import OnnxGenerator
 
@@ -39,12 +40,15 @@ class HTTPError(Exception):
 
 
 
+def spec_metadata(name: str, spec: GeneratorSpec) -> dict:
+    """The Open Inference Protocol's model metadata of a spec: its inputs and outputs are the spec's
+    tensors (psi, where the model takes it, an optional input: absent, 1)."""
+    return {"name": name, "versions": ["1"], "platform": "onnxruntime_onnx",
+            "inputs": [t.oip() for t in spec.inputs()], "outputs": [t.oip() for t in spec.outputs()]}
+
+
 def model_metadata(name: str, g: OnnxGenerator) -> dict:
-    inputs = [{"name": NOISE, "datatype": "FP32", "shape": [-1, g.info.noise_dim]}]
-    if g.info.conditional:
-        inputs.append({"name": LABELS, "datatype": "INT64", "shape": [-1]})
-    return {"name": name, "versions": ["1"], "platform": "onnxruntime_onnx", "inputs": inputs,
-            "outputs": [{"name": IMAGES, "datatype": "FP32", "shape": [-1, *g.info.image_shape]}],
+    return {**spec_metadata(name, g.info.spec),
             "parameters": {"num_classes": g.info.num_classes, "class_names": g.info.class_names,
                            "dataset": g.info.dataset, "output_range": [-1, 1], "psi_input": g.info.psi_input,
                            "truncation": g.info.truncation}}     # the package's default, for a client's own noise
@@ -108,11 +112,11 @@ def _tensor(entry, binary: memoryview, offset: int, g: OnnxGenerator, limit: int
     if not isinstance(entry, dict):
         raise HTTPError(400, "each input must be an object with name, datatype, shape and data")
     name, datatype = entry.get("name"), entry.get("datatype")
-    if name not in (NOISE, LABELS) or (name == LABELS and not g.info.conditional):
-        raise HTTPError(400, f"unexpected input {str(name)[:40]!r}: this model takes "
-                             f"{', '.join(i['name'] for i in model_metadata('', g)['inputs'])}")
+    tensors = {t.name: t for t in g.info.spec.inputs()}
+    if not isinstance(name, str) or name not in tensors:
+        raise HTTPError(400, f"unexpected input {str(name)[:40]!r}: this model takes {', '.join(tensors)}")
     name = str(name)
-    expected = "FP32" if name == NOISE else "INT64"
+    expected = OIP_TYPES[tensors[name].dtype]
     if datatype != expected:
         raise HTTPError(400, f"input {name!r} must be {expected}, not {str(datatype)[:20]}")
     shape = _shape(entry, name, limit)
@@ -169,8 +173,13 @@ def parse_infer(body: bytes, header_length: str | None, g: OnnxGenerator, limit:
         tensors[name] = array
     if NOISE not in tensors:
         raise HTTPError(400, "the request lacks the input 'noise'")
+    psi = request_psi(request)
+    if PSI in tensors:
+        if psi is not None:
+            raise HTTPError(400, "psi is given twice, as an input and as a parameter; give one")
+        psi = tensors[PSI].reshape(-1)
     try:
-        feeds = g.check_inputs(tensors[NOISE], tensors.get(LABELS), request_psi(request))
+        feeds = g.check_inputs(tensors[NOISE], tensors.get(LABELS), psi)
     except ModelError as e:
         raise HTTPError(400, str(e)) from e
     request_id = request.get("id")

@@ -83,6 +83,21 @@ def test_export_detects_the_family_and_matches_the_pickled_forward(tmp_path, cap
     for output in ("numpy", "device"):
         bound = bound_run(session, feeds, "cpu", output, (7, 3, 16, 16))
         assert np.abs(np.asarray(bound if output == "numpy" else bound.numpy()) - images).max() == 0
+    # serve takes psi as the optional input tensor its metadata lists, or as a parameter; not both
+    import json
+
+    from gan_pack.runtime.generator import OnnxGenerator
+    from gan_pack.serve.protocol import HTTPError, model_metadata, parse_infer
+
+    g = OnnxGenerator(tmp_path / "sg.onnx")
+    assert {"name": "psi", "datatype": "FP32", "shape": [-1]} in model_metadata("sg", g)["inputs"]
+    entries = [{"name": "noise", "datatype": "FP32", "shape": [7, 32], "data": z.reshape(-1).tolist()},
+               {"name": "labels", "datatype": "INT64", "shape": [7], "data": labels.tolist()}]
+    psi_entry = {"name": "psi", "datatype": "FP32", "shape": [7], "data": [0.7] * 7}
+    parsed = parse_infer(json.dumps({"inputs": entries + [psi_entry]}).encode(), None, g, 64)
+    assert np.abs(g.run_checked(parsed.feeds) - images).max() < 1e-6
+    with pytest.raises(HTTPError, match="psi is given twice"):
+        parse_infer(json.dumps({"inputs": entries + [psi_entry], "parameters": {"psi": 0.7}}).encode(), None, g, 64)
 
 
 def test_network_g_is_exported_when_asked(tmp_path):
