@@ -72,7 +72,8 @@ def describe(metadata: dict[str, str]) -> str:
     spec = spec_of(metadata)
     noise, *others = spec.inputs()
     extra = "".join(f" and {'optional ' if t.optional else ''}`{t.name}` {t.dtype} `[{', '.join(map(str, t.shape))}]`"
-                    + (f" (default {t.default:g})" if t.optional else f" in {t.range[0]}..{t.range[1]}")
+                    + (f" (default {t.default:g})" if t.optional else f" in {t.range[0]}..{t.range[1]}"
+                       if t.range else "")
                     for t in others)
     (images,) = spec.outputs()
     return (f"gan_pack {metadata.get('model', '?')} generator ({metadata.get('arch', '?')}) of "

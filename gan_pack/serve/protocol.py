@@ -173,7 +173,7 @@ def parse_infer(body: bytes, header_length: str | None, g: OnnxGenerator, limit:
         tensors[name] = array
     if NOISE not in tensors:
         raise HTTPError(400, "the request lacks the input 'noise'")
-    psi = request_psi(request)
+    psi: float | np.ndarray | None = request_psi(request)
     if PSI in tensors:
         if psi is not None:
             raise HTTPError(400, "psi is given twice, as an input and as a parameter; give one")
