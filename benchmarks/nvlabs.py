@@ -11,7 +11,8 @@ none of that code.
     const; NVlabs' forward with force_fp32 (its reference ops on a CPU), images clamped to [-1, 1] as
     its gen_images.py does, against the export run by onnxruntime (CPU).
 --part cpu: a 64 px network (z and w 512, 8 mapping layers, channel_base 16384, channel_max 256),
-    batch 64, 2 threads for both: NVlabs' forward against OnnxGenerator, interleaved rounds.
+    batch 64 (--batches N: N), 2 threads for both: NVlabs' forward against OnnxGenerator, interleaved
+    rounds.
 --part gpu: the same network on CUDA, NVlabs' forward with its compiled ops (nvcc) against
     OnnxGenerator on CUDA with the fp32 file and its packed fp16 `cuda` variant, batch 64 and 1024.
 
@@ -110,16 +111,16 @@ def parity(config: str, scratch: Path) -> None:
                   f"{bound:g}")
 
 
-def cpu_speed(config: str, scratch: Path, seconds: float) -> None:
+def cpu_speed(config: str, scratch: Path, seconds: float, batch: int = 64) -> None:
     torch.set_num_threads(2)
     g = nvlabs_generator(config, 64, 0, big=True)
     onnx_g = OnnxGenerator(exported(g, scratch, "big"), threads=2)
-    z = np.random.default_rng(0).standard_normal((64, 512), dtype=np.float32)
+    z = np.random.default_rng(0).standard_normal((batch, 512), dtype=np.float32)
     gap = float(np.abs(onnx_g.generate(z) - nvlabs_images(g, z, None, 1.0)).max())
     rates = interleaved_rates({"nvlabs": lambda: nvlabs_images(g, z, None, 1.0),
-                               "onnx": lambda: onnx_g.generate(z)}, 64, seconds)
+                               "onnx": lambda: onnx_g.generate(z)}, batch, seconds)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, 2 threads each, torch "
-          f"{torch.__version__}; {config} 64 px, batch 64, max abs difference {gap:.1e}")
+          f"{torch.__version__}; {config} 64 px, batch {batch}, max abs difference {gap:.1e}")
     print(f"  NVlabs forward (reference ops)   {rates['nvlabs']:8.1f} images/s")
     print(f"  OnnxGenerator (onnxruntime CPU)  {rates['onnx']:8.1f} images/s  {rates['onnx'] / rates['nvlabs']:.2f}x")
 
@@ -181,14 +182,38 @@ def gpu_speed(config: str, scratch: Path, seconds: float, batches: list[int]) ->
             f"{name} {rate:,.0f} images/s ({rate / rates['nvlabs']:.2f}x)" for name, rate in rates.items()))
 
 
+def gpu_options(config: str, scratch: Path, seconds: float, batch: int) -> None:
+    """The packaged fp32 file and cuda variant under other CUDA provider options, psi fed, numpy in
+    and out, interleaved: where the fp16 variant's time goes."""
+    import onnxruntime as ort
+
+    from gan_pack.package.pack import PackOptions, pack
+
+    package = pack(exported(nvlabs_generator(config, 64, 0, big=True), scratch, "big"), scratch / "big",
+                   PackOptions(variants=("cuda",)))
+    feeds = {"noise": np.random.default_rng(0).standard_normal((batch, 512), dtype=np.float32),
+             "psi": np.ones(batch, np.float32)}
+    sessions = {}
+    for file in ("big.onnx", "big.cuda.onnx"):
+        for nhwc in ("0", "1"):
+            for search in ("HEURISTIC", "EXHAUSTIVE"):
+                options = {"prefer_nhwc": nhwc, "cudnn_conv_algo_search": search}
+                sessions[f"{file} nhwc={nhwc} {search}"] = ort.InferenceSession(
+                    str(package / file), providers=[("CUDAExecutionProvider", options)])
+    rates = interleaved_rates({name: (lambda s=s: s.run(["images"], feeds)) for name, s in sessions.items()},
+                              batch, seconds)
+    for name, rate in rates.items():
+        print(f"  {name:<40} {rate:9,.0f} images/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nvlabs", required=True, type=Path, help="an NVlabs checkout (outside this repository)")
     parser.add_argument("--deps", type=Path, help="a folder of what NVlabs' code imports")
     parser.add_argument("--config", default="stylegan2", choices=["stylegan2", "stylegan3-t", "stylegan3-r"])
-    parser.add_argument("--part", default="parity", choices=["parity", "cpu", "gpu"])
+    parser.add_argument("--part", default="parity", choices=["parity", "cpu", "gpu", "gpu-options"])
     parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--batches", default="64,1024")
+    parser.add_argument("--batches", default="64,1024", help="gpu: the batches; cpu: the first is the batch")
     args = parser.parse_args()
     sys.path.insert(0, str(args.nvlabs.resolve()))
     if args.deps:
@@ -197,7 +222,9 @@ def main() -> None:
         if args.part == "parity":
             parity(args.config, Path(scratch))
         elif args.part == "cpu":
-            cpu_speed(args.config, Path(scratch), args.seconds)
+            cpu_speed(args.config, Path(scratch), args.seconds, int(args.batches.split(",")[0]))
+        elif args.part == "gpu-options":
+            gpu_options(args.config, Path(scratch), args.seconds, int(args.batches.split(",")[0]))
         else:
             gpu_speed(args.config, Path(scratch), args.seconds, [int(b) for b in args.batches.split(",")])
 
