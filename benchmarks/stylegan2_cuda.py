@@ -3,7 +3,8 @@
 On a GPU machine with nvcc (and ninja, which torch's extension builder uses): stylegan2-torch's ops
 are compiled there (TORCH_CUDA_ARCH_LIST=9.0 on an H100/H200 shortens the build; on Python 3.12 a
 distutils shim stands in for what the package imports). A 64 px generator (latent 512, 8 mapping
-layers, channels capped at 128), random weights, zero noise, psi 1:
+layers, channels capped at 128), random weights (ToRGB scaled by 0.2, as the tests do, so images
+mostly lie in [-1, 1] like a trained network's), zero noise, psi 1:
 - parity: the export (onnxruntime, CPU provider) against the compiled forward at batch 1, 7, 64;
 - speed, in interleaved rounds at each batch: the compiled forward (PyTorch eager, fp32, TF32 as
   PyTorch defaults) against OnnxGenerator on CUDA, the fp32 file and, packed with --variants cuda,
@@ -41,6 +42,9 @@ def main() -> None:
     channels = {int(k): v for k, v in init["channels"].items()}
     torch.manual_seed(0)
     source = stylegan2_torch_generator()(64, 512, 8, channels=channels).eval()
+    with torch.no_grad():            # like a trained network, images mostly within [-1, 1]
+        for rgb in source.to_rgbs:
+            rgb.weight.mul_(0.2)
     started = time.perf_counter()
     compiled = compiled_stylegan2_torch_generator()(64, 512, 8, channels=channels)
     print(f"compiled the package's CUDA ops in {time.perf_counter() - started:.0f} s; "
