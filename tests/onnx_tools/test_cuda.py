@@ -66,3 +66,20 @@ def test_a_cuda_variant_is_made_where_cuda_is(tmp_path, capsys):
     code, _, err = run_cli(["pack", shipped("mnist-cgan.onnx"), "-o", tmp_path / "pkg", "--variants", "cuda"], capsys)
     one_error_line(code, err, "the cuda variant is made and proven on onnxruntime's CUDA provider")
     assert not (tmp_path / "pkg").exists()
+
+
+def test_grouped_convolutions_keep_the_cuda_variant_channels_first():
+    """Channels-last speeds up a DCGAN's fp16 convolutions but halves a StyleGAN's depthwise FIR filters."""
+    from onnx import TensorProto, helper
+
+    from gan_pack.onnx_tools.cuda import cuda_options_of
+
+    def graph(group: int):
+        conv = helper.make_node("Conv", ["x", "w"], ["y"], group=group)
+        return helper.make_model(helper.make_graph(
+            [conv], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            [helper.make_tensor("w", TensorProto.FLOAT, [4, 4 // group, 3, 3], [0.0] * (16 // group) * 9)]))
+    assert cuda_options_of(graph(4))["prefer_nhwc"] == "0"
+    assert cuda_options_of(graph(1))["prefer_nhwc"] == "1"
+    assert cuda_options_of(cuda_graph(onnx.load(str(shipped("mnist-cgan.onnx")))))["prefer_nhwc"] == "1"
