@@ -296,8 +296,8 @@ def test_packages_verify_and_say_psi_in_their_contract(packages, capsys):
         code, out, err = run_cli(["verify", packages / name], capsys)
         assert code == 0 and "verified" in out, err
         manifest = json.loads((packages / name / f"{name}.json").read_text())
-        assert {"name": "psi", "dtype": "float32", "shape": ["psi_rows"], "optional": True, "default": 1.0} \
-            in manifest["contract"]["inputs"]
+        assert {"name": "psi", "dtype": "float32", "shape": ["psi_rows"], "optional": True, "default": 1.0,
+                "range": [-2.0, 2.0]} in manifest["contract"]["inputs"]
     assert json.loads((packages / "sg2-rgb" / "sg2-rgb.json").read_text())["image_shape"] == [3, 16, 16]
 
 
