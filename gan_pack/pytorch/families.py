@@ -169,6 +169,9 @@ def _load_nvlabs(source: Source, request: ExportRequest) -> Exportable:
 
     if source.kind != "pickle":
         raise CheckpointError(f"{source.path} is not an NVlabs network pickle (network-snapshot-*.pkl)")
+    why = family(request.family).detect(source) if request.family else None
+    if why:                                           # --from nvlabs-stylegan3 given a StyleGAN2, or the reverse
+        raise CheckpointError(f"{source.path} is not {request.family}: {why}; drop --from to export what it is")
     return exportable_network_pickle(source.path, request.network or "G_ema", request.noise_mode or "const",
                                      request.settings.get("dataset", "unknown"), snapshot=source.content)
 

@@ -85,6 +85,8 @@ def test_from_overrides_detection_and_flags_are_held_to_the_family(zoo, tmp_path
     one_error_line(code, err, "nvlabs-stylegan2", "does not take --noise-dim")
     code, _, err = run_cli(["export", weights, "--from", "nvlabs-stylegan2", "-o", tmp_path / "x.onnx"], capsys)
     one_error_line(code, err, "not an NVlabs network pickle")
+    code, _, err = run_cli(["export", pickle_path, "--from", "nvlabs-stylegan3", "-o", tmp_path / "x.onnx"], capsys)
+    one_error_line(code, err, "is not nvlabs-stylegan3: its generator is stylegan2", "drop --from")
     assert not (tmp_path / "x.onnx").exists()
 
 
