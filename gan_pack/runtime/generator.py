@@ -17,8 +17,7 @@ from gan_pack.core.noise import effective_truncation, portable_noise
 from gan_pack.errors import ModelError
 from gan_pack.runtime.device import OUTPUTS, bound_inputs, bound_run, host_array, on_device
 from gan_pack.runtime.labels import MAX_IMAGES, Labels, check_labels, label_source, seed_or_random, whole
-from gan_pack.runtime.onnxscan import model_metadata
-from gan_pack.runtime.session import create_session, cuda_options_for, pick_model_file, usable_cores
+from gan_pack.runtime.session import open_planned, plan_run, usable_cores
 from gan_pack.runtime.signature import check_signature
 
 DEFAULT_BATCH_SIZE = 1024       # the largest batch chosen by itself on a CPU
@@ -80,18 +79,8 @@ class OnnxGenerator:
                              f"not {str(threads)[:40]!r}")
         memory_budget = whole(memory_budget, "memory_budget", 1 << 20, 1 << 40)
         self.source = Path(path)
-        self.path, self.variant, self.chosen = pick_model_file(path, device, variant)
-        # only a session that may run on CUDA needs the file's metadata (its CUDA options, its provider)
-        chosen_meta = None if device == "cpu" else model_metadata(self.path)
-        cuda_options = None if chosen_meta is None else cuda_options_for(chosen_meta, tf32)
-        self.session = create_session(self.path, device, threads, cuda_options)
-        if (variant is None and chosen_meta is not None and chosen_meta.get("provider") == "cuda"
-                and "CUDAExecutionProvider" not in self.session.get_providers()):
-            # onnxruntime listed CUDA but could not start it: the variant made for CUDA (fp16) is no
-            # model for the CPU, the package's main model is
-            self.path, self.variant, _ = pick_model_file(path, "cpu")
-            self.chosen = "the package's model: CUDA did not start, and the CUDA variant is not for the CPU"
-            self.session = create_session(self.path, "cpu", threads)
+        self.session, self.plan = open_planned(path, plan_run(path, device, variant, tf32), threads, variant)
+        self.path, self.variant, self.chosen = self.plan.path, self.plan.variant, self.plan.why
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = ModelInfo.from_metadata(meta, self.path)
         check_signature(self.session, self.path, self.info)

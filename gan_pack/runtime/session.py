@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from gan_pack.contract.choices import Device
@@ -138,12 +139,14 @@ def pick_model_file(path: str | os.PathLike, device: str,
     return resolve_model_file(path), None, "the file given"
 
 
-def create_session(path: Path, device: str, threads: int | None, cuda_options: dict[str, str] | None = None):
-    """An InferenceSession on the asked device; fails if CUDA was asked for and silently dropped."""
+def create_session(path: Path, device: str, threads: int | None, cuda_options: dict[str, str] | None = None,
+                   providers: list | None = None):
+    """An InferenceSession on the asked device (with `providers`, a RuntimePlan's); fails if CUDA was
+    asked for and silently dropped."""
     import onnxruntime as ort
 
     check_threads(threads)
-    providers = providers_for(device, cuda_options)
+    providers = providers if providers is not None else providers_for(device, cuda_options)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # errors only: onnxruntime warns on every load of a graph whose input has a default (a StyleGAN's
@@ -165,6 +168,45 @@ def create_session(path: Path, device: str, threads: int | None, cuda_options: d
         print("gan_pack: CUDA unavailable, sampling on CPU", file=sys.stderr)
     return session
 
+
+
+@dataclass(frozen=True)
+class RuntimePlan:
+    """Where a model runs, decided once: the file to open (a package's variant for the device, or its
+    main model) and why, the device asked for, and onnxruntime's providers with their options (the
+    file's own CUDA options, TF32 or not)."""
+
+    path: Path
+    variant: str | None
+    why: str
+    device: str
+    providers: list
+    made_for_cuda: bool = False         # the file is a variant made for the CUDA provider (fp16)
+
+
+def plan_run(path: str | os.PathLike, device: str, variant: str | None = None, tf32: bool = True) -> RuntimePlan:
+    """The plan for running `path` on `device`: every choice of file, provider and option, here."""
+    from gan_pack.runtime.onnxscan import model_metadata
+
+    file, key, why = pick_model_file(path, device, variant)
+    metadata = None if device == "cpu" else model_metadata(file)   # only a CUDA run needs the file's options
+    options = None if metadata is None else cuda_options_for(metadata, tf32)
+    return RuntimePlan(file, key, why, device, providers_for(device, options),
+                       metadata is not None and metadata.get("provider") == "cuda")
+
+
+def open_planned(source: str | os.PathLike, plan: RuntimePlan, threads: int | None,
+                 variant_asked: str | None = None):
+    """(session, the plan it ran): the plan's session; where onnxruntime listed CUDA but could not
+    start it, a variant made for CUDA (fp16) is no model for the CPU, so the package's fp32 main model
+    is planned and opened on the CPU instead (unless that variant was asked for by name)."""
+    session = create_session(plan.path, plan.device, threads, providers=plan.providers)
+    if plan.made_for_cuda and variant_asked is None and "CUDAExecutionProvider" not in session.get_providers():
+        fallback = plan_run(source, "cpu")
+        plan = RuntimePlan(fallback.path, fallback.variant, "the package's model: CUDA did not start, and the CUDA "
+                           "variant is not for the CPU", "cpu", fallback.providers)
+        session = create_session(plan.path, "cpu", threads, providers=plan.providers)
+    return session, plan
 
 
 def available_providers() -> list[str]:

@@ -35,3 +35,21 @@ def test_auto_falls_back_to_the_fp32_main_model_not_the_cuda_variant(cuda_listed
 
 def test_the_cuda_variant_asked_for_by_name_is_still_what_runs(cuda_listed_but_absent):
     assert OnnxGenerator(PACKAGE, device="auto", variant="cuda").path.name == "mnist-cgan.cuda.onnx"
+
+
+def test_the_plan_holds_every_choice_and_the_fallback_replaces_it(cuda_listed_but_absent):
+    """One plan: the file, why, and the providers with the file's own CUDA options; after a CUDA that
+    did not start, the generator's plan is the CPU's, so nothing else decides the device again."""
+    import json
+
+    from gan_pack.runtime.onnxscan import model_metadata
+    from gan_pack.runtime.session import plan_run
+
+    plan = plan_run(PACKAGE, "auto")
+    asked = json.loads(model_metadata(PACKAGE / "mnist-cgan.cuda.onnx")["cuda_options"])
+    assert plan.path.name == "mnist-cgan.cuda.onnx" and plan.made_for_cuda
+    assert plan.providers[0][0] == "CUDAExecutionProvider" and asked.items() <= plan.providers[0][1].items()
+    assert plan_run(PACKAGE, "auto", tf32=False).providers[0][1].get("use_tf32") is None    # fp16: tf32 moot
+    g = OnnxGenerator(PACKAGE, device="auto")
+    assert g.plan.device == "cpu" and g.plan.providers == ["CPUExecutionProvider"] and g.path == g.plan.path
+    assert plan_run(PACKAGE, "cpu").path.name == "mnist-cgan.onnx"
