@@ -186,11 +186,18 @@ def gpu_name() -> str | None:
     return None
 
 
-def measure_speed(models: dict[str, Path], batch: int = 8192, seconds: float = 3.0, rounds: int = 3) -> dict:
-    """Images/s of each model file on the CUDA provider through OnnxGenerator.generate at `batch`, the
-    images left on the GPU, timed in interleaved rounds; what the manifest records of a CUDA variant."""
+SPEED_BATCH = 8192
+SPEED_MEMORY = 4 << 30          # the activations a timed batch may take on the GPU
+
+
+def measure_speed(models: dict[str, Path], seconds: float = 3.0, rounds: int = 3) -> tuple[int, dict]:
+    """(batch, images/s of each model file) on the CUDA provider through OnnxGenerator.generate, the
+    images left on the GPU, timed in interleaved rounds; what the manifest records of a CUDA variant.
+    The batch is SPEED_BATCH, or fewer where the first model's activations of that many images would
+    pass SPEED_MEMORY (a StyleGAN's are megabytes an image)."""
     generators = {name: OnnxGenerator(path, device="cuda") for name, path in models.items()}
     first = next(iter(generators.values()))
+    batch = int(max(1, min(SPEED_BATCH, SPEED_MEMORY // (first.info.activation_bytes or 1))))
     noise = first.noise(batch, seed=0)
     labels = first.resolve_labels(batch, None)
     totals = {name: [0, 0.0] for name in generators}
@@ -203,4 +210,4 @@ def measure_speed(models: dict[str, Path], batch: int = 8192, seconds: float = 3
                 g.generate(noise, labels, output="device")      # returns once the GPU is done
                 totals[name][0] += 1
             totals[name][1] += time.perf_counter() - started
-    return {name: round(calls * batch / taken) for name, (calls, taken) in totals.items()}
+    return batch, {name: round(calls * batch / taken) for name, (calls, taken) in totals.items()}

@@ -50,8 +50,6 @@ from gan_pack.runtime.onnxscan import model_metadata
 from gan_pack.runtime.session import cuda_available, resolve_model_file
 
 MAX_NAME = 100
-SPEED_BATCH = 8192
-SPEED_MEMORY = 4 << 30          # the activations a timed batch may take on the GPU
 
 
 def name_problems(name: str | None) -> list[str]:
@@ -282,22 +280,14 @@ def device_of(path: Path) -> str:
     return "cuda" if model_metadata(path).get("provider") == "cuda" else "cpu"
 
 
-def speed_batch(model: Path) -> int:
-    """The batch a CUDA variant is timed at: SPEED_BATCH, or fewer where the activations of that many
-    images would pass SPEED_MEMORY (a StyleGAN's are megabytes an image)."""
-    per_image = OnnxGenerator(model).info.activation_bytes or 1
-    return int(max(1, min(SPEED_BATCH, SPEED_MEMORY // per_image)))
-
-
 def variant_figures(name: str, models: dict[str, Path], options: PackOptions, log: Log = None) -> dict[str, dict]:
     """What the manifest records of each variant, measured on its provider: the speed of a CUDA
     variant against the main model on the same GPU, and, with --eval, each variant's evaluation."""
     figures: dict[str, dict] = {file: {} for file in models if file != f"{name}.onnx"}
     cuda = [file for file in figures if device_of(models[file]) == "cuda"]
     if cuda:
-        batch = speed_batch(models[f"{name}.onnx"])
-        say(log, f"timing {', '.join(cuda)} against {name}.onnx on the CUDA provider (batch {batch})")
-        rates = measure_speed({file: models[file] for file in [f"{name}.onnx", *cuda]}, batch)
+        say(log, f"timing {', '.join(cuda)} against {name}.onnx on the CUDA provider")
+        batch, rates = measure_speed({file: models[file] for file in [f"{name}.onnx", *cuda]})
         for file in cuda:
             figures[file]["speed"] = {"provider": "cuda", "device": gpu_name(), "batch": batch,
                                       "images_per_s": rates[file], "main_images_per_s": rates[f"{name}.onnx"]}

@@ -25,15 +25,20 @@ def tutorial_layout(state: dict) -> str | None:
     return None
 
 
-def tutorial_facts(source: Source) -> dict:
-    state = source.content
+def tutorial_shapes(state: dict) -> dict:
+    """What a tutorial state dict's shapes say (its layout checked by tutorial_layout): noise_dim,
+    num_classes, the label embedding's width, the hidden widths and the pixels of an image."""
     embedding = state.get("label_emb.weight")
     classes, embed = tuple(embedding.shape) if embedding is not None else (0, 0)
-    linears = sorted(int(k.split(".")[1]) for k in state if re.fullmatch(r"model\.\d+\.weight", k)
+    linears = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"model\.(\d+)\.weight", str(k)))
                      and state[k].dim() == 2)
-    return {"noise_dim": state["model.0.weight"].shape[1] - embed, "num_classes": classes,
+    return {"noise_dim": state["model.0.weight"].shape[1] - embed, "num_classes": classes, "embedding_dim": embed,
             "hidden": [state[f"model.{i}.weight"].shape[0] for i in linears[:-1]],
             "pixels": state[f"model.{linears[-1]}.weight"].shape[0]}
+
+
+def tutorial_facts(source: Source) -> dict:
+    return tutorial_shapes(source.content)
 
 
 def stylegan2_torch_state(content) -> dict | None:

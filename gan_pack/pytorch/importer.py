@@ -28,7 +28,7 @@ from gan_pack.errors import CheckpointError, ConfigError
 from gan_pack.pytorch.adapter import ContractAdapter, ImportSpec, check_generator, probe
 from gan_pack.pytorch.checkpoint import load_untrusted
 from gan_pack.pytorch.export import Exportable, ExportOptions, check_outputs, write_generator
-from gan_pack.pytorch.family_facts import tutorial_layout
+from gan_pack.pytorch.family_facts import tutorial_layout, tutorial_shapes
 
 TUTORIALS = ("tutorial-gan", "tutorial-cgan")
 
@@ -160,18 +160,15 @@ def tutorial_generator(kind: str, state: dict[str, torch.Tensor], source: str | 
     if tutorial_layout(state) is not None:
         raise ConfigError(f"{source} is not the classic tutorial generator (it needs keys model.0.weight, "
                           f"model.2.running_mean, model.3.weight, ...); for another class use --module FILE.py:Class")
-    linears = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"model\.(\d+)\.weight", k))
-                     and state[k].dim() == 2)
     embedding = state.get("label_emb.weight")
     if (kind == "tutorial-cgan") != (embedding is not None):
         other = "tutorial-gan" if embedding is None else "tutorial-cgan"
         raise ConfigError(f"{source} {'has no' if embedding is None else 'has a'} label embedding "
                           f"(label_emb.weight): it is the {other.split('-')[1].upper()}; use --from {other}")
-    num_classes, embedding_dim = tuple(embedding.shape) if embedding is not None else (0, 0)
-    facts = {"noise_dim": state["model.0.weight"].shape[1] - embedding_dim, "num_classes": num_classes,
-             "pixels": state[f"model.{linears[-1]}.weight"].shape[0]}
-    module = TutorialGenerator(facts["noise_dim"], num_classes, embedding_dim or 10,
-                               tuple(state[f"model.{i}.weight"].shape[0] for i in linears[:-1]), facts["pixels"])
+    shapes = tutorial_shapes(state)
+    facts = {key: shapes[key] for key in ("noise_dim", "num_classes", "pixels")}
+    module = TutorialGenerator(shapes["noise_dim"], shapes["num_classes"], shapes["embedding_dim"] or 10,
+                               tuple(shapes["hidden"]), shapes["pixels"])
     load_strict(module, state, source)
     return module, facts
 

@@ -305,6 +305,20 @@ def unsafe_load(path):
         return pickle.load(f)
 
 
+def exported_session(g, folder, capsys, family: str):
+    """`ganpack export` of g's snapshot with no --from (it must say `family`), opened in onnxruntime."""
+    import onnxruntime as ort
+
+    from conftest import run_cli
+
+    path = folder / "network-snapshot-000100.pkl"
+    dump_snapshot(path, {"G": g, "D": None, "G_ema": g})
+    code, out, err = run_cli(["export", path, "-o", folder / "sg.onnx"], capsys)
+    assert code == 0, err
+    assert f"{family})" in out
+    return ort.InferenceSession(str(folder / "sg.onnx"), providers=["CPUExecutionProvider"]), path
+
+
 def small_generator(seed=0, c_dim=0, img_resolution=16, architecture="skip", conv_clamp=256) -> Generator:
     torch.manual_seed(seed)
     return Generator(z_dim=32, c_dim=c_dim, w_dim=32, img_resolution=img_resolution, img_channels=3,

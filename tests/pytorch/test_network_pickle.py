@@ -60,14 +60,8 @@ def test_noise_mode_none_drops_the_stored_noise(tmp_path):
 
 def test_export_detects_the_family_and_matches_the_pickled_forward(tmp_path, capsys):
     """`ganpack export X.pkl` with no --from: a conditional generator, labels and psi as graph inputs."""
-    import onnxruntime as ort
-
     g = nf.small_generator(seed=3, c_dim=4)
-    path = snapshot(tmp_path / "network-snapshot-000100.pkl", g)
-    code, out, err = run_cli(["export", path, "-o", tmp_path / "sg.onnx"], capsys)
-    assert code == 0, err
-    assert "nvlabs-stylegan2" in out
-    session = ort.InferenceSession(str(tmp_path / "sg.onnx"), providers=["CPUExecutionProvider"])
+    session, path = nf.exported_session(g, tmp_path, capsys, "nvlabs-stylegan2")
     z = np.random.default_rng(9).standard_normal((7, 32), dtype=np.float32)
     labels = np.arange(7) % 4
     for psi in (1.0, 0.7):

@@ -46,14 +46,8 @@ def test_the_rebuilt_stylegan3_computes_what_the_pickled_one_does(tmp_path, radi
 
 
 def test_export_detects_stylegan3_and_matches(tmp_path, capsys):
-    import onnxruntime as ort
-
     g = nf3.small_generator(seed=2, radial=True)
-    path = snapshot(tmp_path / "network-snapshot-000040.pkl", g)
-    code, out, err = run_cli(["export", path, "-o", tmp_path / "sg3.onnx"], capsys)
-    assert code == 0, err
-    assert "nvlabs-stylegan3" in out
-    session = ort.InferenceSession(str(tmp_path / "sg3.onnx"), providers=["CPUExecutionProvider"])
+    session, path = nf.exported_session(g, tmp_path, capsys, "nvlabs-stylegan3")
     z = np.random.default_rng(5).standard_normal((7, 32), dtype=np.float32)
     for psi in (1.0, 0.7):
         images = session.run(["images"], {"noise": z, "psi": np.full(7, psi, np.float32)})[0]
