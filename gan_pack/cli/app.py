@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 import gan_pack
-from gan_pack.cli import export, inspection, onnx, package, sample, serve, train
+from gan_pack.cli import apply, export, inspection, onnx, package, sample, serve, train
 from gan_pack.cli.text import one_line
 from gan_pack.errors import GanPackError, Interrupted, in_chain
 
@@ -46,6 +46,7 @@ def build_app() -> typer.Typer:
     app.command("inspect")(export.inspect_checkpoint)
     app.command()(sample.sample)
     app.command()(sample.interpolate)
+    app.command()(apply.apply)
     app.command()(inspection.info)
     app.command()(inspection.evaluate)
     app.command("train-classifier")(train.train_classifier)

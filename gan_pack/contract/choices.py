@@ -95,6 +95,7 @@ class FamilyId(Choice):
     stylegan2_torch = "stylegan2-torch"     # PyPI stylegan2-torch's Generator
     nvlabs_stylegan2 = "nvlabs-stylegan2"   # NVlabs StyleGAN2-ADA network pickles
     nvlabs_stylegan3 = "nvlabs-stylegan3"   # NVlabs StyleGAN3 network pickles
+    spandrel = "spandrel"                   # image-to-image models spandrel recognises (upscalers, restorers)
 
 
 class NoiseMode(Choice):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_pack.contract.limits import MAX_ACTIVATION_BYTES, MAX_CHANNELS, MAX_CLASSES, MAX_IMAGE_VALUES, MAX_NOISE_DIM
-from gan_pack.contract.names import CLASSIFIER_KIND, DOMAIN, GENERATOR_KIND, PRODUCER
+from gan_pack.contract.names import CLASSIFIER_KIND, DOMAIN, GENERATOR_KIND, IMAGE_MODEL_KIND, PRODUCER
 from gan_pack.contract.parity import parity_problems
 from gan_pack.contract.spec import SPEC_KEY, GeneratorSpec
 from gan_pack.core.noise import MIN_TRUNCATION
@@ -140,6 +140,9 @@ class ModelInfo:
         if meta.get("gan_pack.kind") == CLASSIFIER_KIND:
             raise ModelError(f"{path} is a gan_pack classifier, not a generator; give a generator "
                              f"exported with `ganpack export`")
+        if meta.get("gan_pack.kind") == IMAGE_MODEL_KIND:
+            raise ModelError(f"{path} is an image model (it takes an image, not noise); run it with "
+                             f"ganpack apply {path} IMAGE -o OUT.png")
         missing = [k for k in REQUIRED_METADATA if k not in meta]
         if missing:
             raise ModelError(f"{path} is not a gan_pack generator: metadata lacks "

@@ -9,5 +9,9 @@ default of 1 stored in the graph, so a runtime that does not know it need not fe
 NOISE, LABELS, IMAGES, PSI = "noise", "labels", "images", "psi"
 BATCH_AXIS = "batch"
 PSI_AXIS = "psi_rows"           # psi's first axis: the batch, or 1 for all images
-GENERATOR_KIND, CLASSIFIER_KIND = "generator", "classifier"
+GENERATOR_KIND, CLASSIFIER_KIND, IMAGE_MODEL_KIND = "generator", "classifier", "image-model"
+# An image model (an upscaler, a restorer) takes `image` (B, C, height, width) float32 in [0, 1] and
+# gives `images` (B, C', height * scale, width * scale) in [0, 1] (contract/spec.py: ImageModelSpec).
+IMAGE = "image"
+HEIGHT_AXIS, WIDTH_AXIS = "height", "width"
 PRODUCER, DOMAIN = "gan_pack", "org.ganpack"

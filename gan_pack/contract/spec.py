@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from gan_pack.contract.names import BATCH_AXIS, IMAGES, LABELS, NOISE, PSI, PSI_AXIS
+from gan_pack.contract.names import BATCH_AXIS, HEIGHT_AXIS, IMAGE, IMAGES, LABELS, NOISE, PSI, PSI_AXIS, WIDTH_AXIS
 
 SPEC_KEY = "gan_pack.spec"
 OIP_TYPES = {"float32": "FP32", "int64": "INT64"}
@@ -56,8 +56,9 @@ class TensorSpec:
                 "shape": [-1 if isinstance(d, str) else d for d in self.shape]}
 
     def triton(self) -> str:
-        """A config.pbtxt entry: dims without the batch axis; a per-image scalar as [1] reshaped to []."""
-        dims = [d for d in self.shape[1:]]
+        """A config.pbtxt entry: dims without the batch axis (-1 for a named one: an image model's height
+        and width); a per-image scalar as [1] reshaped to []."""
+        dims = [-1 if isinstance(d, str) else d for d in self.shape[1:]]
         shape = f"dims: [ {', '.join(map(str, dims))} ]" if dims else "dims: [ 1 ] reshape: { shape: [ ] }"
         optional = " optional: true" if self.optional else ""
         return f'  {{ name: "{self.name}" data_type: TYPE_{OIP_TYPES[self.dtype]} {shape}{optional} }}'
@@ -113,3 +114,104 @@ class GeneratorSpec:
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
+
+
+TILINGS = ("supported", "discouraged", "internal")
+
+
+@dataclass(frozen=True)
+class ImageModelSpec:
+    """What an image-to-image model (an upscaler, a restorer) takes and gives: an image in [0, 1]
+    with any batch, height and width its size rules allow, and the image `scale` times larger.
+
+    Size rules: height and width a multiple of `multiple_of` and at least `minimum` (`square`: equal;
+    `fixed`: exactly that size, e.g. a face restorer's 512). A runtime pads an image up to the rules
+    (reflect) and crops the output back. `alpha`: the model itself takes RGBA; an RGB model given
+    RGBA has its alpha upscaled apart and joined back. `tiling`: whether cutting an image into tiles
+    is fine (supported), changes results (discouraged) or breaks the model (internal: no tiles)."""
+
+    arch: str
+    in_channels: int
+    out_channels: int
+    scale: int
+    multiple_of: int = 1
+    minimum: int = 1
+    square: bool = False
+    fixed: int | None = None
+    alpha: bool = False
+    tiling: str = "supported"
+    input_range: tuple[float, float] = (0.0, 1.0)
+    output_range: tuple[float, float] = (0.0, 1.0)
+    bytes_per_pixel: int = 0                      # activations per input pixel (sizes the default tile)
+    parity_bound: float | None = None
+    parity_sizes: tuple[tuple[int, int, int], ...] = field(default=())      # (batch, height, width) proven
+
+    def inputs(self) -> list[TensorSpec]:
+        h: int | str = self.fixed or HEIGHT_AXIS
+        w: int | str = self.fixed or WIDTH_AXIS
+        return [TensorSpec(IMAGE, "float32", (BATCH_AXIS, self.in_channels, h, w), range=self.input_range,
+                           doc=f"images, channels first; {self.size_rule()}")]
+
+    def outputs(self) -> list[TensorSpec]:
+        if self.fixed:
+            h, w = self.fixed * self.scale, self.fixed * self.scale
+        else:
+            h, w = ((HEIGHT_AXIS, WIDTH_AXIS) if self.scale == 1
+                    else (f"{HEIGHT_AXIS}*{self.scale}", f"{WIDTH_AXIS}*{self.scale}"))
+        return [TensorSpec(IMAGES, "float32", (BATCH_AXIS, self.out_channels, h, w), range=self.output_range,
+                           doc=f"the images {self.scale}x larger" if self.scale > 1 else "the images restored")]
+
+    def size_rule(self) -> str:
+        if self.fixed:
+            return f"exactly {self.fixed}x{self.fixed}"
+        rules = [f"a multiple of {self.multiple_of}"] if self.multiple_of > 1 else []
+        rules += [f"at least {self.minimum}"] if self.minimum > 1 else []
+        rules += ["square"] if self.square else []
+        return "height and width " + (", ".join(rules) if rules else "any")
+
+    def padded(self, height: int, width: int) -> tuple[int, int]:
+        """The smallest size at or above (height, width) that the rules take."""
+        if self.fixed:
+            return self.fixed, self.fixed
+        m = self.multiple_of
+        h, w = (max(-(-x // m) * m, -(-self.minimum // m) * m) for x in (height, width))
+        return (max(h, w), max(h, w)) if self.square else (h, w)
+
+    def contract(self) -> dict:
+        return {"inputs": [t.manifest() for t in self.inputs()], "outputs": [t.manifest() for t in self.outputs()]}
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "image-model", **asdict(self)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ImageModelSpec":
+        values = json.loads(text)
+        if not isinstance(values, dict) or values.pop("kind", None) != "image-model" \
+                or set(values) - set(cls.__dataclass_fields__):
+            raise ValueError("an image model spec is an object of ImageModelSpec's fields")
+        for key in ("input_range", "output_range"):
+            if key in values:
+                values[key] = tuple(values[key])
+        if "parity_sizes" in values:
+            values["parity_sizes"] = tuple(tuple(s) for s in values["parity_sizes"])
+        return cls(**values)
+
+    def problems(self) -> list[str]:
+        """Values no real image model has."""
+        p = []
+        ints = (self.in_channels, self.out_channels, self.scale, self.multiple_of, self.minimum, self.bytes_per_pixel)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
+            return ["its sizes are not integers"]
+        if not (1 <= self.in_channels <= 4 and 1 <= self.out_channels <= 4):
+            p.append(f"channels {self.in_channels} -> {self.out_channels} are not 1..4")
+        if not 1 <= self.scale <= 16:
+            p.append(f"scale {self.scale} is not in 1..16")
+        if not (1 <= self.multiple_of <= 1024 and 1 <= self.minimum <= 4096):
+            p.append("its size rules are not a multiple of 1..1024 and a minimum of 1..4096")
+        if self.fixed is not None and not (isinstance(self.fixed, int) and 1 <= self.fixed <= 4096):
+            p.append(f"fixed size {self.fixed} is not in 1..4096")
+        if self.tiling not in TILINGS:
+            p.append(f"tiling {self.tiling!r} is not one of {', '.join(TILINGS)}")
+        if not 0 <= self.bytes_per_pixel <= 1 << 24:
+            p.append(f"bytes_per_pixel {self.bytes_per_pixel} is not in 0..{1 << 24}")
+        return p

@@ -65,6 +65,7 @@ class Family:
     rewrites: tuple[str, ...] = ()
     takes: frozenset[str] = frozenset()
     batches: tuple[int, ...] = PARITY_BATCHES
+    image: bool = False           # an image-to-image model (load returns an ImageExportable)
 
 
 def open_source(path: Path) -> Source:
@@ -81,7 +82,12 @@ def open_source(path: Path) -> Source:
     if path.suffix == ".py":
         raise CheckpointError(f"{path} is Python source: give the weights as the first argument and the file that "
                               f"defines the class as --module FILE.py:Class")
-    fix = "give a PyTorch checkpoint (torch.save of a state dict), a gan_pack run or an NVlabs network pickle"
+    fix = ("give a PyTorch checkpoint (torch.save of a state dict), a .safetensors file, a gan_pack run or an "
+           "NVlabs network pickle")
+    if path.suffix == ".safetensors":
+        from gan_pack.pytorch.image_models import read_safetensors
+
+        return Source(path, "torch", read_safetensors(path, fix))
     try:
         check_checkpoint_file(path)
         with open(path, "rb") as f:
@@ -136,6 +142,24 @@ def _is_nvlabs(configs: tuple[str, ...]) -> Callable[[Source], str | None]:
         config = facts.nvlabs_facts(source).get("config")
         return None if config in configs else f"its generator is {config}"
     return detect
+
+
+def _is_spandrel(source: Source) -> str | None:
+    from gan_pack.pytorch.image_models import detect_architecture
+
+    if source.kind != "torch":
+        return "not a state dict"
+    try:
+        arch, why = detect_architecture(source.content)
+    except ConfigError as e:          # spandrel is not installed: say so, as why this family said no
+        return str(e)
+    return None if arch else why
+
+
+def _load_spandrel(source: Source, request: ExportRequest):
+    from gan_pack.pytorch.image_models import exportable_spandrel
+
+    return exportable_spandrel(source.content, str(source.path))
 
 
 def _load_run(source: Source, request: ExportRequest) -> Exportable:
@@ -220,6 +244,11 @@ FAMILIES: tuple[Family, ...] = (
             "modulated convolutions: one shared weight with demodulation coefficients",
             "fp16 layers: fp32", "truncation: psi an input of the graph, around the stored w_avg"),
            frozenset({"--network"}), (1, 7, 64)),
+    Family("spandrel", "an image-to-image model spandrel recognises (ESRGAN, Real-ESRGAN, SwinIR, GFPGAN, ...): "
+           ".pth or .safetensors", _is_spandrel, _load_spandrel, facts.spandrel_facts,
+           ("spandrel's forward with in-forward random noise off (the stored noise)",
+            "dynamic batch, height and width; padding to the size rules is the runtime's"),
+           frozenset(), image=True),
     Family("module", "your own nn.Module class (--module FILE.py:Class), never detected", lambda s: "only with "
            "--module", _load_module, lambda s: {}, (), OWN_FLAGS | {"--module", "--init", "--noise-mode"}),
 )
@@ -277,6 +306,14 @@ def export_checkpoint(source_path: Path, output: Path, request: ExportRequest, o
     source, chosen = choose(source_path, request)
     output = check_outputs(output)
     exportable = chosen.load(source or Source(source_path, "torch"), request)
+    if chosen.image:
+        from gan_pack.pytorch.image_export import write_image_model
+
+        if options.precision == "int8":
+            raise ConfigError("an image model's int8 file is made by pack --variants int8 (calibrated on images and "
+                              "held to a PSNR floor); export fp32 or fp16")
+        return [write_image_model(exportable, output, options.precision, options.opset, options.atol,
+                                  options.allow_mismatch, log)], chosen
     if options.batch_sizes == PARITY_BATCHES:
         options.batch_sizes = chosen.batches
     reports = write_generator(exportable, output, options, log)

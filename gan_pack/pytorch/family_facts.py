@@ -131,3 +131,12 @@ def _architecture(g) -> str | None:
     last = sorted((m for n, m in synthesis.modules.items() if n.startswith("b")), key=lambda m: m.attribute(
         "resolution") or 0) if synthesis else []
     return last[-1].attribute("architecture") if last else None
+
+
+def spandrel_facts(source) -> dict:
+    """What spandrel's descriptor says of an image model: architecture, scale, channels, size rules, tiling."""
+    from gan_pack.pytorch.image_models import load_descriptor, spec_of_descriptor
+
+    spec = spec_of_descriptor(load_descriptor(source.content, str(source.path)))
+    return {"architecture": spec.arch, "scale": spec.scale, "channels": f"{spec.in_channels} -> {spec.out_channels}",
+            "size rule": spec.size_rule(), "tiling": spec.tiling}

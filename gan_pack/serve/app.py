@@ -6,6 +6,8 @@ encoding is protocol.py, the batching batcher.py, the models and workers layout.
 - POST /v2/models/NAME/infer: JSON tensors, or the binary tensor data extension (what tritonclient
   sends by default); errors as {"error": "..."} with 400, 404, 413 or 503
 - GET /v1/models/NAME/sample.png?n=16&label=3&seed=1 (and sample.npy): seeded like `ganpack sample`
+- image models (upscalers, restorers; images.py): infer with an `image` tensor, and
+  POST /v1/models/NAME/apply with PNG/JPEG/WebP bytes, answered with a PNG
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Iterator
 import gan_pack
 from gan_pack.errors import GanPackError
 from gan_pack.runtime.generator import OnnxGenerator
+from gan_pack.runtime.image_model import ImageModel
+from gan_pack.serve import images
 from gan_pack.serve.batcher import Batcher
 from gan_pack.serve.layout import ServeOptions, lower_priority
 from gan_pack.serve.protocol import (
@@ -40,22 +44,27 @@ PARSE_INLINE_BYTES = 256 << 10          # larger request bodies are parsed off t
 class Server:
     """The served models, their batchers, and the handlers of every endpoint."""
 
-    def __init__(self, models: dict[str, OnnxGenerator], options: ServeOptions, workers: dict[str, int]):
+    def __init__(self, models: dict[str, OnnxGenerator | ImageModel], options: ServeOptions,
+                 workers: dict[str, int]):
         self.models, self.options = models, options
         self.workers = {name: workers.get(name, options.workers) for name in models}
         self.executor = ThreadPoolExecutor(max_workers=max(1, sum(self.workers.values())),
                                            thread_name_prefix="onnxruntime", initializer=lower_priority)
         self.parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
         self.batchers: dict[str, Batcher] = {}
+        self.gates: dict[str, asyncio.Semaphore] = {}
         self.tasks: list[asyncio.Task] = []
 
-    def named(self, name: str) -> OnnxGenerator:
+    def named(self, name: str):
         if name not in self.models:
             raise HTTPError(404, f"unknown model {name!r}; this server has {', '.join(sorted(self.models))}")
         return self.models[name]
 
     def start(self) -> None:
         for name, g in self.models.items():
+            if isinstance(g, ImageModel):          # no batching: a call per request, `workers` at a time
+                self.gates[name] = asyncio.Semaphore(self.workers[name])
+                continue
             batcher = Batcher(g, self.options, self.executor, self.workers[name])
             self.batchers[name] = batcher
             self.tasks += [asyncio.create_task(batcher.run()) for _ in range(batcher.workers)]
@@ -72,20 +81,31 @@ class Server:
         return {"live": True}
 
     async def ready(self, params: dict, query) -> dict:
-        return {"ready": bool(self.batchers)}
+        return {"ready": bool(self.batchers or self.gates)}
 
     async def server(self, params: dict, query) -> dict:
         return {"name": "gan_pack", "version": gan_pack.__version__, "extensions": ["binary_tensor_data"]}
 
     async def metadata(self, params: dict, query) -> dict:
-        return model_metadata(params["name"], self.named(params["name"]))
+        g = self.named(params["name"])
+        if isinstance(g, ImageModel):
+            return images.image_model_metadata(params["name"], g)
+        return model_metadata(params["name"], g)
 
     async def model_ready(self, params: dict, query) -> dict:
         self.named(params["name"])
-        return {"name": params["name"], "ready": params["name"] in self.batchers}
+        return {"name": params["name"], "ready": params["name"] in self.batchers or params["name"] in self.gates}
+
+    def image_model(self, name: str) -> ImageModel:
+        g = self.named(name)
+        if not isinstance(g, ImageModel):
+            raise HTTPError(400, f"{name} is a generator (it takes noise): GET /v1/models/{name}/sample.png")
+        return g
 
     async def sample(self, name: str, fmt: str, query) -> tuple[bytes, str]:
         g = self.named(name)
+        if isinstance(g, ImageModel):
+            raise HTTPError(400, f"{name} is an image model: POST an image to /v1/models/{name}/apply")
         if fmt not in ("png", "npy"):
             raise HTTPError(404, f"sample.{fmt}: ask for sample.png (a grid) or sample.npy (an array)")
         request = SampleQuery.parse(query, self.options.max_images_per_request)
@@ -97,6 +117,8 @@ class Server:
         """POST /v2/models/NAME/infer: (status, body chunks, headers, body length). A large body is
         parsed, and a JSON reply encoded, off the event loop, so other clients are answered meanwhile."""
         g = self.named(name)
+        if isinstance(g, ImageModel):
+            return await images.image_infer(self, name, body, header)
         limit = self.options.max_images_per_request
         loop = asyncio.get_running_loop()
         if len(body) > PARSE_INLINE_BYTES:
@@ -178,7 +200,7 @@ class AsgiEndpoint:
 
 
 def routes(server: Server, infer) -> list:
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
 
     def failure(e: Exception) -> Response:
@@ -201,14 +223,26 @@ def routes(server: Server, infer) -> list:
         except Exception as e:  # noqa: BLE001 - see error_reply
             return failure(e)
 
+    async def apply(request):
+        name = request.path_params["name"]
+        try:
+            body = await read_body(request.scope, request.receive, server.options.max_body_bytes,
+                                   server.options.read_timeout_s)
+            chunks = await images.apply_body(server, name, body)
+        except Exception as e:  # noqa: BLE001 - see error_reply
+            return failure(e)
+        return StreamingResponse(images.gated(server.gates[name], chunks), media_type="image/png")
+
     return [json_route("/v2/health/live", server.live), json_route("/v2/health/ready", server.ready),
             json_route("/v2", server.server), json_route("/v2/models/{name}", server.metadata),
             json_route("/v2/models/{name}/ready", server.model_ready),
             Route("/v2/models/{name}/infer", AsgiEndpoint(infer), methods=["POST"]),   # other methods: 405
-            Route("/v1/models/{name}/sample.{fmt:str}", sample)]
+            Route("/v1/models/{name}/sample.{fmt:str}", sample),
+            Route("/v1/models/{name}/apply", apply, methods=["POST"])]
 
 
-def create_app(models: dict[str, OnnxGenerator], options: ServeOptions | None = None,
+
+def create_app(models: dict[str, OnnxGenerator | ImageModel], options: ServeOptions | None = None,
                workers: dict[str, int] | None = None):
     """The ASGI app serving `models` (name -> OnnxGenerator), each with workers[name] workers
     (default: options.workers)."""

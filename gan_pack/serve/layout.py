@@ -14,6 +14,7 @@ from pathlib import Path
 from gan_pack.contract.package_format import VARIANT_SUFFIXES
 from gan_pack.errors import ConfigError, ModelError
 from gan_pack.runtime.generator import OnnxGenerator
+from gan_pack.runtime.image_model import ImageModel
 from gan_pack.runtime.package import package_model
 from gan_pack.runtime.session import providers_for
 
@@ -91,7 +92,7 @@ def probe_rate(g: OnnxGenerator, n: int = 8) -> float:
 
 
 def load_served(paths: list[Path], device: str, cores: int, workers: int | None = None, threads: int | None = None,
-                feed_rate: float = FEED_RATE) -> tuple[dict[str, OnnxGenerator], dict[str, int]]:
+                feed_rate: float = FEED_RATE) -> tuple[dict[str, OnnxGenerator | ImageModel], dict[str, int]]:
     """The generators to serve (load_models) and each one's worker count (worker_layout). Without
     --workers and --threads, each CPU model is loaded single-threaded and timed; one that the event
     loop cannot keep up with is loaded again with its share of the cores."""
@@ -102,6 +103,10 @@ def load_served(paths: list[Path], device: str, cores: int, workers: int | None 
         return generators, dict.fromkeys(generators, count)
     generators, counts = load_models(paths, device, 1), {}
     for name, g in generators.items():
+        if isinstance(g, ImageModel):          # one call at a time, on every core (tiles are large calls)
+            counts[name] = 1
+            generators[name] = ImageModel(g.source, device, None, g.variant)
+            continue
         counts[name], per_call = worker_layout(False, cores, None, None, probe_rate(g), feed_rate)
         if per_call != 1:
             generators[name] = OnnxGenerator(g.source, device=device, threads=per_call, memory_budget=CALL_MEMORY,
@@ -119,7 +124,18 @@ def lower_priority() -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, current + COMPUTE_NICENESS))
 
 
-def load_models(paths: list[Path], device: str, threads: int | None = None) -> dict[str, OnnxGenerator]:
+def _is_image_model(path: Path) -> bool:
+    from gan_pack.contract.image_model import is_image_model
+    from gan_pack.runtime.onnxscan import model_metadata
+    from gan_pack.runtime.session import resolve_model_file
+
+    try:
+        return is_image_model(model_metadata(resolve_model_file(path)))
+    except (ModelError, OSError, ValueError):
+        return False
+
+
+def load_models(paths: list[Path], device: str, threads: int | None = None) -> dict[str, OnnxGenerator | ImageModel]:
     """name -> generator, from .onnx files, package folders, or folders of either."""
     found: dict[str, Path] = {}         # name -> what to open: a package folder (its variants) or an .onnx
     named: set[Path] = set()            # given by name: must load (a folder's other .onnx files may be skipped)
@@ -140,10 +156,13 @@ def load_models(paths: list[Path], device: str, threads: int | None = None) -> d
             if name in found and found[name] != source:
                 raise ConfigError(f"two models are named {name} ({found[name]} and {source}); serve one of them")
             found[name] = source
-    models = {}
+    models: dict[str, OnnxGenerator | ImageModel] = {}
     for name, path in found.items():
         try:
-            models[name] = OnnxGenerator(path, device=device, threads=threads, memory_budget=CALL_MEMORY)
+            if _is_image_model(path):
+                models[name] = ImageModel(path, device, threads)
+            else:
+                models[name] = OnnxGenerator(path, device=device, threads=threads, memory_budget=CALL_MEMORY)
         except ModelError:
             if len(found) == 1 or path in named:
                 raise

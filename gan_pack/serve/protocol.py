@@ -18,6 +18,7 @@ from gan_pack.contract.names import IMAGES, LABELS, NOISE, PSI
 from gan_pack.contract.spec import OIP_TYPES, GeneratorSpec
 from gan_pack.errors import GanPackError, ModelError
 from gan_pack.runtime.generator import OnnxGenerator
+from gan_pack.runtime.image_model import ImageModel
 
 DTYPES = {"FP32": np.float32, "INT64": np.int64}
 HEADER = "Inference-Header-Content-Length"
@@ -107,7 +108,7 @@ def _values(entry: dict, name: str, datatype: str, binary: memoryview, offset: i
     return array.astype(DTYPES[datatype]).reshape(-1), offset
 
 
-def _tensor(entry, binary: memoryview, offset: int, g: OnnxGenerator, limit: int) -> tuple[str, np.ndarray, int]:
+def _tensor(entry, binary: memoryview, offset: int, g: OnnxGenerator | ImageModel, limit: int) -> tuple[str, np.ndarray, int]:
     """(name, array, the offset after its binary data) of one entry of a request's `inputs`."""
     if not isinstance(entry, dict):
         raise HTTPError(400, "each input must be an object with name, datatype, shape and data")
