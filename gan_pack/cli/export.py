@@ -202,6 +202,11 @@ def pack(
     from gan_pack.package.pack import PackOptions, check_package_output
     from gan_pack.package.pack import pack as make_package
 
+    image = _image_source(source)
+    if image is not None:
+        _pack_image(image, source, output, variants, license, evaluate, classifier, data_dir, name, data_notice,
+                    truncation, triton)
+        return
     if evaluate != (classifier is not None and data_dir is not None) or (not evaluate and (classifier or data_dir)):
         raise GanPackError("--eval goes with --classifier and --data-dir (all three, or none)")
     options = PackOptions(name=name, variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
@@ -233,3 +238,63 @@ def pack(
         stem = name or out.name
         entry = write_triton(out / f"{stem}.onnx", stem, triton)
         typer.echo(f"wrote {entry}/config.pbtxt and {entry}/1/model.onnx (tritonserver --model-repository {triton})")
+
+
+def _image_source(source: Path) -> str | None:
+    """"onnx" for an exported image model (its .onnx or package), "run" for an sr run or an image model's
+    checkpoint (exported first); None for a generator."""
+    from gan_pack.contract.image_model import is_image_model
+    from gan_pack.runtime.onnxscan import model_metadata
+    from gan_pack.runtime.package import package_model
+
+    if source.is_file() and source.suffix == ".onnx":
+        return "onnx" if is_image_model(model_metadata(source)) else None
+    if source.is_dir() and package_model(source) is not None:
+        return "onnx" if is_image_model(model_metadata(package_model(source))) else None
+    sr_run = source.is_dir() and (source / "generator.pth").is_file() and not (source / "checkpoint.pt").exists()
+    return "run" if sr_run or (source.is_file() and source.suffix in (".pth", ".safetensors") and
+                               _spandrel_file(source)) else None
+
+
+def _spandrel_file(source: Path) -> bool:
+    try:
+        require_torch()
+        from gan_pack.pytorch.families import detect, open_source
+
+        return detect(open_source(source)).image
+    except GanPackError:
+        return False
+
+
+def _pack_image(kind: str, source: Path, output: Path, variants: str, license: str | None, evaluate: bool,
+                classifier: Path | None, data_dir: Path | None, name: str | None, data_notice: Path | None,
+                truncation: float | None, triton: Path | None) -> None:
+    """pack of an image model (package/image_pack.py): exported first where it is a run or checkpoint."""
+    from gan_pack.package.image_pack import pack_image_model
+    from gan_pack.package.pack import PackOptions, check_package_output
+    from gan_pack.runtime.package import package_model
+
+    if classifier is not None or truncation is not None or triton is not None:
+        raise GanPackError("an image model is packed without --classifier, --truncation and --triton (its --eval "
+                           "compares it with bicubic on --data-dir's test images)")
+    if evaluate != (data_dir is not None):
+        raise GanPackError("--eval goes with --data-dir (the images to compare the model with bicubic on)")
+    options = PackOptions(name=name, variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
+                          license=license, data_notice=str(data_notice) if data_notice else None)
+    options.data_dir = str(data_dir) if data_dir else None
+    check_package_output(output)
+    with tempfile.TemporaryDirectory() as scratch:
+        if kind == "run":
+            require_torch()
+            from gan_pack.pytorch.export import ExportOptions
+            from gan_pack.pytorch.families import ExportRequest, export_checkpoint
+
+            exported = Path(scratch) / "model.onnx"
+            export_checkpoint(source, exported, ExportRequest(), ExportOptions(), log=stage)
+            source = exported
+        elif source.is_dir():
+            source = package_model(source)
+        out = pack_image_model(source, output, options, log=stage)
+    for path in sorted(out.iterdir()):
+        typer.echo(f"  {path.name:<32} {path.stat().st_size / 1e6:8.3f} MB")
+    typer.echo(f"wrote {out}/ (check it anywhere with: ganpack verify {out})")

@@ -76,6 +76,13 @@ def _train(ctx: typer.Context, **settings) -> None:
         given = {k for k in settings if ctx.get_parameter_source(k).name in ("COMMANDLINE", "ENVIRONMENT")}
         settings = resume_settings(settings["out"], settings, given)
     config = TrainConfig.from_dict(settings)
+    if config.recipe.model == "sr":
+        from gan_pack.pytorch.sr_train import GENERATOR_FILE, train_sr
+
+        run_dir = train_sr(config, resume)
+        typer.echo(f"done: {run_dir / GENERATOR_FILE} (export it with: ganpack export {run_dir} -o NAME.onnx)",
+                   err=True)
+        return
     try:
         trainer = train_run(config, resume=resume, monitors=[ConsoleMonitor(resume)])
     except KeyboardInterrupt:

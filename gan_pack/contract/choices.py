@@ -23,6 +23,7 @@ class Choice(str, Enum):
 class Model(Choice):
     gan = "gan"
     cgan = "cgan"
+    sr = "sr"              # image-conditioned: a super-resolution GAN (pytorch/sr_train.py)
 
 
 class Arch(Choice):

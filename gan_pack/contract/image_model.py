@@ -19,7 +19,7 @@ PIXEL_FORMATS = {1: "Gray8", 3: "Rgb8", 4: "Rgba8"}
 
 
 def image_model_metadata(spec: ImageModelSpec, family: str, source: str, precision: str, opset: int,
-                         version: str, tags: list[str] | None = None) -> dict[str, str]:
+                         version: str, tags: list[str] | None = None, dataset: str = "unknown") -> dict[str, str]:
     """An image model's metadata (all strings; JSON where structured)."""
     return {
         "gan_pack.version": version,
@@ -28,6 +28,7 @@ def image_model_metadata(spec: ImageModelSpec, family: str, source: str, precisi
         "family": family,
         "arch": spec.arch,
         "source": source,
+        "dataset": dataset,
         "scale": str(spec.scale),
         "tags": json.dumps(tags or []),
         "precision": precision,

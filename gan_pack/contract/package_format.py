@@ -20,9 +20,12 @@ import numpy as np
 from gan_pack.contract.parity import DEFAULT_ATOL
 
 PACKAGE_FORMAT, GOLDEN_FORMAT = "gan_pack.package/2", "gan_pack.golden/1"
+# An image model's package (an upscaler, a restorer): the same folder, its manifest holding the image
+# spec instead of noise and classes, its golden vectors input images and the images each file gives.
+IMAGE_PACKAGE_FORMAT, IMAGE_GOLDEN_FORMAT = "gan_pack.image-package/1", "gan_pack.image-golden/1"
 # What a reader of this version reads: /1 has no per-provider variants, /2 adds them (a file entry's
 # `provider`, and the `speed` and `evaluation` measured when it was made).
-PACKAGE_FORMATS = ("gan_pack.package/1", "gan_pack.package/2")
+PACKAGE_FORMATS = ("gan_pack.package/1", "gan_pack.package/2", IMAGE_PACKAGE_FORMAT)
 PROVIDERS = ("cpu", "cuda")
 SUMS = "SHA256SUMS"
 GOLDEN_COUNT, GOLDEN_SEED = 4, 2024

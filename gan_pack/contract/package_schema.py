@@ -19,11 +19,13 @@ from gan_pack.contract.limits import MAX_CLASSES, MAX_IMAGE_VALUES, MAX_NOISE_DI
 from gan_pack.contract.package_format import (
     GOLDEN_FORMAT,
     GOLDEN_TOLERANCE,
+    IMAGE_PACKAGE_FORMAT,
     PACKAGE_FORMATS,
     PROVIDERS,
     decode,
     family,
 )
+from gan_pack.contract.spec import ImageModelSpec
 from gan_pack.core.noise import MIN_TRUNCATION
 from gan_pack.core.numbers import integer_in, number
 
@@ -75,6 +77,7 @@ class Manifest:
     golden_count: int
     files: list[FileEntry] = field(default_factory=list)
     truncation: float | None = None     # the sampling default (absent before packages recorded one)
+    spec: ImageModelSpec | None = None  # an image model's package (its format IMAGE_PACKAGE_FORMAT)
 
     @property
     def models(self) -> list[FileEntry]:
@@ -137,7 +140,12 @@ def read_manifest(data, source: str) -> tuple[Manifest | None, list[str]]:
     p = Problems(source)
     if not p.need(isinstance(data, dict), "the top level", "is not an object") or not _format(data, PACKAGE_FORMATS, p):
         return None, list(p)
-    facts = _facts(data, p)
+    spec = None
+    if data.get("format") == IMAGE_PACKAGE_FORMAT:
+        spec = _image_facts(data, p)
+        facts = {"image_shape": (spec.out_channels, 1, 1) if spec else (1, 1, 1)}
+    else:
+        facts = _facts(data, p)
     golden, files = data.get("golden"), data.get("files")
     golden = golden if isinstance(golden, dict) else {}
     p.need(plain_name(golden.get("file")), "golden.file", "is not a plain file name in the package")
@@ -153,9 +161,28 @@ def read_manifest(data, source: str) -> tuple[Manifest | None, list[str]]:
     if p:
         return None, list(p)
     files_read = [e for e in entries if e is not None]
+    if spec is not None:
+        return Manifest(data["name"], "image-to-image", data["dataset"], 0, 0, [], facts["image_shape"],
+                        golden["file"], golden["count"], files_read, spec=spec), []
     return Manifest(data["name"], data["model"], data["dataset"], data["noise_dim"], data["num_classes"],
                     list(data["class_names"]), facts["image_shape"], golden["file"], golden["count"],
                     files_read, data.get("truncation")), []
+
+
+def _image_facts(data: dict, p: Problems) -> ImageModelSpec | None:
+    """An image package's spec (ImageModelSpec's own checks), name and data set."""
+    import json
+
+    p.need(plain_name(data.get("name")), "name", "is not a plain file name")
+    p.need(isinstance(data.get("dataset"), str), "dataset", "is not a string")
+    try:
+        spec = ImageModelSpec.from_json(json.dumps({"kind": "image-model", **data["spec"]}))
+        problems = spec.problems()
+    except (KeyError, TypeError, ValueError, RecursionError):
+        spec, problems = None, ["is not an image model spec"]
+    for problem in problems:
+        p.append(f"{p.source}: spec {problem}")
+    return spec if not problems else None
 
 
 @dataclass(frozen=True)

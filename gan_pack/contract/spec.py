@@ -153,8 +153,10 @@ class ImageModelSpec:
                            doc=f"images, channels first; {self.size_rule()}")]
 
     def outputs(self) -> list[TensorSpec]:
+        h: int | str
+        w: int | str
         if self.fixed:
-            h, w = self.fixed * self.scale, self.fixed * self.scale
+            h = w = self.fixed * self.scale
         else:
             h, w = ((HEIGHT_AXIS, WIDTH_AXIS) if self.scale == 1
                     else (f"{HEIGHT_AXIS}*{self.scale}", f"{WIDTH_AXIS}*{self.scale}"))

@@ -120,9 +120,11 @@ MAX_CLASS_NAME = 200
 
 def folder_dataset_name(data_dir: str | Path | None) -> str:
     """What a folder data set is called in a model's metadata and card: the folder's own name
-    (`../data/emoji` -> `emoji`), or `folder` where that is no plain, printable name or is the name of
-    a built-in data set (evaluate would take it for that one)."""
-    name = Path(data_dir).resolve().name if data_dir else ""
+    (`../data/emoji` -> `emoji`; its train split given itself, `../data/emoji/train`, is `emoji` too), or
+    `folder` where that is no plain, printable name or is the name of a built-in data set (evaluate would
+    take it for that one)."""
+    path = Path(data_dir).resolve() if data_dir else None
+    name = (path.parent.name if path.name == "train" else path.name) if path else ""
     plain = name and len(name) <= MAX_DATASET_NAME and name.isprintable() and not name.startswith(".")
     return name if plain and name not in BUILTIN_DATASETS else "folder"
 

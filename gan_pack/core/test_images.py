@@ -35,3 +35,11 @@ def picture_like(batch: int, channels: int, height: int, width: int, seed: int =
         image += rng.normal(0, 0.02, image.shape).astype(np.float32)          # sensor-like grain
         out[i] = np.clip(image, 0.0, 1.0)
     return out
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two uint8 (or [0, 255] float) arrays (100 where they are equal)."""
+    import math
+
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return 100.0 if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)

@@ -109,7 +109,8 @@ def find_manifest(folder: Path, names: list[str], report: Report) -> Manifest | 
             data = read_json(folder / name, MAX_MANIFEST_BYTES)
         except ValueError:
             continue                               # other JSON files are checked where they are used
-        if isinstance(data, dict) and str(data.get("format", "")).startswith("gan_pack.package/"):
+        if isinstance(data, dict) and str(data.get("format", "")).startswith(("gan_pack.package/",
+                                                                              "gan_pack.image-package/")):
             manifests.append((name, data))
     if not report.check(len(manifests) == 1, "the manifest (NAME.json, format gan_pack.package/N) is missing"
                         if not manifests else f"{len(manifests)} manifests; a package has one"):
@@ -211,6 +212,17 @@ def verify_folder(folder: Path, device: str) -> Report:
     manifest = find_manifest(folder, names, report)
     if manifest is None:
         return report
+    if manifest.spec is not None:                   # an image model's package (package/image_pack.py)
+        from gan_pack.package.image_pack import verify_image_models
+
+        golden = None
+        if report.check(manifest.golden_file in names, f"the golden images ({manifest.golden_file}) are missing"):
+            try:
+                golden = read_json(folder / manifest.golden_file, MAX_GOLDEN_BYTES)
+            except ValueError as e:
+                report.check(False, f"{manifest.golden_file} {e}")
+        verify_image_models(folder, manifest, golden, device, report)
+        return report
     generators = load_models(folder, manifest, device, report)
     if report.problems:
         return report
@@ -245,6 +257,18 @@ def verify_model(path: Path, device: str) -> Report:
             report.lines.insert(0, f"{path.name} is a model of the package {path.parent}: verifying the package")
             return report
     report = Report()
+    from gan_pack.contract.image_model import is_image_model
+
+    if path.is_file() and is_image_model(model_metadata(path)):
+        from gan_pack.runtime.image_model import ImageModel
+
+        model = ImageModel(path, device=device)
+        image = (np.arange(16 * 16 * model.spec.in_channels) % 256).astype(np.uint8).reshape(16, 16, -1)
+        out = model.apply(image, tile=0)
+        report.check(out.shape[:2] == (16 * model.scale, 16 * model.scale), "its output is not scale times larger")
+        report.lines.append(f"contract: {path.name} loads as an image model; a smoke run gives {out.shape[1]}x"
+                            f"{out.shape[0]} (verify its package folder for checksums and golden images)")
+        return report
     g = OnnxGenerator(path, device=device, tf32=False)
     report.lines.append(f"contract: {path.name} loads with its names, shapes and metadata")
     images = g.sample(4, seed=0)

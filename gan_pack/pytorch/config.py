@@ -79,7 +79,9 @@ def _type_problems(group: type, data: dict) -> list[str]:
 class Recipe:
     """What is trained: fixed for the life of a run (a resumed run must not change it)."""
 
-    model: str = setting("gan", "gan, or cgan (conditional on the class label).", START, choices=Model)
+    model: str = setting("gan", "gan, cgan (conditional on the class label), or sr (an upscaler: a compact "
+                                "generator of --width features and --convs convolutions, L1 and adversarial loss, "
+                                "low-resolution inputs made on the fly; --dataset folder).", START, choices=Model)
     arch: str = setting("mlp", "mlp (the classic tutorial pair) or dcgan (convolutional).", NETS, choices=Arch)
     dataset: str = setting("mnist", "mnist, fashion-mnist, or folder (an image folder).", DATA, choices=Dataset)
     image_size: int = setting(28, "Image side in pixels (dcgan: 28, 32 or 64).", DATA)
@@ -110,6 +112,11 @@ class Recipe:
     loss: str = setting("bce", "bce (on logits), bce-prob (the tutorial's), or hinge.", NETS, choices=Loss)
     seed: int = setting(0, "Seed: the same seed gives the same CPU run.", OPTIM)
     bf16: bool = setting(False, "bf16 autocast for the forward passes (GPUs with bf16).", RUN)
+    scale: int = setting(4, "sr: how many times larger the output is (2, 3 or 4); --image-size is the "
+                            "high-resolution side.", NETS)
+    convs: int = setting(16, "sr: convolutions in the compact generator's body.", NETS)
+    adv_weight: float = setting(0.005, "sr: weight of the adversarial loss beside L1 (0: L1 only); it starts "
+                                       "after the first quarter of the epochs.", NETS)
 
     def problems(self) -> list[str]:
         p = (Model.problem("--model", self.model) + Arch.problem("--arch", self.arch)
@@ -150,12 +157,29 @@ class Recipe:
                      f"not {', '.join(map(repr, unknown))}")
         if self.width < 8 or (self.d_width is not None and self.d_width < 8):
             p.append("--width and --d-width must be at least 8")
+        if self.model == "sr":
+            return p + self._sr_problems() + _limits(self)
         if self.arch == "dcgan" and self.image_size not in DCGAN_SIZES:
             p.append(f"--arch dcgan builds {', '.join(map(str, DCGAN_SIZES))}-pixel images, "
                      f"not {self.image_size}; pick one of those --image-size values")
         if self.arch == "mlp" and not 4 <= self.image_size <= 128:
             p.append(f"--arch mlp builds 4..128-pixel images, not {self.image_size}")
         return p + _limits(self)
+
+    def _sr_problems(self) -> list[str]:
+        p = []
+        if self.dataset != "folder":
+            p.append("--model sr trains on --dataset folder (a folder of images, RGBA included)")
+        if self.scale not in (2, 3, 4):
+            p.append(f"--scale must be 2, 3 or 4, not {self.scale}")
+        elif self.image_size % self.scale or not 8 * self.scale <= self.image_size <= 512:
+            p.append(f"--image-size (the high-resolution side) must be a multiple of --scale in "
+                     f"{8 * self.scale}..512, not {self.image_size}")
+        if not 1 <= self.convs <= 64:
+            p.append(f"--convs must be in 1..64, not {self.convs}")
+        if not 0 <= self.adv_weight <= 1:
+            p.append(f"--adv-weight must be in 0..1, not {self.adv_weight}")
+        return p
 
     @property
     def conditional(self) -> bool:

@@ -74,6 +74,8 @@ def open_source(path: Path) -> Source:
     from gan_pack.pytorch.checkpoint import CHECKPOINT_NAME, load_untrusted
     from gan_pack.pytorch.network_pickle import read_network_pickle
 
+    if path.is_dir() and (path / "generator.pth").is_file() and not (path / CHECKPOINT_NAME).is_file():
+        path = path / "generator.pth"                                    # a `ganpack train --model sr` run
     if path.is_dir():
         if not (runlog.is_run(path) or (path / CHECKPOINT_NAME).is_file()):
             raise CheckpointError(f"{path} is a folder but not a gan_pack run (no {CHECKPOINT_NAME}); give a run "
@@ -159,7 +161,22 @@ def _is_spandrel(source: Source) -> str | None:
 def _load_spandrel(source: Source, request: ExportRequest):
     from gan_pack.pytorch.image_models import exportable_spandrel
 
-    return exportable_spandrel(source.content, str(source.path))
+    return exportable_spandrel(source.content, str(source.path), dataset=_sr_run_dataset(source.path))
+
+
+def _sr_run_dataset(path: Path) -> str:
+    """The data set of a `ganpack train --model sr` run whose generator.pth this is ("unknown" otherwise)."""
+    import json
+
+    from gan_pack.core.folder import folder_dataset_name
+
+    try:
+        config = json.loads((path.parent / "config.json").read_text())
+    except (OSError, ValueError):
+        return "unknown"
+    if not isinstance(config, dict) or config.get("model") != "sr":
+        return "unknown"
+    return folder_dataset_name(config.get("data_dir"))
 
 
 def _load_run(source: Source, request: ExportRequest) -> Exportable:

@@ -128,7 +128,8 @@ def write_image_model(exportable: ImageExportable, output: Path, precision: str 
                 spec = ImageModelSpec(**{**exportable.spec.__dict__, "bytes_per_pixel": bytes_per_pixel(
                     model, exportable.spec), "parity_bound": bound, "parity_sizes": sizes})
                 metadata = {**image_model_metadata(spec, exportable.family, exportable.source, precision, opset,
-                                                   gan_pack.__version__, exportable.tags), "exporter": exporter}
+                                                   gan_pack.__version__, exportable.tags, exportable.dataset),
+                            "exporter": exporter}
                 set_metadata(model, metadata)
                 onnx.save(model, str(tmp))
                 say(log, f"parity against spandrel's forward at {', '.join(f'{b}x{h}x{w}' for b, h, w in sizes)}")

@@ -183,6 +183,7 @@ class ImageExportable:
     family: str
     source: str
     tags: list[str]
+    dataset: str = "unknown"
 
     def module(self, half: bool = False, rewrite: bool = False) -> nn.Module:
         """spandrel's forward (the reference); with rewrite, as export traces it (REWRITES), on a copy."""
@@ -196,7 +197,10 @@ class ImageExportable:
         return SpandrelForward(descriptor, half).eval()
 
 
-def exportable_spandrel(content: Any, where: str, family: str = "spandrel") -> ImageExportable:
+def exportable_spandrel(content: Any, where: str, family: str = "spandrel",
+                        dataset: str = "unknown") -> ImageExportable:
     descriptor = load_descriptor(content, where)
-    return ImageExportable(descriptor, spec_of_descriptor(descriptor), family, descriptor.architecture.name,
-                           list(descriptor.tags))
+    spec = spec_of_descriptor(descriptor)
+    if spec.in_channels == 4:
+        spec = ImageModelSpec(**{**spec.__dict__, "alpha": True})
+    return ImageExportable(descriptor, spec, family, descriptor.architecture.name, list(descriptor.tags), dataset)

@@ -108,7 +108,8 @@ def _values(entry: dict, name: str, datatype: str, binary: memoryview, offset: i
     return array.astype(DTYPES[datatype]).reshape(-1), offset
 
 
-def _tensor(entry, binary: memoryview, offset: int, g: OnnxGenerator | ImageModel, limit: int) -> tuple[str, np.ndarray, int]:
+def _tensor(entry, binary: memoryview, offset: int, g: OnnxGenerator | ImageModel,
+            limit: int) -> tuple[str, np.ndarray, int]:
     """(name, array, the offset after its binary data) of one entry of a request's `inputs`."""
     if not isinstance(entry, dict):
         raise HTTPError(400, "each input must be an object with name, datatype, shape and data")
