@@ -27,7 +27,8 @@ FOLDER_MARKS = {"pytorch": "torch", "onnx_tools": "onnx", "serve": "serve"}
 FOLDER_NEEDS = {"pytorch": "torch", "onnx_tools": "onnx", "serve": "starlette"}
 # An install without an extra does not collect the folder of tests that needs it.
 collect_ignore = [folder for folder, module in FOLDER_NEEDS.items() if importlib.util.find_spec(module) is None]
-FIXTURE_MARKS = {"trained_runs": "torch", "exported_models": "torch", "tiny_classifier": "torch"}
+FIXTURE_MARKS = {"trained_runs": "torch", "exported_models": "torch", "tiny_classifier": "torch",
+                 "image_models": "torch"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -212,3 +213,27 @@ def serving(paths, **options):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def image_models(tmp_path_factory) -> dict[str, Path]:
+    """Exported 2x upscalers of spandrel's classes with seeded random weights: a Compact (any size) and a
+    SAFMN (height and width multiples of 8); and a Compact's state dict, weights.pth, not exported."""
+    pytest.importorskip("spandrel")
+    import torch
+    from spandrel.architectures.Compact import Compact
+    from spandrel.architectures.SAFMN import SAFMN
+
+    from gan_pack.pytorch.image_export import write_image_model
+    from gan_pack.pytorch.image_models import exportable_spandrel
+
+    root = tmp_path_factory.mktemp("image_models")
+    torch.manual_seed(0)
+    models = {}
+    for name, module in (("compact", Compact(num_feat=16, num_conv=4, upscale=2)),
+                         ("safmn", SAFMN(dim=8, n_blocks=1, upscaling_factor=2))):
+        write_image_model(exportable_spandrel(module.state_dict(), f"{name}.pth"), root / f"{name}.onnx")
+        models[name] = root / f"{name}.onnx"
+    torch.save(Compact(num_feat=8, num_conv=2, upscale=2).state_dict(), root / "weights.pth")
+    models["root"] = root
+    return models

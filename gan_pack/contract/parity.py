@@ -152,7 +152,8 @@ ImageRun = Callable[[np.ndarray], np.ndarray]
 def measure_image_parity(candidate: ImageRun, reference: ImageRun, channels: int, sizes, bound: float,
                          precision: str, reference_name: str, metric: str = "max_abs") -> ParityReport:
     """An image model against its reference at each (batch, height, width) on picture-like inputs, then
-    each row of the last batch alone (nothing in the graph may mix images)."""
+    each row of the last batch alone against the reference's row alone (as tiles run: one at a time;
+    some models, RCAN's, mix the images of a batch in their own forward)."""
     from gan_pack.core.test_images import picture_like
 
     report = ParityReport(precision, reference_name, bound, metric=metric)
@@ -163,7 +164,7 @@ def measure_image_parity(candidate: ImageRun, reference: ImageRun, channels: int
         measured = {"max_abs": max_abs, "mean_abs": mean_abs}[metric]
         report.batches.append(BatchParity(batch, max_abs, max_rel, bound, measured <= bound, mean_abs, height, width))
     for row in range(len(image)):
-        max_abs, mean_abs, _ = _differences(candidate(image[row:row + 1]), actual[row:row + 1])
+        max_abs, mean_abs, _ = _differences(candidate(image[row:row + 1]), reference(image[row:row + 1]))
         report.row_independence_max_abs = max(report.row_independence_max_abs, max_abs)
         report.row_independence_mean_abs = max(report.row_independence_mean_abs, mean_abs)
     return report

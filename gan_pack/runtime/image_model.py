@@ -110,7 +110,6 @@ class ImageModel:
                 why = f"it takes {spec.size_rule()}" if spec.fixed else "it tiles internally"
                 raise ConfigError(f"{spec.arch} is not cut into tiles ({why}); drop --tile")
             return Tiling(0, 0)
-        overlap = DEFAULT_OVERLAP if overlap is None else overlap
         if tile is not None and tile > 0:
             low = spec.padded(spec.minimum, spec.minimum)[0]
             if tile < low or tile % spec.multiple_of:
@@ -118,6 +117,8 @@ class ImageModel:
                                   f"--tile {max(low, -(-tile // spec.multiple_of) * spec.multiple_of)} or more")
         else:
             tile = self.default_tile(budget) if tile is None else 0
+        if overlap is None:                                 # the default: 8, or a quarter of a small tile
+            overlap = min(DEFAULT_OVERLAP, tile // 4)
         if tile and not 0 <= overlap < tile // 2:
             raise ConfigError(f"--tile-overlap {overlap} must be in 0..{tile // 2 - 1} for --tile {tile}")
         return Tiling(tile, overlap if tile else 0)
