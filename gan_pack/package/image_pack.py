@@ -34,8 +34,8 @@ from gan_pack.core.test_images import picture_like
 from gan_pack.errors import ConfigError
 from gan_pack.runtime.image_model import ImageModel
 
-GOLDEN_IMAGES, GOLDEN_SIDES = 2, (12, 16)             # small and non-square, padded up to the size rules
-PICTURE_COUNT = 8
+GOLDEN_IMAGES, GOLDEN_SIDES = 2, (8, 12)              # small and non-square, padded up to the size rules
+PICTURE_COUNT = 6
 
 
 def golden_inputs(model: ImageModel) -> np.ndarray:
@@ -138,7 +138,8 @@ def pack_image_model(source: Path, out: Path, options, log: Log = None) -> Path:
             side = spec.fixed or 16 * spec.scale
             originals = (picture_like(PICTURE_COUNT, spec.in_channels, side, side, seed=1)
                          .transpose(0, 2, 3, 1) * 255 + 0.5).astype(np.uint8)
-        _picture(folder / f"{name}.png", models[main.name], list(originals[:: max(1, len(originals) // 8)][:8]))
+        step = max(1, len(originals) // PICTURE_COUNT)
+        _picture(folder / f"{name}.png", models[main.name], list(originals[::step][:PICTURE_COUNT]))
         (folder / f"{name}.golden.json").write_text(json.dumps(golden_vectors(models)) + "\n")
         facts = manifest(name, folder, models, evaluation, figures)
         (folder / f"{name}.json").write_text(json.dumps(facts, indent=2) + "\n")

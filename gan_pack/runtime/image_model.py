@@ -23,6 +23,8 @@ from gan_pack.contract.names import IMAGE, IMAGES
 from gan_pack.errors import ConfigError, ModelError
 
 DEFAULT_BUDGET = 256 << 20               # activation bytes a tile may take, for the default tile size
+BAND_BUDGET = 128 << 20                  # float32 bytes of the row of tiles being blended (default tile)
+FINISH_ROWS = 256                        # output rows made 8-bit at a time
 DEFAULT_OVERLAP = 8                      # input pixels shared by neighbouring tiles
 MAX_TILE = 1024
 FALLBACK_TILE = 256                      # where the model's activation size is not known
@@ -32,6 +34,7 @@ FALLBACK_TILE = 256                      # where the model's activation size is 
 class Tiling:
     tile: int                             # input pixels per side (0: the whole image at once)
     overlap: int
+    chosen: bool = False                  # the default (not --tile): narrowed further for wide images
 
 
 def axis_tiles(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
@@ -110,6 +113,7 @@ class ImageModel:
                 why = f"it takes {spec.size_rule()}" if spec.fixed else "it tiles internally"
                 raise ConfigError(f"{spec.arch} is not cut into tiles ({why}); drop --tile")
             return Tiling(0, 0)
+        chosen = tile is None
         if tile is not None and tile > 0:
             low = spec.padded(spec.minimum, spec.minimum)[0]
             if tile < low or tile % spec.multiple_of:
@@ -121,7 +125,7 @@ class ImageModel:
             overlap = min(DEFAULT_OVERLAP, tile // 4)
         if tile and not 0 <= overlap < tile // 2:
             raise ConfigError(f"--tile-overlap {overlap} must be in 0..{tile // 2 - 1} for --tile {tile}")
-        return Tiling(tile, overlap if tile else 0)
+        return Tiling(tile, overlap if tile else 0, chosen and tile > 0)
 
     def _channels(self, image: np.ndarray) -> tuple[list[np.ndarray], int]:
         """The passes to run (each (H, W, in_channels) uint8) and how many channels come out."""
@@ -164,13 +168,19 @@ class ImageModel:
         passes, _ = self._channels(image)
         drop_alpha = self.spec.in_channels == 4 and image.shape[2] != 4
         s = self.scale
-        rows, cols = axis_tiles(height, tiling.tile, tiling.overlap), axis_tiles(width, tiling.tile, tiling.overlap)
+        depth = self.spec.out_channels * len(passes) + 1               # accumulated channels and the weight
+        tile = tiling.tile
+        if tiling.chosen:                                              # a row of tiles within BAND_BUDGET
+            m = self.spec.multiple_of
+            fits = max(int(BAND_BUDGET // (width * s * s * depth * 4)), 4 * tiling.overlap)
+            tile = max(min(tile, -(-fits // m) * m), self.spec.padded(self.spec.minimum, self.spec.minimum)[0])
+        rows, cols = axis_tiles(height, tile, tiling.overlap), axis_tiles(width, tile, tiling.overlap)
         col_weights = [ramp(cols, j, s) for j in range(len(cols))]
         done = 0                                                         # output rows already given
         carry: np.ndarray | None = None                                  # accumulated rows still open, with weights
         for i, (y0, y1) in enumerate(rows):
             need = y1 * s - done
-            acc = np.zeros((need, width * s, self.spec.out_channels * len(passes) + 1), np.float32)
+            acc = np.zeros((need, width * s, depth), np.float32)
             if carry is not None:
                 acc[:len(carry)] = carry
             wy = ramp(rows, i, s)
@@ -181,8 +191,10 @@ class ImageModel:
                 region[:, :, :-1] += np.concatenate(outs, axis=2) * weight[:, :, None]
                 region[:, :, -1] += weight
             final = (rows[i + 1][0] * s if i + 1 < len(rows) else height * s) - done
-            yield self._finish(acc[:final], len(passes), drop_alpha)
+            for start in range(0, final, FINISH_ROWS):
+                yield self._finish(acc[start:min(final, start + FINISH_ROWS)], len(passes), drop_alpha)
             carry, done = acc[final:].copy(), done + final
+            del acc, region
 
     @staticmethod
     def _finish(acc: np.ndarray, passes: int, drop_alpha: bool) -> np.ndarray:

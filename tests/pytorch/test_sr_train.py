@@ -13,7 +13,6 @@ import torch
 pytest.importorskip("spandrel")
 
 from conftest import one_error_line, run_cli, write_rgba_folder  # noqa: E402
-
 from gan_pack.pytorch.sr_train import degrade, premultiply  # noqa: E402
 from gan_pack.runtime.image_model import ImageModel  # noqa: E402
 
