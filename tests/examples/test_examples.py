@@ -492,3 +492,45 @@ def test_web_page_draws_the_shipped_emoji_with_alpha(web_ready, server, tmp_path
     assert page.shape == python.shape == (64, 256, 4) and np.abs(page[..., 3] - python[..., 3]).max() <= 1
     premultiplied = np.abs(page[..., :3] * page[..., 3:] - python[..., :3] * python[..., 3:]) / 255
     assert premultiplied.max() <= 2
+
+
+def rgba_picture(h: int, w: int) -> np.ndarray:
+    from gan_pack.core.test_images import picture_like
+
+    image = (picture_like(1, 4, h, w, seed=2)[0].transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+    image[:, : w // 3, 3] = 0                                   # a transparent band
+    return image
+
+
+def test_node_apply_matches_ganpack_apply(node_ready, tmp_path):
+    from gan_pack.runtime.image_model import ImageModel
+
+    model = package("emoji-sr-x4")
+    Image.fromarray(rgba_picture(37, 50), "RGBA").save(tmp_path / "in.png")
+    result = subprocess.run(["node", "apply.js", "--model", str(model), "--image", str(tmp_path / "in.png"),
+                             "--out", str(tmp_path / "out.png"), "--tile", "16", "--overlap", "4"],
+                            cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    node = np.asarray(Image.open(tmp_path / "out.png")).astype(int)
+    python = ImageModel(model).apply(rgba_picture(37, 50), tile=16, overlap=4)
+    assert node.shape == python.shape == (148, 200, 4) and np.abs(node - python).max() <= 1
+    (tmp_path / "bad.png").write_bytes((tmp_path / "in.png").read_bytes()[:60])
+    result = subprocess.run(["node", "apply.js", "--model", str(model), "--image", str(tmp_path / "bad.png")],
+                            cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error:") and "truncated" in result.stderr
+
+
+def test_web_page_upscales_in_tiles_like_ganpack_apply(web_ready, server, tmp_path):
+    from gan_pack.runtime.image_model import ImageModel
+
+    model = package("emoji-sr-x4")
+    picture = WEB_EXAMPLE / ".test-upscale.png"
+    Image.fromarray(rgba_picture(24, 30), "RGBA").save(picture)
+    try:
+        canvas = drive_page(f"{server}/examples/web/upscale.html?image=.test-upscale.png&tile=16", tmp_path)
+    finally:
+        picture.unlink()
+    pixels = np.array(canvas["pixels"]).reshape(canvas["height"], canvas["width"], canvas["channels"])
+    python = ImageModel(model).apply(rgba_picture(24, 30), tile=16, overlap=4)
+    assert pixels.shape == python.shape == (96, 120, 4)
+    assert np.abs(pixels - python.astype(int)).max() <= 1
