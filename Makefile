@@ -18,7 +18,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q $(TORCH_PIN) -e '.[train,dev,serve]'
+	$(VENV)/bin/pip install -q $(TORCH_PIN) -e '.[train,dev,serve,images]'
 	touch $@
 
 # The base install alone: numpy, onnxruntime, typer, pillow, scipy. No torch, no onnx.

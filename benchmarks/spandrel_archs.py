@@ -37,7 +37,7 @@ BUILDS: dict[str, list[tuple[str, str, dict]]] = {
     "LaMa": [("LaMa", "LaMa", dict())],
     "OmniSR": [("OmniSR", "OmniSR", dict(num_feat=16, block_num=1, res_num=1, up_scale=2))],
     "SCUNet": [("SCUNet", "SCUNet", dict(config=[1] * 7, dim=32))],
-    "FBCNN": [("FBCNN", "FBCNN", dict(nc=[16, 32, 64, 128], nb=2))],
+    "FBCNN": [("FBCNN", "FBCNN", dict(nb=2))],
     "Uformer": [("Uformer", "Uformer", dict(embed_dim=16, depths=[1] * 9, img_size=128))],
     "RGT": [("RGT", "RGT", dict(embed_dim=24, depth=[1], num_heads=[2], upscale=2))],
     "DAT": [("DAT", "DAT", dict(embed_dim=24, depth=[1], num_heads=[2], upscale=2))],

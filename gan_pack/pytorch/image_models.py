@@ -48,7 +48,16 @@ REFUSED: dict[str, str] = {
     "SAFMNBCIE": "its adaptive pooling has an output size that depends on the input, which ONNX export does not take",
     "HVICIDNet": "its HVI colour transform assigns through indices: the dynamo graph does not convert and the "
                  "TorchScript graph's ScatterND fails in onnxruntime",
+    "ATD": "its adaptive token dictionary sorts tokens (torch.sort): the dynamo graph does not convert and the "
+           "TorchScript exporter does not take Sort with an out parameter",
+    "AuraSR": "its adaptive convolutions pick their kernels per image (runtime weights): the dynamo graph does not "
+              "convert and TorchScript cannot export a convolution whose kernel shape is unknown",
+    "DRUNet": "spandrel's forward takes one image at a time (its noise-level plane is made for batch 1), so batch 2 "
+              "cannot be proven, and torch.export cannot trace it",
 }
+# Where spandrel's rules are looser than what the export can take: FBCNN pads to a multiple of 8 with sizes
+# computed in numpy from the traced input (constants in any graph), so the runtime pads to 8 instead.
+MULTIPLE_OF = {"FBCNN": 8}
 # Face restorers that take one size only (spandrel pads smaller images up to it; larger ones break them).
 FIXED_SIZE = {"GFPGAN": 512}
 # spandrel's call, where it draws random noise inside the forward: the stored noise instead (deterministic).
@@ -178,7 +187,8 @@ def spec_of_descriptor(descriptor) -> ImageModelSpec:
     arch = descriptor.architecture.id
     return ImageModelSpec(arch=arch, in_channels=int(descriptor.input_channels),
                           out_channels=int(descriptor.output_channels), scale=int(descriptor.scale),
-                          multiple_of=int(rules.multiple_of), minimum=max(1, int(rules.minimum)),
+                          multiple_of=max(int(rules.multiple_of), MULTIPLE_OF.get(arch, 1)),
+                          minimum=max(1, int(rules.minimum)),
                           square=bool(rules.square), fixed=FIXED_SIZE.get(arch),
                           tiling=descriptor.tiling.name.lower())
 
