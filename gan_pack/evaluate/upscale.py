@@ -29,7 +29,8 @@ def bicubic(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[image.shape[2]]
-    out = np.asarray(Image.fromarray(image[:, :, 0] if mode == "L" else image, mode).resize(size, Image.BICUBIC))
+    source = Image.fromarray(image[:, :, 0] if mode == "L" else image, mode)
+    out = np.asarray(source.resize(size, Image.Resampling.BICUBIC))
     return out[:, :, None] if out.ndim == 2 else out
 
 
@@ -49,11 +50,10 @@ def evaluate_upscaler(model: ImageModel, images: np.ndarray) -> dict:
         rows.append(row)
     keys = rows[0].keys()
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-    result = {"images": len(rows), "scale": s, "psnr_db": mean,
-              "gain_db": {"rgb_over_white": mean["model_rgb"] - mean["bicubic_rgb"]}}
+    gain = {"rgb_over_white": mean["model_rgb"] - mean["bicubic_rgb"]}
     if "model_alpha" in mean:
-        result["gain_db"]["alpha"] = mean["model_alpha"] - mean["bicubic_alpha"]
-    return result
+        gain["alpha"] = mean["model_alpha"] - mean["bicubic_alpha"]
+    return {"images": len(rows), "scale": s, "psnr_db": mean, "gain_db": gain}
 
 
 def test_images(data_dir: str | Path, side: int, channels: int) -> np.ndarray:

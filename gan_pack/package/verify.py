@@ -213,7 +213,7 @@ def verify_folder(folder: Path, device: str) -> Report:
     if manifest is None:
         return report
     if manifest.spec is not None:                   # an image model's package (package/image_pack.py)
-        from gan_pack.package.image_pack import verify_image_models
+        from gan_pack.package.image_verify import verify_image_models
 
         golden = None
         if report.check(manifest.golden_file in names, f"the golden images ({manifest.golden_file}) are missing"):

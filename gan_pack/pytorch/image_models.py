@@ -153,10 +153,15 @@ def detect_architecture(content: Any) -> tuple[str | None, str]:
     spandrel = require_spandrel()
     for entry in spandrel.MAIN_REGISTRY:
         try:
-            if entry.detect(state):
-                return entry.architecture.id, ""
+            if not entry.detect(state):
+                continue
         except Exception:       # a detector that trips over an unexpected shape says no
             continue
+        try:                    # spandrel's key checks are loose: the weights must load into the model too
+            spandrel.ModelLoader("cpu").load_from_state_dict(state)
+        except Exception:
+            return None, f"its keys look like {entry.architecture.name}'s but its weights do not load into one"
+        return entry.architecture.id, ""
     return None, "no architecture spandrel knows has its keys and shapes"
 
 

@@ -59,7 +59,7 @@ def test_exported_folder_holds_each_model_once():
     loose = sorted(p.name for p in EXPORTED.iterdir() if p.is_file() and not p.name.endswith("-classifier.onnx"))
     assert loose == []
     total = sum(p.stat().st_size for p in EXPORTED.rglob("*") if p.is_file())
-    assert total < 47e6                 # the tracked tree stays under 50 MB with every package in it
+    assert total < 48e6                 # the tracked tree stays under 50 MB with every package in it
 
 
 # The mean of 4 images from seed 0, and one pixel of each: if a shipped file, the noise stream or
