@@ -13,6 +13,8 @@ from PIL import Image
 
 from conftest import one_error_line, run_cli
 
+pytestmark = pytest.mark.slow           # whole packs: exports, quantization, evaluation
+
 
 def test_pack_verify_and_a_changed_file(image_models, tmp_path, capsys):
     test = tmp_path / "data" / "test" / "shapes"

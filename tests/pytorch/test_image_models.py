@@ -91,6 +91,7 @@ def test_compact_exports_and_a_third_size_matches_pytorch(tmp_path):
     assert meta["scale"] == 2 and meta["parity_sizes"] and model.info.raw["Image.NominalPixelRange"] == "Normalized_0_1"
 
 
+@pytest.mark.slow
 def test_cli_export_detects_safetensors_and_inspect_names_the_architecture(tmp_path, capsys):
     from safetensors.torch import save_file
 
@@ -103,6 +104,7 @@ def test_cli_export_detects_safetensors_and_inspect_names_the_architecture(tmp_p
     assert ImageModel(tmp_path / "swift.onnx").scale == 2
 
 
+@pytest.mark.slow
 def test_refused_architectures_name_the_construct_and_write_nothing(tmp_path, capsys):
     torch.save(build("FFTformer", "FFTformer", dim=8, num_blocks=[1, 1, 1], num_refinement_blocks=1),
                tmp_path / "fft.pth")

@@ -26,6 +26,7 @@ def test_degrade_makes_small_8bit_images_that_keep_transparent_areas_transparent
     assert float(lr[:, 3, 0, 0].max()) <= 2 / 255 and float(premultiply(lr)[:, :3, 0, 0].max()) <= 2 / 255
 
 
+@pytest.mark.slow
 def test_train_sr_export_and_apply(tmp_path, capsys):
     data = tmp_path / "stickers"
     write_rgba_folder(data / "train", per_class=4, side=32)

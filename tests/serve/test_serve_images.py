@@ -14,6 +14,7 @@ from PIL import Image
 from conftest import serving, shipped
 
 httpclient = pytest.importorskip("tritonclient.http")
+pytestmark = pytest.mark.slow           # a server and an exported model
 
 
 def post(url: str, body: bytes) -> tuple[int, bytes]:
