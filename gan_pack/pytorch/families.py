@@ -282,8 +282,11 @@ def family(family_id: str) -> Family:
 
 def detect(source: Source) -> Family:
     """The one family that says yes to `source`; else one error naming each family tried and why it said no."""
-    verdicts = [(f, f.detect(source)) for f in FAMILIES]
+    verdicts = [(f, f.detect(source)) for f in FAMILIES if not f.image]
     found = [f for f, why in verdicts if why is None]
+    if not found:        # spandrel (an import of ~40 architectures) only for what no generator family takes
+        verdicts += [(f, f.detect(source)) for f in FAMILIES if f.image]
+        found = [f for f, why in verdicts if why is None]
     if len(found) == 1:
         return found[0]
     if found:

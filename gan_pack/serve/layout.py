@@ -159,12 +159,11 @@ def load_models(paths: list[Path], device: str, threads: int | None = None) -> d
     models: dict[str, OnnxGenerator | ImageModel] = {}
     for name, path in found.items():
         try:
-            if _is_image_model(path):
-                models[name] = ImageModel(path, device, threads)
-            else:
-                models[name] = OnnxGenerator(path, device=device, threads=threads, memory_budget=CALL_MEMORY)
+            models[name] = OnnxGenerator(path, device=device, threads=threads, memory_budget=CALL_MEMORY)
         except ModelError:
-            if len(found) == 1 or path in named:
+            if _is_image_model(path):                  # an upscaler or restorer: it takes an image
+                models[name] = ImageModel(path, device, threads)
+            elif len(found) == 1 or path in named:
                 raise
     if not models:
         raise ConfigError(f"no gan_pack generator in {', '.join(map(str, paths))}; give .onnx files or packages")

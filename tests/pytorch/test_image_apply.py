@@ -33,6 +33,7 @@ def test_tiles_weights_cover_every_pixel_once():
     assert np.allclose(total, 1.0)
 
 
+@pytest.mark.slow
 def test_tile_32_differs_from_the_whole_image_by_under_one_level(upscalers):
     model = ImageModel(upscalers["compact"])
     image = picture(77, 93, 3, seed=3)
@@ -41,6 +42,7 @@ def test_tile_32_differs_from_the_whole_image_by_under_one_level(upscalers):
     assert np.abs(whole.astype(float) - tiled).mean() <= 1.0          # at most 1/255 mean on 8-bit output
 
 
+@pytest.mark.slow
 def test_rgba_through_an_rgb_model_keeps_its_alpha_and_gray_becomes_rgb(upscalers):
     model = ImageModel(upscalers["compact"])
     rgba = picture(20, 30, 4)
@@ -53,6 +55,7 @@ def test_rgba_through_an_rgb_model_keeps_its_alpha_and_gray_becomes_rgb(upscaler
     assert model.apply(picture(9, 11, 1), tile=0).shape == (18, 22, 3)
 
 
+@pytest.mark.slow
 def test_sizes_the_model_cannot_take_are_padded_and_cropped(upscalers):
     model = ImageModel(upscalers["safmn"])
     assert model.spec.multiple_of == 8
@@ -60,6 +63,7 @@ def test_sizes_the_model_cannot_take_are_padded_and_cropped(upscalers):
     assert out.shape == (26, 42, 3)
 
 
+@pytest.mark.slow
 def test_cli_applies_files_folders_and_globs_to_pngs(upscalers, tmp_path, capsys):
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -78,6 +82,7 @@ def test_cli_applies_files_folders_and_globs_to_pngs(upscalers, tmp_path, capsys
     assert np.array_equal(np.asarray(Image.open(tmp_path / "one.png")), expected)
 
 
+@pytest.mark.slow
 def test_bad_inputs_get_one_line_and_nothing_is_written(upscalers, tmp_path, capsys):
     good = tmp_path / "good.png"
     Image.fromarray(picture(16, 16, 3)).save(good)
@@ -102,7 +107,7 @@ def test_bad_inputs_get_one_line_and_nothing_is_written(upscalers, tmp_path, cap
         assert not out.exists(), args
 
 
-def test_an_image_over_the_pixel_cap_is_refused_before_it_is_decoded(upscalers, tmp_path, capsys):
+def test_an_image_over_the_pixel_cap_is_refused_before_it_is_decoded(tmp_path):
     from gan_pack.core.image_files import ImageFileError, read_image
 
     big = tmp_path / "big.png"

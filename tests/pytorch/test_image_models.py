@@ -77,6 +77,7 @@ def test_named_architectures_export_with_parity_at_two_sizes(case, tmp_path):
     assert model.apply(x, tile=0).shape == (17 * scale, 23 * scale, channels)
 
 
+@pytest.mark.slow
 def test_compact_exports_and_a_third_size_matches_pytorch(tmp_path):
     """The graph is not fixed to its trace: a size it was neither traced nor proven at, through the runtime."""
     state = build("Compact", "Compact", num_feat=8, num_conv=2, upscale=2)
@@ -116,6 +117,7 @@ def test_refused_architectures_name_the_construct_and_write_nothing(tmp_path, ca
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob("*.parity.json"))
 
 
+@pytest.mark.slow
 def test_export_of_a_generator_is_not_taken_for_an_image_model(tmp_path, capsys):
     """A state dict spandrel does not know says why for every family, spandrel's included."""
     torch.save({"weight": torch.zeros(3, 3)}, tmp_path / "odd.pth")
