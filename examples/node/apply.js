@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { deflateSync, inflateSync } from 'node:zlib';
 import * as ort from 'onnxruntime-node';
 import { manifestPaths } from '../shared/samples.mjs';
-import { decodePng } from '../shared/png.mjs';
+import { decodePng, encodePng } from '../shared/png.mjs';
 import { applyTiled, imageSpec } from '../shared/tiles.mjs';
 
 const FLAGS = ['model', 'image', 'out', 'tile', 'overlap'];
@@ -30,31 +30,6 @@ function parseArgs(argv) {
   return args;
 }
 
-function crc32(bytes) {
-  let crc = ~0;
-  for (const byte of bytes) { crc ^= byte; for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1)); }
-  return ~crc >>> 0;
-}
-
-function chunk(type, data) {
-  const head = Buffer.alloc(8), crc = Buffer.alloc(4);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
-  return Buffer.concat([head, data, crc]);
-}
-
-function encodePng({ data, height, width, channels }) {
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8;
-  header[9] = { 1: 0, 3: 2, 4: 6 }[channels];
-  const row = width * channels, rows = Buffer.alloc(height * (row + 1));
-  for (let y = 0; y < height; y++) rows.set(data.subarray(y * row, (y + 1) * row), y * (row + 1) + 1);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', header), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
-}
-
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const path = manifestPaths(args.model).find((candidate) => existsSync(candidate));
@@ -67,7 +42,7 @@ async function main() {
   const session = await ort.InferenceSession.create(readFileSync(args.model));
   const run = async (chw, h, w) => (await session.run({ image: new ort.Tensor('float32', chw, [1, spec.in_channels, h, w]) })).images.data;
   const out = await applyTiled(run, spec, image.data, image.height, image.width, image.channels, args.tile, args.overlap);
-  writeFileSync(args.out, encodePng(out));
+  writeFileSync(args.out, encodePng(out.data, out.width, out.height, out.channels, deflateSync));
   console.log(`wrote ${args.out} (${out.width}x${out.height}, ${out.channels} channels, ${spec.scale}x)`);
 }
 

@@ -13,6 +13,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
 import * as ort from 'onnxruntime-node';
+import { encodePng } from '../shared/png.mjs';
 import { manifestPaths, pixelStrip, portableNoise, psiFeed, sessionModel, truncationFor } from '../shared/samples.mjs';
 
 const FLAGS = ['model', 'count', 'seed', 'label', 'labels', 'out', 'truncation', 'noise', 'psi'];
@@ -84,42 +85,10 @@ function readNoise(file, dim) {
 // The strip as a file by its name: NAME.png (grey, RGB or RGBA with its alpha), or NAME.pgm / NAME.ppm.
 function encode(out, images, count, [channels, height, width]) {
   const strip = pixelStrip(images, count, channels, height, width);
-  if (out.toLowerCase().endsWith('.png')) return toPng(strip, width * count, height, channels);
+  if (out.toLowerCase().endsWith('.png')) return encodePng(strip, width * count, height, channels, deflateSync);
   if (channels === 4) throw new Error(`${out}: images with transparency need --out NAME.png (PGM/PPM have no alpha)`);
   const magic = channels === 3 ? 'P6' : 'P5';
   return Buffer.concat([Buffer.from(`${magic}\n${width * count} ${height}\n255\n`), Buffer.from(strip)]);
-}
-
-function crc32(bytes) {
-  let crc = ~0;
-  for (const byte of bytes) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
-  }
-  return ~crc >>> 0;
-}
-
-function pngChunk(type, data) {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
-  return Buffer.concat([head, data, crc]);
-}
-
-// PNG, 8 bits per channel, no filter: colour type 0 (grey), 2 (RGB) or 6 (RGBA, straight alpha).
-function toPng(strip, width, height, channels) {
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8;
-  header[9] = { 1: 0, 3: 2, 4: 6 }[channels];
-  const row = width * channels;
-  const rows = Buffer.alloc(height * (row + 1));
-  for (let y = 0; y < height; y++) rows.set(strip.subarray(y * row, (y + 1) * row), y * (row + 1) + 1);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), pngChunk('IHDR', header),
-    pngChunk('IDAT', deflateSync(rows)), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
 // The images of every row, BATCH at a time: onnxruntime's activations stay bounded however many are asked for.

@@ -50,3 +50,35 @@ export async function browserInflate(bytes) {
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate'));
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
+
+function crc32(bytes) {
+  let crc = ~0;
+  for (const byte of bytes) { crc ^= byte; for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1)); }
+  return ~crc >>> 0;
+}
+
+function chunk(type, data) {
+  const out = new Uint8Array(12 + data.length), view = new DataView(out.buffer);
+  view.setUint32(0, data.length);
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+  out.set(data, 8);
+  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+  return out;
+}
+
+// PNG, 8 bits per channel, no filter: colour type 0 (grey), 2 (RGB) or 6 (RGBA, straight alpha), from
+// HWC pixels. `deflate(bytes)` is the platform's zlib (Node's deflateSync).
+export function encodePng(data, width, height, channels, deflate) {
+  const header = new Uint8Array(13), view = new DataView(header.buffer);
+  view.setUint32(0, width);
+  view.setUint32(4, height);
+  header[8] = 8;
+  header[9] = { 1: 0, 3: 2, 4: 6 }[channels];
+  const row = width * channels, rows = new Uint8Array(height * (row + 1));
+  for (let y = 0; y < height; y++) rows.set(data.subarray(y * row, (y + 1) * row), y * (row + 1) + 1);
+  const parts = [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', header),
+    chunk('IDAT', new Uint8Array(deflate(rows))), chunk('IEND', new Uint8Array(0))];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => { out.set(p, at); return at + p.length; }, 0);
+  return out;
+}
