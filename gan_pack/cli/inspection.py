@@ -36,6 +36,11 @@ def info(
     from gan_pack.runtime.generator import OnnxGenerator
     from gan_pack.runtime.session import available_providers
 
+    image = _image_model(model, device.value, variant)
+    if image is not None:
+        _image_info(image)
+        typer.echo(f"providers available: {', '.join(available_providers())}")
+        return
     generator = OnnxGenerator(model, device=device.value, variant=variant)
     meta = generator.info.raw
     typer.echo(f"{printable(str(generator.path))}  ({generator.path.stat().st_size / 1e6:.2f} MB)")
@@ -128,3 +133,39 @@ def runs(folder: Annotated[Path, typer.Argument(help="The folder that holds your
     rows = list_runs(folder, warn=warn)
     table = "\n".join(printable(line, 1000) for line in format_runs(rows).splitlines())
     typer.echo(table if rows else f"no runs in {folder}")
+
+
+def _image_model(model, device: str, variant: str | None):
+    """The image model at `model` (an upscaler or restorer), or None for anything else."""
+    from gan_pack.contract.image_model import is_image_model
+    from gan_pack.errors import GanPackError
+    from gan_pack.runtime.image_model import ImageModel
+    from gan_pack.runtime.onnxscan import model_metadata
+    from gan_pack.runtime.session import pick_model_file
+
+    try:
+        path, _, _ = pick_model_file(model, device, variant)
+        if not is_image_model(model_metadata(path)):
+            return None
+    except (GanPackError, OSError, ValueError):
+        return None                                    # the generator path below says what is wrong
+    return ImageModel(model, device, None, variant)
+
+
+def _image_info(image) -> None:
+    spec, meta = image.spec, image.info.raw
+    typer.echo(f"{printable(str(image.path))}  ({image.path.stat().st_size / 1e6:.2f} MB)")
+    if image.plan.variant is not None:
+        typer.echo(f"  variant: {image.plan.variant} ({image.plan.why}), running on {image.session.get_providers()[0]}")
+    for key in sorted(k for k in meta if k not in ("parity", "gan_pack.spec")):
+        typer.echo(f"  {printable(key, 40):<20} {printable(meta[key])}")
+    typer.echo(f"image model: {spec.arch}, {spec.scale}x, {spec.in_channels} -> {spec.out_channels} channels, "
+               f"{spec.size_rule()}, tiling {spec.tiling}")
+    for title, values in (("inputs:", image.session.get_inputs()), ("outputs:", image.session.get_outputs())):
+        typer.echo(title)
+        for value in values:
+            typer.echo(f"  {printable(value.name, 40):<8} {value.type:<16} {printable(str(value.shape))}")
+    if image.info.parity:
+        typer.echo(printable(parity_summary(image.info.parity), 2000))
+    if "psnr_vs_fp32" in meta:
+        typer.echo(printable(f"{image.info.precision} vs the fp32 model: {meta['psnr_vs_fp32']}", 400))

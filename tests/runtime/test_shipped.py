@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import EXPORTED, shipped
+from conftest import EXPORTED, run_cli, shipped
 from gan_pack.core.files import file_sha256
 from gan_pack.runtime.generator import OnnxGenerator
 
@@ -100,3 +100,17 @@ def test_each_shipped_generator_is_a_verified_package(name, capsys):
     assert code == 0, err
     models = [f for f in json.loads((package / f"{stem}.json").read_text())["files"] if "precision" in f]
     assert out.count(" ok") == 4 * len(models) and "verified" in out
+
+
+def test_the_shipped_upscaler_verifies_describes_itself_and_beats_bicubic(capsys):
+    """exported/emoji-sr-x4: a verified image package whose card and evaluation hold its figures."""
+
+    package = shipped("emoji-sr-x4.onnx").parent
+    code, out, err = run_cli(["verify", package], capsys)
+    assert code == 0 and "golden" not in err, out + err
+    code, out, err = run_cli(["info", package], capsys)
+    assert code == 0 and "image model: Compact, 4x, 4 -> 4 channels" in out, out + err
+    evaluation = json.loads((package / "emoji-sr-x4.eval.json").read_text())
+    assert evaluation["images"] == 796 and min(evaluation["gain_db"].values()) >= 2.0
+    card = (package / "README.md").read_text()
+    assert "Twemoji" in card and "CC-BY 4.0" in card and f"{evaluation['psnr_db']['model_rgb']:.2f}" in card
