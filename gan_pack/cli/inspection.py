@@ -48,14 +48,7 @@ def info(
         typer.echo(f"  variant: {generator.variant} ({generator.chosen}), running on {generator.providers[0]}")
     for key in sorted(k for k in meta if k not in SUMMARISED):
         typer.echo(f"  {printable(key, 40):<20} {printable(meta[key])}")
-    for title, values in (("inputs:", generator.session.get_inputs()),
-                          ("optional inputs (with a default):", generator.session.get_overridable_initializers()),
-                          ("outputs:", generator.session.get_outputs())):
-        if not values:
-            continue
-        typer.echo(title)
-        for value in values:
-            typer.echo(f"  {printable(value.name, 40):<8} {value.type:<16} {printable(str(value.shape))}")
+    _tensors(generator.session)
     if generator.info.parity:
         typer.echo(printable(parity_summary(generator.info.parity), 2000))
     if "parity_vs_fp32" in meta:
@@ -161,11 +154,20 @@ def _image_info(image) -> None:
         typer.echo(f"  {printable(key, 40):<20} {printable(meta[key])}")
     typer.echo(f"image model: {spec.arch}, {spec.scale}x, {spec.in_channels} -> {spec.out_channels} channels, "
                f"{spec.size_rule()}, tiling {spec.tiling}")
-    for title, values in (("inputs:", image.session.get_inputs()), ("outputs:", image.session.get_outputs())):
-        typer.echo(title)
-        for value in values:
-            typer.echo(f"  {printable(value.name, 40):<8} {value.type:<16} {printable(str(value.shape))}")
+    _tensors(image.session)
     if image.info.parity:
         typer.echo(printable(parity_summary(image.info.parity), 2000))
     if "psnr_vs_fp32" in meta:
         typer.echo(printable(f"{image.info.precision} vs the fp32 model: {meta['psnr_vs_fp32']}", 400))
+
+
+def _tensors(session) -> None:
+    """A session's inputs, optional inputs (with a default) and outputs: name, type, shape."""
+    for title, values in (("inputs:", session.get_inputs()),
+                          ("optional inputs (with a default):", session.get_overridable_initializers()),
+                          ("outputs:", session.get_outputs())):
+        if not values:
+            continue
+        typer.echo(title)
+        for value in values:
+            typer.echo(f"  {printable(value.name, 40):<8} {value.type:<16} {printable(str(value.shape))}")

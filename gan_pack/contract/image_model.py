@@ -10,12 +10,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gan_pack.contract.metadata import PIXEL_FORMATS
 from gan_pack.contract.names import CLASSIFIER_KIND, GENERATOR_KIND, IMAGE_MODEL_KIND
 from gan_pack.contract.parity import parity_problems
 from gan_pack.contract.spec import SPEC_KEY, ImageModelSpec
 from gan_pack.errors import ModelError
-
-PIXEL_FORMATS = {1: "Gray8", 3: "Rgb8", 4: "Rgba8"}
 
 
 def image_model_metadata(spec: ImageModelSpec, family: str, source: str, precision: str, opset: int,

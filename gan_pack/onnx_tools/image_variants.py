@@ -16,10 +16,11 @@ import numpy as np
 
 from gan_pack.contract.metadata import set_metadata
 from gan_pack.contract.names import IMAGE, IMAGES
-from gan_pack.core.files import atomic_path, file_sha256
+from gan_pack.core.files import file_sha256
 from gan_pack.core.log import Log, say
 from gan_pack.core.test_images import picture_like, psnr
 from gan_pack.errors import ConfigError, ModelError
+from gan_pack.onnx_tools.variant import _destination
 from gan_pack.runtime.image_model import ImageModel
 
 PSNR_FLOOR = {"fp16": 45.0, "int8": 35.0}        # dB against the fp32 model, 8-bit output
@@ -60,7 +61,7 @@ def _judged(graph, meta: dict, output: Path, reference: ImageModel, family: str,
     import onnx
 
     floor = PSNR_FLOOR[family]
-    with (atomic_path(output) if target is None else _as_is(target)) as path:
+    with _destination(output, target) as path:
         set_metadata(graph, meta)
         onnx.save(graph, str(path))
         figure = variant_psnr(ImageModel(path, device=device), reference)
@@ -70,18 +71,6 @@ def _judged(graph, meta: dict, output: Path, reference: ImageModel, family: str,
         set_metadata(graph, {**meta, "psnr_vs_fp32": json.dumps({"db": round(figure, 2), "floor_db": floor})})
         onnx.save(graph, str(path))
     return figure
-
-
-class _as_is:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self) -> Path:
-        return self.path
-
-    def __exit__(self, *exc) -> None:
-        if exc[0] is not None:
-            self.path.unlink(missing_ok=True)
 
 
 def _derived_meta(reference: ImageModel, precision: str) -> dict:

@@ -7,7 +7,6 @@ and encoded band by band so its memory stays bounded whatever the image. numpy o
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from typing import Iterator
 
@@ -18,13 +17,12 @@ from gan_pack.core.image_files import ImageFileError, png_stream, read_image
 from gan_pack.errors import ConfigError
 from gan_pack.runtime.image_model import ImageModel, pad_to
 from gan_pack.serve.protocol import (
-    HEADER,
-    MAX_JSON_REQUEST_BYTES,
     HTTPError,
     InferRequest,
     _binary_output,
     _tensor,
     infer_response,
+    request_json,
     spec_metadata,
 )
 
@@ -42,16 +40,10 @@ def image_model_metadata(name: str, model: ImageModel) -> dict:
 
 def parse_image_infer(body: bytes, header_length: str | None, model: ImageModel, limit: int) -> tuple:
     """(image (B, C, H, W) float32, id, binary_output) of an infer call; HTTPError 400/413 otherwise."""
-    try:
-        size = int(header_length) if header_length is not None else len(body)
-        if not 0 <= size <= len(body) or size > MAX_JSON_REQUEST_BYTES:
-            raise ValueError(f"{HEADER} {size} is not within the body and {MAX_JSON_REQUEST_BYTES} bytes")
-        request = json.loads(body[:size])
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise HTTPError(400, f"malformed inference request ({type(e).__name__}: {str(e)[:160]})") from None
-    if not isinstance(request, dict) or not isinstance(request.get("inputs"), list) or len(request["inputs"]) != 1:
+    request, binary = request_json(body, header_length)
+    if len(request["inputs"]) != 1:
         raise HTTPError(400, f"malformed inference request: one input, {IMAGE!r}, is needed")
-    _, array, _ = _tensor(request["inputs"][0], memoryview(body)[size:], 0, model, limit)
+    _, array, _ = _tensor(request["inputs"][0], binary, 0, model, limit)
     spec = model.spec
     if array.ndim != 4 or array.shape[1] != spec.in_channels or min(array.shape[2:]) < 1:
         raise HTTPError(400, f"input {IMAGE!r} must be [batch, {spec.in_channels}, height, width], not "

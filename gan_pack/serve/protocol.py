@@ -147,8 +147,8 @@ def request_psi(request: dict) -> float | None:
     return psi
 
 
-def parse_infer(body: bytes, header_length: str | None, g: OnnxGenerator, limit: int) -> InferRequest:
-    """The checked request of an infer call; HTTPError 400/413 for anything else."""
+def request_json(body: bytes, header_length: str | None) -> tuple[dict, memoryview]:
+    """(the JSON object, the binary data after it) of an infer call's body; HTTPError 400/413 otherwise."""
     try:
         size = int(header_length) if header_length is not None else len(body)
         if not 0 <= size <= len(body):
@@ -167,7 +167,13 @@ def parse_infer(body: bytes, header_length: str | None, g: OnnxGenerator, limit:
         raise HTTPError(400, f"malformed inference request ({type(e).__name__}: {str(e)[:160]})") from e
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
         raise HTTPError(400, "malformed inference request: an object with a list of inputs is needed")
-    binary, tensors, offset = memoryview(body)[size:], {}, 0
+    return request, memoryview(body)[size:]
+
+
+def parse_infer(body: bytes, header_length: str | None, g: OnnxGenerator, limit: int) -> InferRequest:
+    """The checked request of an infer call; HTTPError 400/413 for anything else."""
+    request, binary = request_json(body, header_length)
+    tensors, offset = {}, 0
     for entry in request["inputs"]:
         name, array, offset = _tensor(entry, binary, offset, g, limit)
         if name in tensors:
