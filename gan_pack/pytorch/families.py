@@ -160,23 +160,9 @@ def _is_spandrel(source: Source) -> str | None:
 
 def _load_spandrel(source: Source, request: ExportRequest):
     from gan_pack.pytorch.image_models import exportable_spandrel
+    from gan_pack.pytorch.sr_train import sr_run_dataset
 
-    return exportable_spandrel(source.content, str(source.path), dataset=_sr_run_dataset(source.path))
-
-
-def _sr_run_dataset(path: Path) -> str:
-    """The data set of a `ganpack train --model sr` run whose generator.pth this is ("unknown" otherwise)."""
-    import json
-
-    from gan_pack.core.folder import folder_dataset_name
-
-    try:
-        config = json.loads((path.parent / "config.json").read_text())
-    except (OSError, ValueError):
-        return "unknown"
-    if not isinstance(config, dict) or config.get("model") != "sr":
-        return "unknown"
-    return folder_dataset_name(config.get("data_dir"))
+    return exportable_spandrel(source.content, str(source.path), dataset=sr_run_dataset(source.path))
 
 
 def _load_run(source: Source, request: ExportRequest) -> Exportable:

@@ -204,3 +204,18 @@ def _sample_grid(path: Path, lr: torch.Tensor, model: nn.Module, hr: torch.Tenso
     n = min(8, len(lr))
     grid = make_grid(torch.cat([r[:n] for r in rows]).cpu().numpy() * 2 - 1, nrow=n)
     save_png(path, flatten(grid) if grid.shape[2] == 4 else np.asarray(grid))
+
+
+def sr_run_dataset(path: Path) -> str:
+    """The data set of a `ganpack train --model sr` run whose generator.pth this is ("unknown" otherwise)."""
+    from gan_pack.core.files import read_json
+    from gan_pack.core.folder import folder_dataset_name
+
+    try:
+        config = read_json(path.parent / "config.json", 1 << 20)       # a file of someone else's: bounded
+    except (OSError, ValueError):
+        return "unknown"
+    if not isinstance(config, dict) or config.get("model") != "sr":
+        return "unknown"
+    return folder_dataset_name(config.get("data_dir"))
+
