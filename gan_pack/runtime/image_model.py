@@ -99,11 +99,16 @@ class ImageModel:
         """The graph on (B, C, H, W) float32 in [0, 1] that already meets the size rules."""
         return self.session.run([IMAGES], {IMAGE: np.ascontiguousarray(batch, np.float32)})[0]
 
+    @property
+    def min_tile(self) -> int:
+        """The smallest tile side the size rules take."""
+        return self.spec.padded(self.spec.minimum, self.spec.minimum)[0]
+
     def default_tile(self, budget: int = DEFAULT_BUDGET) -> int:
         per_pixel = self.spec.bytes_per_pixel
         side = int(math.sqrt(budget / per_pixel)) if per_pixel else FALLBACK_TILE
         m = self.spec.multiple_of
-        return max(min(side, MAX_TILE) // m * m, self.spec.padded(self.spec.minimum, self.spec.minimum)[0], 16)
+        return max(min(side, MAX_TILE) // m * m, self.min_tile, 16)
 
     def tiling(self, tile: int | None = None, overlap: int | None = None, budget: int = DEFAULT_BUDGET) -> Tiling:
         """The tiles to cut an image into: --tile and --tile-overlap checked against the model's rules."""
@@ -115,7 +120,7 @@ class ImageModel:
             return Tiling(0, 0)
         chosen = tile is None
         if tile is not None and tile > 0:
-            low = spec.padded(spec.minimum, spec.minimum)[0]
+            low = self.min_tile
             if tile < low or tile % spec.multiple_of:
                 raise ConfigError(f"--tile {tile} is too small or uneven for {spec.arch} ({spec.size_rule()}); use "
                                   f"--tile {max(low, -(-tile // spec.multiple_of) * spec.multiple_of)} or more")
@@ -173,7 +178,7 @@ class ImageModel:
         if tiling.chosen:                                              # a row of tiles within BAND_BUDGET
             m = self.spec.multiple_of
             fits = max(int(BAND_BUDGET // (width * s * s * depth * 4)), 4 * tiling.overlap)
-            tile = max(min(tile, -(-fits // m) * m), self.spec.padded(self.spec.minimum, self.spec.minimum)[0])
+            tile = max(min(tile, -(-fits // m) * m), self.min_tile)
         rows, cols = axis_tiles(height, tile, tiling.overlap), axis_tiles(width, tile, tiling.overlap)
         col_weights = [ramp(cols, j, s) for j in range(len(cols))]
         done = 0                                                         # output rows already given
