@@ -26,7 +26,8 @@ DEFAULT_BUDGET = 256 << 20               # activation bytes a tile may take, for
 BAND_BUDGET = 128 << 20                  # float32 bytes of the row of tiles being blended (default tile)
 FINISH_ROWS = 256                        # output rows made 8-bit at a time
 DEFAULT_OVERLAP = 8                      # input pixels shared by neighbouring tiles
-MAX_TILE = 1024
+MAX_TILE = 1024                          # the default tile's largest side
+MAX_GIVEN_TILE = 4096                    # --tile's
 FALLBACK_TILE = 256                      # where the model's activation size is not known
 
 
@@ -121,6 +122,9 @@ class ImageModel:
         chosen = tile is None
         if tile is not None and tile > 0:
             low = self.min_tile
+            if tile > MAX_GIVEN_TILE:
+                raise ConfigError(f"--tile {tile} is over {MAX_GIVEN_TILE}; give a smaller tile, or --tile 0 for the "
+                                  f"whole image at once")
             if tile < low or tile % spec.multiple_of:
                 raise ConfigError(f"--tile {tile} is too small or uneven for {spec.arch} ({spec.size_rule()}); use "
                                   f"--tile {max(low, -(-tile // spec.multiple_of) * spec.multiple_of)} or more")

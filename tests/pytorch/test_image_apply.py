@@ -96,6 +96,7 @@ def test_bad_inputs_get_one_line_and_nothing_is_written(upscalers, tmp_path, cap
         (["apply", model, good, truncated, "-o", out], "truncated"),
         (["apply", model, text, "-o", out / "x.png"], "not an image"),
         (["apply", model, good, "-o", out / "x.png", "--tile", "4"], "--tile 4"),
+        (["apply", model, good, "-o", out / "x.png", "--tile", "100000000"], "over 4096"),
         (["apply", model, tmp_path / "missing.png", "-o", out / "x.png"], "does not exist"),
         (["apply", shipped("mnist-gan.onnx"), good, "-o", out / "x.png"], "takes noise"),
         (["sample", model, "-n", "2", "-o", out / "s.png"], "ganpack apply"),
