@@ -29,6 +29,7 @@ class Model(Choice):
 class Arch(Choice):
     mlp = "mlp"
     dcgan = "dcgan"
+    fastgan = "fastgan"
 
 
 class Dataset(Choice):
@@ -44,6 +45,7 @@ class Loss(Choice):
 
 
 class Augment(Choice):
+    color = "color"
     translation = "translation"
     cutout = "cutout"
 

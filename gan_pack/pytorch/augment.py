@@ -8,6 +8,8 @@ record it (the random draws happen on the device).
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 
@@ -39,7 +41,23 @@ def cutout(images: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     return torch.where(inside[:, None], torch.full_like(images, BACKGROUND), images)
 
 
-AUGMENTATIONS = {"translation": translate, "cutout": cutout}
+def color(images: torch.Tensor) -> torch.Tensor:
+    """DiffAugment's colour transforms on the colour channels (alpha, a 4th channel, is kept):
+    brightness +-0.5, saturation x0..2, contrast x0.5..1.5 (in [-1, 1] units, so brightness is
+    +-1), each drawn per image. Gray images (one channel) skip the saturation."""
+    n, channels = images.shape[:2]
+    rgb, alpha = (images[:, :3], images[:, 3:]) if channels == 4 else (images, images[:, :0])
+    draw = partial(torch.rand, n, 1, 1, 1, device=images.device, dtype=images.dtype)
+    rgb = rgb + (draw() - 0.5) * 2.0
+    if rgb.shape[1] == 3:
+        mean = rgb.mean(dim=1, keepdim=True)
+        rgb = (rgb - mean) * (draw() * 2.0) + mean
+    mean = rgb.mean(dim=(1, 2, 3), keepdim=True)
+    rgb = (rgb - mean) * (draw() + 0.5) + mean
+    return torch.cat([rgb, alpha], dim=1)
+
+
+AUGMENTATIONS = {"color": color, "translation": translate, "cutout": cutout}
 
 
 def augment(images: torch.Tensor, names: list[str]) -> torch.Tensor:

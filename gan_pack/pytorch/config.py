@@ -82,9 +82,11 @@ class Recipe:
     model: str = setting("gan", "gan, cgan (conditional on the class label), or sr (an upscaler: a compact "
                                 "generator of --width features and --convs convolutions, L1 and adversarial loss, "
                                 "low-resolution inputs made on the fly; --dataset folder).", START, choices=Model)
-    arch: str = setting("mlp", "mlp (the classic tutorial pair) or dcgan (convolutional).", NETS, choices=Arch)
+    arch: str = setting("mlp", "mlp (the classic tutorial pair), dcgan (convolutional) or fastgan (for small data: "
+                               "gated convolutions, skip-layer excitation, the class in every norm; a residual "
+                               "projection D).", NETS, choices=Arch)
     dataset: str = setting("mnist", "mnist, fashion-mnist, or folder (an image folder).", DATA, choices=Dataset)
-    image_size: int = setting(28, "Image side in pixels (dcgan: 28, 32 or 64).", DATA)
+    image_size: int = setting(28, "Image side in pixels (dcgan, fastgan: 28, 32 or 64).", DATA)
     channels: int = setting(1, "1 (grayscale), 3 (RGB) or 4 (RGBA: a folder of transparent PNGs).", DATA)
     background: str = setting("white", "--channels 1 or 3 from transparent images: the color they are "
                                        "composited over (white, black, grey or #rrggbb).", DATA)
@@ -94,13 +96,13 @@ class Recipe:
     beta1: float = setting(0.5, "Adam beta1.", OPTIM)
     beta2: float = setting(0.999, "Adam beta2.", OPTIM)
     noise_dim: int = setting(100, "Dimension of the standard-normal noise.", NETS)
-    width: int = setting(64, "dcgan base channel count.", NETS)
-    d_width: int | None = setting(None, "dcgan D base channel count (default: --width).", NETS)
+    width: int = setting(64, "dcgan, fastgan: G's base channel count.", NETS)
+    d_width: int | None = setting(None, "dcgan, fastgan: D's base channel count (default: --width).", NETS)
     spectral_norm: bool = setting(False, "Spectral normalisation in D.", NETS)
     late_label: bool = setting(False, "dcgan cGAN: feed the label to D's last layer too.", NETS)
     projection: bool = setting(False, "dcgan cGAN: a projection discriminator (the label picks a class-specific "
                                       "head) instead of label planes beside the image.", NETS)
-    mbstd: int = setting(0, "dcgan D: a minibatch-variation plane over groups of this many images (0: off; "
+    mbstd: int = setting(0, "dcgan, fastgan D: a minibatch-variation plane over groups of this many images (0: off; "
                             "--batch-size must be a multiple).", NETS)
     r1: float = setting(0.0, "R1 penalty weight gamma: D's loss gains gamma/2 |grad D(real)|^2 (0: off).", NETS)
     balance: bool = setting(False, "cGAN: draw every class equally often (each epoch: as many images as the "
@@ -137,14 +139,16 @@ class Recipe:
             p.append(f"--channels 4 (RGBA) needs --dataset folder of images with transparency; {self.dataset} is "
                      f"grayscale")
         p += color_problems("--background", self.background)
-        if self.mbstd < 0 or (self.mbstd and self.arch != "dcgan"):
-            p.append(f"--mbstd must be 0 (off) or a group size with --arch dcgan, not {self.mbstd}")
+        if self.mbstd < 0 or (self.mbstd and self.arch == "mlp"):
+            p.append(f"--mbstd must be 0 (off) or a group size with --arch dcgan or fastgan, not {self.mbstd}")
         elif self.mbstd and self.batch_size % self.mbstd:
             p.append(f"--batch-size ({self.batch_size}) must be a multiple of --mbstd ({self.mbstd}), "
                      f"so that no group mixes real and fake images")
+        if self.late_label and self.arch != "dcgan":
+            p.append("--late-label is a dcgan cGAN discriminator option; a fastgan D projects the label")
         if self.projection and (self.arch != "dcgan" or self.model != "cgan" or self.late_label):
-            p.append("--projection is a dcgan cGAN discriminator, without --late-label; use --arch dcgan "
-                     "--model cgan")
+            p.append("--projection is a dcgan cGAN discriminator, without --late-label (a fastgan cGAN's D "
+                     "always projects); use --arch dcgan --model cgan")
         if self.balance and self.model != "cgan":
             p.append("--balance draws the classes equally: it needs --model cgan")
         if not self.r1 >= 0:
@@ -159,8 +163,8 @@ class Recipe:
             p.append("--width and --d-width must be at least 8")
         if self.model == "sr":
             return p + self._sr_problems() + _limits(self)
-        if self.arch == "dcgan" and self.image_size not in DCGAN_SIZES:
-            p.append(f"--arch dcgan builds {', '.join(map(str, DCGAN_SIZES))}-pixel images, "
+        if self.arch in ("dcgan", "fastgan") and self.image_size not in DCGAN_SIZES:
+            p.append(f"--arch {self.arch} builds {', '.join(map(str, DCGAN_SIZES))}-pixel images, "
                      f"not {self.image_size}; pick one of those --image-size values")
         if self.arch == "mlp" and not 4 <= self.image_size <= 128:
             p.append(f"--arch mlp builds 4..128-pixel images, not {self.image_size}")
@@ -232,6 +236,8 @@ class RunOptions:
     out: str = setting("runs/run", "Run folder to write.", START, flags=("--out", "-o"))
     log_every: int = setting(100, "Steps between lines of metrics.jsonl.", RUN)
     tensorboard: bool = setting(False, "Also log to TensorBoard (tensorboard --logdir runs/).", RUN)
+    channels_last: bool = setting(True, "On a GPU, hold the convolutional networks and their images channels-last "
+                                        "(NHWC), which tensor cores run fastest. Same math.", RUN)
     fast: bool = setting(True, "Data on the device, fused Adam, and on one GPU the whole step as a CUDA graph; "
                                "--no-fast: DataLoader, eager steps. Same math.", RUN)
 

@@ -185,6 +185,10 @@ def build_generator(recipe: Recipe, num_classes: int, image_shape) -> nn.Module:
         return MLPGenerator(recipe.noise_dim, num_classes, image_shape)
     if recipe.arch == "dcgan":
         return DCGANGenerator(recipe.noise_dim, num_classes, image_shape, recipe.width)
+    if recipe.arch == "fastgan":
+        from gan_pack.pytorch.fastgan import FastGANGenerator
+
+        return FastGANGenerator(recipe.noise_dim, num_classes, image_shape, recipe.width)
     raise ConfigError(f"unknown arch {recipe.arch!r}")
 
 
@@ -194,6 +198,10 @@ def build_discriminator(recipe: Recipe, num_classes: int, image_shape) -> nn.Mod
     elif recipe.arch == "dcgan":
         model = DCGANDiscriminator(num_classes, image_shape, recipe.d_width or recipe.width,
                                    recipe.late_label, recipe.mbstd, recipe.projection)
+    elif recipe.arch == "fastgan":
+        from gan_pack.pytorch.fastgan import FastGANDiscriminator
+
+        model = FastGANDiscriminator(num_classes, image_shape, recipe.d_width or recipe.width, recipe.mbstd)
     else:
         raise ConfigError(f"unknown arch {recipe.arch!r}")
     if recipe.spectral_norm:

@@ -83,7 +83,7 @@ def check_process_batch(recipe: Recipe, world: World) -> None:
 
 
 def build_networks(recipe: Recipe, info: DatasetInfo, device: torch.device, fast: bool,
-                   world: World = World()) -> Networks:
+                   world: World = World(), channels_last: bool = False) -> Networks:
     """Models and optimizers for a recipe; seeds torch so a CPU run is reproducible.
 
     --fast uses fused Adam (capturable on one GPU, for the CUDA graph); --no-fast the default
@@ -91,6 +91,9 @@ def build_networks(recipe: Recipe, info: DatasetInfo, device: torch.device, fast
     torch.manual_seed(recipe.seed)
     generator = build_generator(recipe, info.num_classes, info.image_shape).to(device)
     discriminator = build_discriminator(recipe, info.num_classes, info.image_shape).to(device)
+    if channels_last and device.type == "cuda" and recipe.arch != "mlp":
+        generator = generator.to(memory_format=torch.channels_last)
+        discriminator = discriminator.to(memory_format=torch.channels_last)
     betas = (recipe.beta1, recipe.beta2)
     fused = {"fused": True, "capturable": device.type == "cuda" and world.size == 1} if fast else {}
     g_optimizer = torch.optim.Adam(generator.parameters(), lr=recipe.lr, betas=betas, **fused)
@@ -111,7 +114,7 @@ def build_trainer(config: TrainConfig, world: World = World()) -> Trainer:
     batches = make_batches(images, labels, config.recipe.batch_size, device, config.run.fast,
                            config.recipe.seed, world.rank, world.size, config.recipe.balance)
     join(world, device)
-    nets = build_networks(config.recipe, info, device, config.run.fast, world)
+    nets = build_networks(config.recipe, info, device, config.run.fast, world, config.run.channels_last)
     settings = StepSettings.of(config.recipe, info.num_classes, device)
     step = make_step(nets, settings, batches, config.run.fast, world.size)
     return Trainer(config, info, device, world, Path(config.run.out), nets, settings, batches, step)

@@ -43,3 +43,26 @@ def test_gradients_reach_the_generator_through_the_augmentations():
     images = torch.rand(4, 1, 12, 12, requires_grad=True)
     augment(images, ["translation", "cutout"]).sum().backward()
     assert images.grad is not None and 0 < images.grad.sum() < images.numel()
+
+
+def test_color_moves_the_colour_channels_per_image_and_keeps_alpha():
+    torch.manual_seed(0)
+    images = (torch.rand(64, 4, 8, 8) * 2 - 1).requires_grad_(True)
+    out = augment(images, ["color"])
+    assert torch.equal(out[:, 3], images[:, 3])                # alpha is not a colour
+    moved = (out[:, :3] - images[:, :3]).abs().mean(dim=(1, 2, 3))
+    assert (moved > 1e-3).all() and moved.std() > 0.05          # every image, each its own draw
+    out.sum().backward()                                        # differentiable: G learns through it
+    assert images.grad is not None and images.grad[:, :3].abs().sum() > 0
+
+
+def test_color_on_gray_images_changes_brightness_and_contrast_only():
+    torch.manual_seed(1)
+    gray = torch.rand(16, 1, 8, 8) * 2 - 1
+    out = augment(gray, ["color"])
+    assert out.shape == gray.shape
+    # brightness and contrast are affine per image: out = a * gray + b, the same a, b for every pixel
+    for image, moved in zip(gray, out):
+        x, y = image.flatten(), moved.flatten()
+        a = ((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum()
+        assert torch.allclose(y, a * x + (y.mean() - a * x.mean()), atol=1e-5)
