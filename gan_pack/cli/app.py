@@ -16,6 +16,7 @@ import typer
 
 import gan_pack
 from gan_pack.cli import apply, export, inspection, onnx, package, sample, serve, train
+from gan_pack.cli.parts import parts_app
 from gan_pack.cli.text import one_line
 from gan_pack.errors import GanPackError, Interrupted, in_chain
 
@@ -57,6 +58,7 @@ def build_app() -> typer.Typer:
     app.command()(serve.serve)
     app.command()(onnx.optimize)
     app.command()(onnx.quantize)
+    app.add_typer(parts_app, name="parts")
     return app
 
 
