@@ -168,6 +168,7 @@ class StyleGAN2Graph(nn.Module):
         self.register_buffer("w_avg", parts.w_avg.detach().reshape(1, -1).clone())
         self.blocks, self.to_rgbs = nn.ModuleList(parts.blocks), nn.ModuleList(parts.to_rgbs)
         self.upsamples = nn.ModuleList(parts.upsamples)
+        self.image_channels = int(parts.to_rgbs[0].weight.shape[0])         # what ToRGB makes: 1, 3 or 4
 
     def forward(self, noise: torch.Tensor, psi: torch.Tensor | None = None) -> torch.Tensor:
         w = self.mapping(noise)                                                # (B, latent)
@@ -302,19 +303,21 @@ def exportable_stylegan2_torch(weights: str | Path, init: dict, noise_mode: str 
     graph = StyleGAN2Graph(parts_of_stylegan2_torch(generator, noises, w_avg)).eval()
     zeros = [torch.zeros(1, 1, side, side) for side in noise_resolutions(blocks)]
     reference = OwnForward(generator, zeros if noises is None else noises, w_avg).eval()
-    metadata = stylegan2_metadata(init, generator.latent_dim, noise_mode, extras["weights"], w_avg_source, dataset)
+    side = init.get("resolution", 0)
+    metadata = stylegan2_metadata(init, generator.latent_dim, noise_mode, extras["weights"], w_avg_source, dataset,
+                                  image_shape=(graph.image_channels, side, side))
     return Exportable(graph, generator.latent_dim, 0, metadata, psi=True, reference=reference,
                       reference_name="stylegan2_torch.Generator.forward (stand-in ops), fp32")
 
 
 def stylegan2_metadata(init: dict, latent_dim: int, noise_mode: str, weights: str, w_avg_source: str,
                        dataset: str, imported_from: str = "stylegan2-torch", arch: str = "stylegan2",
-                       image_shape: tuple[int, int, int] | None = None, num_classes: int = 0) -> dict[str, str]:
-    """The metadata of an imported StyleGAN: a generator's, with how its noise and mean latent were made."""
-    side = init.get("resolution", 0)
+                       *, image_shape: tuple[int, int, int], num_classes: int = 0) -> dict[str, str]:
+    """The metadata of an imported StyleGAN: a generator's, with how its noise and mean latent were made.
+    image_shape is what the rebuilt network makes (its ToRGB layers' channels), never assumed."""
     config = {"model": "cgan" if num_classes else "gan", "arch": arch, "noise_dim": latent_dim,
               "imported_from": imported_from, "init": init, "noise_mode": noise_mode}
-    info = {"name": dataset, "num_classes": num_classes, "image_shape": list(image_shape or (1, side, side)),
+    info = {"name": dataset, "num_classes": num_classes, "image_shape": list(image_shape),
             "class_names": [str(c) for c in range(num_classes)]}
     metadata = generator_metadata(config, info, 0, 0, weights, "fp32", 0, gan_pack.__version__)
     del metadata["epochs"], metadata["steps"]                # unknown for a network trained elsewhere

@@ -319,9 +319,10 @@ def exported_session(g, folder, capsys, family: str):
     return ort.InferenceSession(str(folder / "sg.onnx"), providers=["CPUExecutionProvider"]), path
 
 
-def small_generator(seed=0, c_dim=0, img_resolution=16, architecture="skip", conv_clamp=256) -> Generator:
+def small_generator(seed=0, c_dim=0, img_resolution=16, architecture="skip", conv_clamp=256,
+                    img_channels=3) -> Generator:
     torch.manual_seed(seed)
-    return Generator(z_dim=32, c_dim=c_dim, w_dim=32, img_resolution=img_resolution, img_channels=3,
+    return Generator(z_dim=32, c_dim=c_dim, w_dim=32, img_resolution=img_resolution, img_channels=img_channels,
                      mapping_kwargs={"num_layers": 2}, architecture=architecture, conv_clamp=conv_clamp).eval()
 
 

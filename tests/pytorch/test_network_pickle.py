@@ -94,6 +94,23 @@ def test_export_detects_the_family_and_matches_the_pickled_forward(tmp_path, cap
         parse_infer(json.dumps({"inputs": entries + [psi_entry], "parameters": {"psi": 0.7}}).encode(), None, g, 64)
 
 
+def test_an_rgba_snapshot_exports_four_channels_from_its_network_not_an_assumed_three(tmp_path, capsys):
+    """The spec's image shape comes from the rebuilt ToRGB layers: an RGBA StyleGAN2 is an RGBA model
+    in its spec, manifest facts and pixel format, and its fourth channel is the network's."""
+    from gan_pack.runtime.generator import OnnxGenerator
+
+    g = nf.small_generator(seed=6, img_channels=4)
+    session, _ = nf.exported_session(g, tmp_path, capsys, "nvlabs-stylegan2")
+    model = OnnxGenerator(tmp_path / "sg.onnx")
+    from gan_pack.contract.metadata import spec_of
+
+    assert model.info.image_shape == (4, 16, 16) and spec_of(model.info.raw).image_shape == (4, 16, 16)
+    assert model.info.raw["Image.BitmapPixelFormat"] == "Rgba8"
+    z = np.random.default_rng(2).standard_normal((3, 32), dtype=np.float32)
+    images = session.run(["images"], {"noise": z, "psi": np.ones(3, np.float32)})[0]
+    assert images.shape == (3, 4, 16, 16) and np.abs(images - nf.images(g, z, None, 1.0)).max() < 1e-4
+
+
 def test_network_g_is_exported_when_asked(tmp_path):
     from gan_pack.pytorch.nvlabs import exportable_network_pickle
 
