@@ -42,13 +42,13 @@ def cutout(images: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
 
 
 def color(images: torch.Tensor) -> torch.Tensor:
-    """DiffAugment's colour transforms on the colour channels (alpha, a 4th channel, is kept):
-    brightness +-0.5, saturation x0..2, contrast x0.5..1.5 (in [-1, 1] units, so brightness is
-    +-1), each drawn per image. Gray images (one channel) skip the saturation."""
+    """DiffAugment's colour transforms, as its authors apply them to images in [-1, 1], on the colour
+    channels only (alpha, a 4th channel, is kept): brightness +-0.5, saturation x0..2, contrast
+    x0.5..1.5, each drawn per image. Gray images (one channel) skip the saturation."""
     n, channels = images.shape[:2]
     rgb, alpha = (images[:, :3], images[:, 3:]) if channels == 4 else (images, images[:, :0])
     draw = partial(torch.rand, n, 1, 1, 1, device=images.device, dtype=images.dtype)
-    rgb = rgb + (draw() - 0.5) * 2.0
+    rgb = rgb + (draw() - 0.5)
     if rgb.shape[1] == 3:
         mean = rgb.mean(dim=1, keepdim=True)
         rgb = (rgb - mean) * (draw() * 2.0) + mean

@@ -66,3 +66,12 @@ def test_color_on_gray_images_changes_brightness_and_contrast_only():
         x, y = image.flatten(), moved.flatten()
         a = ((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum()
         assert torch.allclose(y, a * x + (y.mean() - a * x.mean()), atol=1e-5)
+
+
+def test_color_shifts_brightness_by_at_most_a_half_as_diffaugment_does():
+    """A flat gray image is left alone by saturation and contrast, so what moves it is brightness."""
+    torch.manual_seed(2)
+    flat = torch.zeros(512, 3, 4, 4)
+    shift = augment(flat, ["color"])[:, :, 0, 0]                       # (512, 3), one value per image
+    assert torch.equal(shift, shift[:, :1].expand(-1, 3))
+    assert shift.abs().max() <= 0.5 and shift.abs().max() > 0.45
