@@ -68,16 +68,24 @@ class StopAfterEpoch(Monitor):
 
 
 def test_resume_continues_from_saved_step(tmp_path, tiny_idx):
-    """A run killed after epoch 1 and resumed gives the same weights as one that never stopped."""
+    """A run killed after epoch 1 and resumed, in its folder or carried in parts to another, gives
+    the same weights as one that never stopped."""
     whole = train(tiny_config(tmp_path / "whole", tiny_idx, epochs=2))
     config = tiny_config(tmp_path / "cut", tiny_idx, epochs=2)
     with pytest.raises(Interrupted):
         train(config, monitors=[StopAfterEpoch()])
     assert load_checkpoint(tmp_path / "cut")["step"] == 4
+    # the same cut run carried to another folder (another machine) in parts of 1 MiB
+    from gan_pack.core.parts import join_run, split_run
+
+    split_run(tmp_path / "cut", tmp_path / "parts", part_mib=1)
+    join_run([tmp_path / "parts"], tmp_path / "elsewhere")
+    carried = train(tiny_config(tmp_path / "elsewhere", tiny_idx, epochs=2), resume=True)
     resumed = train(config, resume=True)
-    assert (resumed.epoch, resumed.step) == (2, 8)
+    assert (resumed.epoch, resumed.step) == (2, 8) == (carried.epoch, carried.step)
     for key, value in whole.generator.state_dict().items():
         assert torch.allclose(value, resumed.generator.state_dict()[key], atol=1e-6), key
+        assert torch.allclose(value, carried.generator.state_dict()[key], atol=1e-6), key
     steps = [r["step"] for r in read_metrics(tmp_path / "cut")]
     assert steps == [r["step"] for r in read_metrics(tmp_path / "whole")]
 
