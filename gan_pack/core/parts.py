@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable
 
 from gan_pack.core.files import atomic_path, check_output_path, make_folder, write_text_atomic
+from gan_pack.core.runlog import lock_run
 from gan_pack.errors import CheckpointError, ConfigError
 
 FORMAT = "gan_pack.run-parts/1"
@@ -30,11 +31,13 @@ MAX_PARTS = 10_000
 CHUNK = 4 * MIB
 
 
-def _sha256_of(path: Path) -> str:
+def _sha256_of(path: Path, whole: "hashlib._Hash") -> str:
+    """The file's sha256, read in chunks that also go into `whole`."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(CHUNK):
             digest.update(block)
+            whole.update(block)
     return digest.hexdigest()
 
 
@@ -60,19 +63,20 @@ def split_run(run: str | Path, out: str | Path, part_mib: int = 15, files: Itera
 
 
 def _split_file(path: Path, out: Path, part_bytes: int) -> dict:
+    """Copy path into parts of part_bytes, in chunks (a part is never held whole)."""
     entry: dict = {"name": path.name, "bytes": 0, "sha256": "", "parts": []}
-    whole = hashlib.sha256()
+    whole, size = hashlib.sha256(), path.stat().st_size
     with open(path, "rb") as source:
-        for index in range(MAX_PARTS):
-            block = source.read(part_bytes)
-            if not block and index:
-                break
-            part = f"{path.name}.{index:03d}"
-            with atomic_path(out / part) as tmp:
-                tmp.write_bytes(block)
-            whole.update(block)
-            entry["bytes"] += len(block)
-            entry["parts"].append({"name": part, "bytes": len(block), "sha256": hashlib.sha256(block).hexdigest()})
+        for index in range(max(1, -(-size // part_bytes))):
+            part, digest, written = f"{path.name}.{index:03d}", hashlib.sha256(), 0
+            with atomic_path(out / part) as tmp, open(tmp, "wb") as f:
+                while written < part_bytes and (block := source.read(min(CHUNK, part_bytes - written))):
+                    f.write(block)
+                    digest.update(block)
+                    whole.update(block)
+                    written += len(block)
+            entry["bytes"] += written
+            entry["parts"].append({"name": part, "bytes": written, "sha256": digest.hexdigest()})
     entry["sha256"] = whole.hexdigest()
     return entry
 
@@ -111,7 +115,8 @@ def _find_part(folders: list[Path], part: dict) -> Path:
 
 
 def join_run(folders: Iterable[str | Path], run: str | Path) -> list[str]:
-    """Check every part against parts.json, then write the whole files into run; returns their names."""
+    """Check every part against parts.json, then write the whole files into run (holding the run
+    folder's lock, so a training there is not written under); returns their names."""
     places = [Path(f) for f in folders]
     manifest = read_manifest(places)
     located = []
@@ -119,19 +124,24 @@ def join_run(folders: Iterable[str | Path], run: str | Path) -> list[str]:
         paths = [_find_part(places, part) for part in entry["parts"]]
         whole = hashlib.sha256()
         for path, part in zip(paths, entry["parts"]):
-            digest = _sha256_of(path)
+            digest = _sha256_of(path, whole)
             if digest != part["sha256"]:
                 raise CheckpointError(f"part {path} is damaged (sha256 {digest[:12]}..., expected "
-                                 f"{part['sha256'][:12]}...); bring it back again")
-            whole.update(path.read_bytes())
+                                      f"{str(part['sha256'])[:12]}...); bring it back again")
         if whole.hexdigest() != entry["sha256"]:
             raise CheckpointError(f"{entry['name']} put together does not match its sha256; split the run again")
         located.append((entry["name"], paths))
     run = check_output_path(run, folder=True)
     make_folder(run)
-    # Checkpoints first, config and log last: a run folder that has a config has its checkpoints.
-    for name, paths in sorted(located, key=lambda item: not item[0].endswith(".pt")):
-        with atomic_path(run / name) as tmp, open(tmp, "wb") as f:
-            for path in paths:
-                f.write(path.read_bytes())
+    lock = lock_run(run)
+    try:
+        # Checkpoints first, config and log last: a run folder that has a config has its checkpoints.
+        for name, paths in sorted(located, key=lambda item: not item[0].endswith(".pt")):
+            with atomic_path(run / name) as tmp, open(tmp, "wb") as f:
+                for path in paths:
+                    with open(path, "rb") as source:
+                        while block := source.read(CHUNK):
+                            f.write(block)
+    finally:
+        lock.release()
     return [name for name, _ in located]

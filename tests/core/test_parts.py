@@ -85,3 +85,20 @@ def test_the_commands_split_join_and_say_what_is_wrong_in_one_line(run, tmp_path
     code, _, err = run_cli(["parts", "join", tmp_path / "q", "-o", tmp_path / "r2"], capsys)
     one_error_line(code, err, "no parts.json")
     assert not (tmp_path / "q").exists() and not (tmp_path / "r2").exists()
+
+
+def test_join_does_not_write_under_a_training_that_holds_the_run(run, tmp_path):
+    from gan_pack.core.runlog import lock_run
+    from gan_pack.errors import GanPackError
+
+    split_run(run, tmp_path / "parts", part_mib=1)
+    target = tmp_path / "busy"
+    target.mkdir()
+    lock = lock_run(target)
+    try:
+        with pytest.raises(GanPackError, match="ganpack train"):
+            join_run([tmp_path / "parts"], target)
+    finally:
+        lock.release()
+    assert not (target / "checkpoint.pt").exists()
+    assert join_run([tmp_path / "parts"], target)                 # free again: it joins
