@@ -214,12 +214,13 @@ def test_export_records_the_rewrite_and_proves_it(trained_runs, tmp_path):
 
 
 def test_int8_keeps_the_taps_in_float(tmp_path):
-    """The shipped Fashion-MNIST DCGAN has the taps form: quantizing each tap's partial sum to 8 bits
-    lost the images (mean abs 0.39 from fp32); left in float, int8 stays within its bound."""
+    """The shipped MNIST DCGAN has the taps form: quantizing each tap's partial sum to 8 bits lost the
+    images of a Fashion-MNIST DCGAN (mean abs 0.39 from fp32); left in float, int8 stays within its
+    bound."""
     from gan_pack.onnx_tools.quantize import quantize_generator
 
-    output = tmp_path / "fashion.int8.onnx"
-    report = quantize_generator(shipped("fashion-mnist-cgan.onnx"), output, "static", calibration_n=128)
+    output = tmp_path / "mnist.int8.onnx"
+    report = quantize_generator(shipped("mnist-cgan.onnx"), output, "static", calibration_n=128)
     assert report.ok and max(b.mean_abs for b in report.batches) < 0.05
     graph = onnx.load(str(output)).graph
     made_by = {out: n for n in graph.node for out in n.output}

@@ -47,7 +47,7 @@ def test_setting_names_are_unique_across_groups():
 def test_what_resume_may_change_follows_from_the_groups():
     resumable = set(setting_names(RESUMABLE_GROUPS))
     assert {"epochs", "lr_decay_from", "device", "data_dir", "out", "log_every", "tensorboard", "fast",
-            "eval_every", "classifier", "eval_n"} == resumable
+            "channels_last", "eval_every", "classifier", "eval_n"} == resumable
     assert not resumable & set(setting_names(("recipe",)))
 
 

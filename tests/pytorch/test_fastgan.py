@@ -53,6 +53,7 @@ def test_real_and_fake_in_one_discriminator_call_are_two_calls():
     assert torch.allclose(together, apart, atol=1e-5)
 
 
+@pytest.mark.slow                       # a training run and an export
 def test_a_fastgan_run_trains_and_exports_with_parity(tmp_path, tiny_idx):
     from gan_pack.pytorch.export import ExportOptions, export_generator
     from gan_pack.pytorch.train import train

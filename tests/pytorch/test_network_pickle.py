@@ -94,6 +94,7 @@ def test_export_detects_the_family_and_matches_the_pickled_forward(tmp_path, cap
         parse_infer(json.dumps({"inputs": entries + [psi_entry], "parameters": {"psi": 0.7}}).encode(), None, g, 64)
 
 
+@pytest.mark.slow                       # a whole StyleGAN2 export, proven
 def test_an_rgba_snapshot_exports_four_channels_from_its_network_not_an_assumed_three(tmp_path, capsys):
     """The spec's image shape comes from the rebuilt ToRGB layers: an RGBA StyleGAN2 is an RGBA model
     in its spec, manifest facts and pixel format, and its fourth channel is the network's."""
