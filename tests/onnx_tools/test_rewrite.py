@@ -191,6 +191,7 @@ def test_quantize_turns_transposed_convolutions_into_int8_convolutions(convtrans
     assert json.loads(meta["rewrites"]) == {"rewrites": {PHASES: 2}, "kept": True}
 
 
+@pytest.mark.slow                       # a whole export with parity and timing
 def test_export_records_the_rewrite_and_proves_it(trained_runs, tmp_path):
     from gan_pack.pytorch.export import ExportOptions, export_generator
     from gan_pack.runtime.generator import OnnxGenerator

@@ -66,12 +66,14 @@ def golden_outcome(data) -> Golden | None:
     return golden
 
 
+@pytest.mark.slow                       # hundreds of generated documents
 @FUZZ
 @given(data=mutated(MANIFEST) | json_values)
 def test_a_manifest_is_read_or_named_wrong(data):
     manifest_outcome(data)
 
 
+@pytest.mark.slow                       # hundreds of generated documents
 @FUZZ
 @given(data=mutated(GOLDEN) | json_values)
 def test_golden_vectors_are_read_or_named_wrong(data):

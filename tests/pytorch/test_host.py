@@ -19,6 +19,7 @@ print(faults() - before)
 """
 
 
+@pytest.mark.slow                       # two torch processes that write and free 64 MiB 20 times
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_freed_memory_is_reused_instead_of_faulted_in():
     def page_faults(setting: str) -> int:

@@ -200,7 +200,7 @@ GOOD = {
 }
 
 
-@pytest.mark.parametrize("case", list(GOOD))
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c == "dcgan" else c for c in GOOD])
 def test_good_generators_export_with_parity_and_sample(zoo, tmp_path, capsys, case):
     name, init, shape, flags = GOOD[case]
     weights, module = trained(zoo, name, **init, **shape)

@@ -58,6 +58,7 @@ def test_noise_mode_none_drops_the_stored_noise(tmp_path):
     assert np.abs(nf.images(g, z, None, 1.0) - none).max() > 1e-3      # the noise mattered
 
 
+@pytest.mark.slow                       # a whole export with parity and timing
 def test_export_detects_the_family_and_matches_the_pickled_forward(tmp_path, capsys):
     """`ganpack export X.pkl` with no --from: a conditional generator, labels and psi as graph inputs."""
     g = nf.small_generator(seed=3, c_dim=4)

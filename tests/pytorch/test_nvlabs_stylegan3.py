@@ -45,6 +45,7 @@ def test_the_rebuilt_stylegan3_computes_what_the_pickled_one_does(tmp_path, radi
                 assert np.abs(net(*args).numpy() - reference).max() < 1e-5
 
 
+@pytest.mark.slow                       # a whole export with parity and timing
 def test_export_detects_stylegan3_and_matches(tmp_path, capsys):
     g = nf3.small_generator(seed=2, radial=True)
     session, path = nf.exported_session(g, tmp_path, capsys, "nvlabs-stylegan3")
