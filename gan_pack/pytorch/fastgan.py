@@ -6,8 +6,9 @@ it: nearest upsampling, 3x3 convolutions, BatchNorm and gated linear units (GLU)
 block doubled. Skip-layer excitation (SLE) lets the coarse maps gate the channels of the fine ones,
 so the image's layout reaches the last layers in one step. The class enters every norm: each
 BatchNorm's gain and bias are picked by the label (conditional BatchNorm), so a label steers every
-scale, not only the first layer as in the DCGAN preset. Every op is a plain convolution, gather or
-pool, which ONNX and onnxruntime run as they are, with the BatchNorms folded into the convolutions.
+scale, not only the first layer as in the DCGAN preset. Every op is a plain convolution, gather,
+pool or elementwise op: the export needs no rewrite, and onnxruntime folds each BatchNorm into the
+convolution before it when it loads the file.
 
 The discriminator has no BatchNorm (real and fake share one call): strided residual blocks, with
 optional spectral norm, a minibatch-variation plane, and a projection head for the class.
