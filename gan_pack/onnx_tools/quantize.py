@@ -74,7 +74,9 @@ def _quantize(source: Path, target: Path, mode: str, info, calibration_n: int, s
             source = Path(scratch) / "rewritten.onnx"
             onnx.save(model, str(source))
         prepared = Path(scratch) / "prepared.onnx"
-        quant_pre_process(str(source), str(prepared))
+        # ONNX's own shape inference sizes every tensor of these convolutional graphs; onnxruntime's
+        # symbolic one gives up on some (a fastgan's), and then leaves a file in the working folder.
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         if mode == "dynamic":
             quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8)
         else:

@@ -72,3 +72,14 @@ def test_quantizing_over_the_model_itself_reports_both_sizes(tmp_path, capsys):
     code, out, err = run_cli(["quantize", model, "--mode", "dynamic", "-o", model], capsys)
     assert code == 0, err
     assert f"was {before / 1e6:.2f} MB" in out and model.stat().st_size < before / 2
+
+
+@pytest.mark.slow                       # a calibrated int8 of a shipped model
+def test_a_fastgan_quantizes_and_leaves_nothing_in_the_working_folder(tmp_path, monkeypatch, capsys):
+    """onnxruntime's symbolic shape inference gives up on a fastgan graph and then saves a file in the
+    working folder; the quantizer uses ONNX's shape inference, which sizes it."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(["quantize", shipped("fashion-mnist-cgan.onnx"), "-o", tmp_path / "q.onnx"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.onnx"]
+    assert OnnxGenerator(tmp_path / "q.onnx").info.precision == "int8-static"
