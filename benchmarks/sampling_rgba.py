@@ -1,12 +1,14 @@
 """64 px RGBA sampling on this CPU: the export against PyTorch eager on the same weights (not a test).
 
 A DCGAN (or --arch fastgan) cGAN of 64 px RGBA images in 9 classes (the emoji categories), at the
-width that keeps its fp32 file under 8 MB (fastgan: 28, about 8.6 MB), BatchNorm calibrated, untrained weights (speed does not depend on them). fp32
-on both sides, the same noise and labels, interleaved rounds at batch 64 and 1024; then the peak
+width that keeps its fp32 file under 8 MB (fastgan: 28, about 8.6 MB), BatchNorm calibrated,
+untrained weights (speed does not depend on them). fp32 on both sides, the same noise and labels,
+interleaved rounds at batch 64 and 1024; then the peak
 memory of `ganpack sample -n 20000 -o x.npy` (streamed) and `--out-dir` (one PNG each), as for the
 28 px models.
 
-Usage: .venv/bin/python benchmarks/sampling_rgba.py [--arch dcgan|fastgan] [--width 20] [--seconds 3]
+Usage: .venv/bin/python benchmarks/sampling_rgba.py [--arch dcgan|fastgan] [--width 20]
+       [--seconds 3]
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def main() -> None:
         generator, path = build(Path(scratch), args.width, args.arch)
         onnx_g = OnnxGenerator(path)
         params = sum(p.numel() for p in generator.parameters())
-        print(f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads); {args.arch} G width "
+        print(f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads); "
+              f"{args.arch} G width "
               f"{args.width}: {params / 1e6:.2f}M parameters, {path.stat().st_size / 1e6:.2f} MB fp32; rewrites "
               f"{json.loads(onnx_g.info.raw.get('rewrites', '{}')).get('kept', 'none')}")
         for batch in (64, 1024):
