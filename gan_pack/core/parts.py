@@ -17,8 +17,8 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from gan_pack.core.files import atomic_path, check_output_path, make_folder, write_text_atomic
-from gan_pack.core.runlog import lock_run
+from gan_pack.core.files import atomic_path, check_output_path, make_folder, open_regular, read_json, write_text_atomic
+from gan_pack.core.runlog import is_run, lock_run
 from gan_pack.errors import CheckpointError, ConfigError
 
 FORMAT = "gan_pack.run-parts/1"
@@ -31,13 +31,22 @@ MAX_PARTS = 10_000
 CHUNK = 4 * MIB
 
 
+def _chunks(path: Path):
+    """A file someone else may have written (a regular file, not a link: open_regular), in chunks."""
+    try:
+        with open_regular(path) as f:
+            while block := f.read(CHUNK):
+                yield block
+    except ValueError as e:
+        raise CheckpointError(f"{path} {e}; give the files `ganpack parts split` wrote") from None
+
+
 def _sha256_of(path: Path, whole: "hashlib._Hash") -> str:
     """The file's sha256, read in chunks that also go into `whole`."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-            whole.update(block)
+    for block in _chunks(path):
+        digest.update(block)
+        whole.update(block)
     return digest.hexdigest()
 
 
@@ -49,10 +58,14 @@ def split_run(run: str | Path, out: str | Path, part_mib: int = 15, files: Itera
         problems.append(f"--part-mib must be in 1..{MAX_PART_MIB}, not {part_mib}")
     if problems:
         raise ConfigError("; ".join(problems))
-    present = [name for name in names if (run / name).is_file()]
-    if not present or not (run / "config.json").is_file():
+    present = [name for name in names if (run / name).is_file()]     # regular files (or links to them)
+    links = [name for name in present if (run / name).is_symlink()]
+    if links:
+        raise CheckpointError(f"{run / links[0]} is a symbolic link; split a run folder that `ganpack train` "
+                              f"wrote, whose files are its own")
+    if not present or not is_run(run):
         raise CheckpointError(f"{run} is not a run folder (no config.json, or none of {', '.join(names)}); "
-                         f"give the --out folder of a `ganpack train`")
+                              f"give the --out folder of a `ganpack train`")
     out = check_output_path(out, folder=True)
     make_folder(out)
     manifest: dict = {"format": FORMAT, "part_bytes": part_mib * MIB, "files": []}
@@ -86,9 +99,9 @@ def read_manifest(folders: list[Path]) -> dict:
     found = [folder / MANIFEST for folder in folders if (folder / MANIFEST).is_file()]
     if not found:
         raise CheckpointError(f"no {MANIFEST} in {', '.join(map(str, folders))}; give the folder(s) that "
-                         f"`ganpack parts split` wrote")
+                              f"`ganpack parts split` wrote")
     try:
-        manifest = json.loads(found[0].read_bytes()[:MIB])
+        manifest = read_json(found[0], MIB)
         entries = manifest["files"]
         ok = manifest.get("format") == FORMAT and isinstance(entries, list) and len(entries) <= len(RUN_FILES)
         for entry in entries if ok else []:
@@ -99,7 +112,8 @@ def read_manifest(folders: list[Path]) -> dict:
             ok &= [p["name"] for p in parts] == [f"{entry['name']}.{i:03d}" for i in range(len(parts))]
             ok &= sum(int(p["bytes"]) for p in parts) == entry["bytes"]
     except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{found[0]} is not a parts list ({type(e).__name__}); split the run again") from e
+        why = str(e) if isinstance(e, ValueError) else type(e).__name__
+        raise CheckpointError(f"{found[0]} is not a parts list ({why}); split the run again") from e
     if not ok:
         raise CheckpointError(f"{found[0]} is not a {FORMAT} parts list of run files; split the run again")
     return manifest
@@ -110,8 +124,8 @@ def _find_part(folders: list[Path], part: dict) -> Path:
         path = folder / part["name"]
         if path.is_file() and path.stat().st_size == part["bytes"]:
             return path
-    raise CheckpointError(f"part {part['name']} ({part['bytes']} bytes) is in none of {', '.join(map(str, folders))}; "
-                     f"bring it back and join again")
+    raise CheckpointError(f"part {part['name']} ({part['bytes']} bytes) is in none of "
+                          f"{', '.join(map(str, folders))}; bring it back and join again")
 
 
 def join_run(folders: Iterable[str | Path], run: str | Path) -> list[str]:
@@ -139,9 +153,8 @@ def join_run(folders: Iterable[str | Path], run: str | Path) -> list[str]:
         for name, paths in sorted(located, key=lambda item: not item[0].endswith(".pt")):
             with atomic_path(run / name) as tmp, open(tmp, "wb") as f:
                 for path in paths:
-                    with open(path, "rb") as source:
-                        while block := source.read(CHUNK):
-                            f.write(block)
+                    for block in _chunks(path):
+                        f.write(block)
     finally:
         lock.release()
     return [name for name, _ in located]

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_pack.pytorch.models import DCGAN_UPSAMPLES as UPSAMPLES  # image side -> doublings, as the DCGAN's
 from gan_pack.pytorch.models import MinibatchStd
 
-UPSAMPLES = {28: 2, 32: 3, 64: 4}            # image side -> doublings from the starting square
 # Channels at each side, coarse to fine, in multiples of --width: 64 px, width 32: 256 at 4 px,
 # then 128, 128, 64, and 32 at 64 px. Few channels where the maps are large keeps G small and fast.
 CHANNELS = {28: (4, 2, 1), 32: (8, 4, 2, 1), 64: (8, 4, 4, 2, 1)}

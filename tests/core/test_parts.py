@@ -102,3 +102,23 @@ def test_join_does_not_write_under_a_training_that_holds_the_run(run, tmp_path):
         lock.release()
     assert not (target / "checkpoint.pt").exists()
     assert join_run([tmp_path / "parts"], target)                 # free again: it joins
+
+
+def test_links_and_oversized_lists_are_refused_before_they_are_read(run, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"x" * 10)
+    (run / "exports.jsonl").symlink_to(secret)
+    with pytest.raises(CheckpointError, match="exports.jsonl is a symbolic link"):
+        split_run(run, tmp_path / "refused", part_mib=1)
+    assert not (tmp_path / "refused").exists()
+    (run / "exports.jsonl").unlink()
+    split_run(run, tmp_path / "parts", part_mib=1)
+    part = tmp_path / "parts" / "config.json.000"
+    part.rename(tmp_path / "real-part")
+    part.symlink_to(tmp_path / "real-part")               # same bytes, behind a link
+    with pytest.raises(CheckpointError, match="config.json.000 is a symbolic link"):
+        join_run([tmp_path / "parts"], tmp_path / "back")
+    assert not (tmp_path / "back").exists()
+    (tmp_path / "parts" / MANIFEST).write_text(" " * (2 << 20) + "{}")
+    with pytest.raises(CheckpointError, match="is not a parts list .*over the"):
+        join_run([tmp_path / "parts"], tmp_path / "back")
