@@ -102,6 +102,8 @@ class Recipe:
     late_label: bool = setting(False, "dcgan cGAN: feed the label to D's last layer too.", NETS)
     projection: bool = setting(False, "dcgan cGAN: a projection discriminator (the label picks a class-specific "
                                       "head) instead of label planes beside the image.", NETS)
+    label_planes: bool = setting(False, "fastgan cGAN: the label enters D beside the image too, as learnt planes "
+                                        "(the dcgan way), besides D's projection head.", NETS)
     mbstd: int = setting(0, "dcgan, fastgan D: a minibatch-variation plane over groups of this many images (0: off; "
                             "--batch-size must be a multiple).", NETS)
     r1: float = setting(0.0, "R1 penalty weight gamma: D's loss gains gamma/2 |grad D(real)|^2 (0: off).", NETS)
@@ -149,6 +151,9 @@ class Recipe:
         if self.projection and (self.arch != "dcgan" or self.model != "cgan" or self.late_label):
             p.append("--projection is a dcgan cGAN discriminator, without --late-label (a fastgan cGAN's D "
                      "always projects); use --arch dcgan --model cgan")
+        if self.label_planes and (self.arch != "fastgan" or self.model != "cgan"):
+            p.append("--label-planes is a fastgan cGAN discriminator option (a dcgan cGAN's D has label planes "
+                     "unless --projection); use --arch fastgan --model cgan")
         if self.balance and self.model != "cgan":
             p.append("--balance draws the classes equally: it needs --model cgan")
         if not self.r1 >= 0:

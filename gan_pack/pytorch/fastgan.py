@@ -11,7 +11,9 @@ pool or elementwise op: the export needs no rewrite, and onnxruntime folds each 
 convolution before it when it loads the file.
 
 The discriminator has no BatchNorm (real and fake share one call): strided residual blocks, with
-optional spectral norm, a minibatch-variation plane, and a projection head for the class.
+optional spectral norm, a minibatch-variation plane, and a projection head for the class; with
+label_planes the class also enters beside the image, as learnt planes (the DCGAN preset's way), so
+D's first layer can tell a wrong-class image from its pixels.
 """
 
 from __future__ import annotations
@@ -149,14 +151,18 @@ class FastGANDiscriminator(nn.Module):
     """images (B, C, H, W) [+ labels (B,)] -> logits (B,). The image is halved to the generator's
     starting side: a strided convolution, then DownBlocks; the head reads the last map (with a
     minibatch-variation plane when mbstd > 0), and with classes a projection adds the dot product
-    of those features with the label's vector."""
+    of those features with the label's vector. With label_planes, num_classes learnt planes picked
+    by the label are set beside the image too."""
 
-    def __init__(self, num_classes: int, image_shape: tuple[int, int, int], width: int = 64, mbstd: int = 0):
+    def __init__(self, num_classes: int, image_shape: tuple[int, int, int], width: int = 64, mbstd: int = 0,
+                 label_planes: bool = False):
         super().__init__()
         channels, size = image_shape[0], image_shape[1]
         ups = UPSAMPLES[size]
         feats = [min(width * 2 ** i, 16 * width) for i in range(ups)]   # 64 px, w = 64: [64, 128, 256, 512]
-        self.from_image = nn.Sequential(nn.Conv2d(channels, feats[0], 4, 2, 1), nn.LeakyReLU(0.2))
+        planes = num_classes if label_planes else 0
+        self.plane_embedding = nn.Embedding(planes, planes) if planes else None
+        self.from_image = nn.Sequential(nn.Conv2d(channels + planes, feats[0], 4, 2, 1), nn.LeakyReLU(0.2))
         self.blocks = nn.Sequential(*(DownBlock(c_in, c_out) for c_in, c_out in zip(feats, feats[1:])))
         base = size // 2 ** ups
         self.mbstd = MinibatchStd(mbstd) if mbstd else None
@@ -168,13 +174,16 @@ class FastGANDiscriminator(nn.Module):
             nn.init.normal_(self.class_head.weight, 0.0, 0.02)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.class_head is not None and labels is None:
+            raise ValueError("a conditional model needs labels")
+        if self.plane_embedding is not None:
+            planes = self.plane_embedding(labels)[:, :, None, None].expand(-1, -1, *images.shape[2:])
+            images = torch.cat([images, planes.to(images.dtype)], dim=1)  # (B, C + classes, H, W)
         x = self.blocks(self.from_image(images))                        # (B, F, base, base)
         if self.mbstd is not None:
             x = self.mbstd(x)
         features = self.head_conv(x).flatten(1)                         # (B, F * base^2)
         logits = self.head(features).squeeze(1)
         if self.class_head is not None:
-            if labels is None:
-                raise ValueError("a conditional model needs labels")
             logits = logits + (self.class_head(labels) * features).sum(1)
         return logits

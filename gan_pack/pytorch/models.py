@@ -201,7 +201,8 @@ def build_discriminator(recipe: Recipe, num_classes: int, image_shape) -> nn.Mod
     elif recipe.arch == "fastgan":
         from gan_pack.pytorch.fastgan import FastGANDiscriminator
 
-        model = FastGANDiscriminator(num_classes, image_shape, recipe.d_width or recipe.width, recipe.mbstd)
+        model = FastGANDiscriminator(num_classes, image_shape, recipe.d_width or recipe.width, recipe.mbstd,
+                                     recipe.label_planes)
     else:
         raise ConfigError(f"unknown arch {recipe.arch!r}")
     if recipe.spectral_norm:

@@ -42,15 +42,29 @@ def test_the_label_steers_every_scale():
         g(noise)
 
 
-def test_real_and_fake_in_one_discriminator_call_are_two_calls():
+@pytest.mark.parametrize("label_planes", [False, True])
+def test_real_and_fake_in_one_discriminator_call_are_two_calls(label_planes):
     """The fast step sends cat(real, fake) through D at once: no BatchNorm may mix them."""
     torch.manual_seed(0)
-    d = FastGANDiscriminator(4, (4, 64, 64), width=8, mbstd=2).eval()
+    d = FastGANDiscriminator(4, (4, 64, 64), width=8, mbstd=2, label_planes=label_planes).eval()
     real, fake = torch.randn(6, 4, 64, 64), torch.randn(6, 4, 64, 64)
     labels = torch.arange(12) % 4
     together = d(torch.cat([real, fake]), labels)
     apart = torch.cat([d(real, labels[:6]), d(fake, labels[6:])])
     assert torch.allclose(together, apart, atol=1e-5)
+
+
+@pytest.mark.parametrize("label_planes", [False, True])
+def test_label_planes_let_the_label_reach_d_before_its_head(label_planes):
+    """With the projection head silenced, only label planes can make D's logit depend on the class."""
+    torch.manual_seed(0)
+    d = FastGANDiscriminator(3, (4, 32, 32), width=8, label_planes=label_planes).eval()
+    with torch.no_grad():
+        d.class_head.weight.zero_()
+        images = torch.randn(2, 4, 32, 32)
+        a, b = d(images, torch.zeros(2, dtype=torch.long)), d(images, torch.ones(2, dtype=torch.long))
+    assert ((a - b).abs().max() > 1e-4) == label_planes
+    assert d.from_image[0].in_channels == 4 + (3 if label_planes else 0)
 
 
 @pytest.mark.slow                       # a training run and an export
@@ -61,7 +75,7 @@ def test_a_fastgan_run_trains_and_exports_with_parity(tmp_path, tiny_idx):
 
     run = tmp_path / "run"
     train(tiny_config(run, tiny_idx, arch="fastgan", width=8, d_width=8, loss="hinge", spectral_norm=True,
-                      augment="color,translation", r1=0.1, mbstd=4))
+                      augment="color,translation", r1=0.1, mbstd=4, label_planes=True))
     reports = export_generator(run, tmp_path / "g.onnx", ExportOptions(batch_sizes=(1, 7, 64)))
     assert all(report.ok for report in reports)           # proven against PyTorch
     g = OnnxGenerator(tmp_path / "g.onnx")
@@ -74,6 +88,8 @@ def test_a_fastgan_run_trains_and_exports_with_parity(tmp_path, tiny_idx):
     (["--arch", "fastgan", "--image-size", "48"], ["--arch fastgan", "28, 32, 64"]),
     (["--arch", "fastgan", "--late-label"], ["--late-label", "fastgan D projects"]),
     (["--arch", "mlp", "--mbstd", "4"], ["--mbstd", "dcgan or fastgan"]),
+    (["--arch", "dcgan", "--model", "cgan", "--label-planes"], ["--label-planes", "--arch fastgan --model cgan"]),
+    (["--arch", "fastgan", "--model", "gan", "--label-planes"], ["--label-planes", "fastgan cGAN"]),
     (["--augment", "colour"], ["--augment", "color, translation, cutout"]),
 ])
 def test_fastgan_settings_are_checked_in_one_line(tmp_path, capsys, tiny_idx, args, words):
