@@ -39,7 +39,7 @@ def test_fashion_class_names():
 def test_emoji_package_keeps_alpha_and_its_data_notice():
     """The RGBA emoji generator: category names, transparent backgrounds (alpha near 0 in the
     corners, near 1 in the middle of most images), the data's licenses and Twemoji attribution in
-    its card, and fp32 weights under 8 MB."""
+    its card, and fp32 weights under 10 MB."""
     g = OnnxGenerator(shipped("emoji-cgan.onnx"))
     assert g.info.class_names[0] == "activities" and g.info.class_names[-1] == "travel-places"
     images = g.sample(90, labels=np.arange(90) % 9, seed=0)
@@ -47,7 +47,7 @@ def test_emoji_package_keeps_alpha_and_its_data_notice():
     assert alpha[:, :4, :4].mean() < 0.05 and np.median(alpha[:, 28:36, 28:36].mean(axis=(1, 2))) > 0.9
     card = (EXPORTED / "emoji-cgan" / "README.md").read_text()
     assert "CC-BY 4.0" in card and "Twemoji" in card and "Apache" in card
-    assert shipped("emoji-cgan.onnx").stat().st_size < 8e6
+    assert shipped("emoji-cgan.onnx").stat().st_size < 10e6
     # it samples at its packed truncation, and its evaluation was made at the same one
     evaluation = json.loads(shipped("emoji-cgan.onnx").with_suffix(".eval.json").read_text())
     assert g.info.truncation == evaluation["truncation"] == 1.5 and "truncate the noise at 1.5" in card
@@ -68,7 +68,7 @@ GOLDEN = {
     "mnist-cgan.onnx": (-0.71463, [-1.0, -0.89834, 0.9514, 0.99144]),
     "mnist-gan.onnx": (-0.78295, [0.3755, -0.9572, -0.99998, -1.0]),
     "mnist-cgan-mlp.onnx": (-0.73786, [-0.99929, -0.98929, -0.25042, 0.99363]),
-    "fashion-mnist-cgan.onnx": (-0.4915, [0.46502, 0.19334, -0.87137, 0.65004]),
+    "fashion-mnist-cgan.onnx": (-0.4696, [0.49812, 0.04651, -0.55419, 0.60985]),
 }
 PIXELS = ((14, 14), (10, 12), (20, 8), (12, 16))
 

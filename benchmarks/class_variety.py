@@ -1,0 +1,58 @@
+"""Variety inside each class: the mean pairwise distance between the classifier features of a
+cGAN's images of one class, as a share of the same distance between the real test images of that
+class. A generator that draws one image per class scores near 0; one as varied as the data, near
+1. Not a test.
+
+Usage: .venv/bin/python benchmarks/class_variety.py exported/emoji-cgan/ --classifier exported/emoji-classifier.onnx
+           --data-dir ../shared/data/emoji [--per-class 300] [--truncation T] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from gan_pack.evaluate.classifier import OnnxClassifier, uint8_to_float
+from gan_pack.runtime.generator import OnnxGenerator
+
+
+def mean_pairwise_distance(features: np.ndarray) -> float:
+    """Mean Euclidean distance over all pairs of rows (the diagonal left out)."""
+    squares = (features ** 2).sum(1)
+    d2 = np.maximum(squares[:, None] + squares[None, :] - 2 * features @ features.T, 0.0)
+    n = len(features)
+    return float(np.sqrt(d2).sum() / (n * (n - 1)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--classifier", required=True)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--per-class", type=int, default=300, help="generated images of each class")
+    parser.add_argument("--truncation", type=float, default=None, help="default: the package's; 0: none")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    classifier = OnnxClassifier(args.classifier)
+    images, labels = classifier.real_split(args.data_dir, "test")
+    _, real = classifier.run(uint8_to_float(images))
+    generator = OnnxGenerator(args.model)
+    names = generator.info.class_names or [str(c) for c in range(generator.info.num_classes)]
+    truncation = generator.info.truncation if args.truncation is None else args.truncation
+    print(f"{generator.path.name}, truncation {truncation or 'none'}, {args.per_class} images a class, "
+          f"seed {args.seed}")
+    print(f"{'class':>18}  {'real':>6}  {'generated':>9}  {'share':>6}")
+    shares = []
+    for c, name in enumerate(names):
+        fake_images = generator.sample(args.per_class, np.full(args.per_class, c), args.seed + c,
+                                       truncation=truncation)
+        _, fake = classifier.run(fake_images)
+        real_d, fake_d = mean_pairwise_distance(real[labels == c]), mean_pairwise_distance(fake)
+        shares.append(fake_d / real_d)
+        print(f"{name:>18}  {real_d:6.2f}  {fake_d:9.2f}  {shares[-1]:6.2f}", flush=True)
+    print(f"{'lowest share':>18}  {min(shares):.2f} ({names[int(np.argmin(shares))]})")
+
+
+if __name__ == "__main__":
+    main()
