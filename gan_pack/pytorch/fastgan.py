@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_pack.pytorch.models import DCGAN_UPSAMPLES as UPSAMPLES  # image side -> doublings, as the DCGAN's
-from gan_pack.pytorch.models import MinibatchStd
+from gan_pack.pytorch.models import Conditioned, MinibatchStd, beside_image
 
 # Channels at each side, coarse to fine, in multiples of --width: 64 px, width 32: 256 at 4 px,
 # then 128, 128, 64, and 32 at 64 px. Few channels where the maps are large keeps G small and fast.
@@ -147,22 +147,21 @@ class DownBlock(nn.Module):
         return (self.main(x) + self.skip(x)) / 2
 
 
-class FastGANDiscriminator(nn.Module):
+class FastGANDiscriminator(Conditioned):
     """images (B, C, H, W) [+ labels (B,)] -> logits (B,). The image is halved to the generator's
     starting side: a strided convolution, then DownBlocks; the head reads the last map (with a
     minibatch-variation plane when mbstd > 0), and with classes a projection adds the dot product
     of those features with the label's vector. With label_planes, num_classes learnt planes picked
-    by the label are set beside the image too."""
+    by the label are set beside the image too, as in the DCGAN's D (Conditioned: num_classes is
+    the planes' count, 0 without them)."""
 
     def __init__(self, num_classes: int, image_shape: tuple[int, int, int], width: int = 64, mbstd: int = 0,
                  label_planes: bool = False):
-        super().__init__()
+        super().__init__(num_classes if label_planes else 0)
         channels, size = image_shape[0], image_shape[1]
         ups = UPSAMPLES[size]
         feats = [min(width * 2 ** i, 16 * width) for i in range(ups)]   # 64 px, w = 64: [64, 128, 256, 512]
-        planes = num_classes if label_planes else 0
-        self.plane_embedding = nn.Embedding(planes, planes) if planes else None
-        self.from_image = nn.Sequential(nn.Conv2d(channels + planes, feats[0], 4, 2, 1), nn.LeakyReLU(0.2))
+        self.from_image = nn.Sequential(nn.Conv2d(channels + self.num_classes, feats[0], 4, 2, 1), nn.LeakyReLU(0.2))
         self.blocks = nn.Sequential(*(DownBlock(c_in, c_out) for c_in, c_out in zip(feats, feats[1:])))
         base = size // 2 ** ups
         self.mbstd = MinibatchStd(mbstd) if mbstd else None
@@ -176,9 +175,9 @@ class FastGANDiscriminator(nn.Module):
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.class_head is not None and labels is None:
             raise ValueError("a conditional model needs labels")
-        if self.plane_embedding is not None:
-            planes = self.plane_embedding(labels)[:, :, None, None].expand(-1, -1, *images.shape[2:])
-            images = torch.cat([images, planes.to(images.dtype)], dim=1)  # (B, C + classes, H, W)
+        embedding = self.embed(labels)
+        if embedding is not None:
+            images = beside_image(images, embedding)                     # (B, C + classes, H, W)
         x = self.blocks(self.from_image(images))                        # (B, F, base, base)
         if self.mbstd is not None:
             x = self.mbstd(x)

@@ -31,6 +31,12 @@ class Conditioned(nn.Module):
         return self.label_embedding(labels)                    # (B, num_classes)
 
 
+def beside_image(images: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+    """A label's embedding as constant planes beside the image: (B, C, H, W) -> (B, C + E, H, W)."""
+    planes = embedding[:, :, None, None].expand(-1, -1, images.shape[2], images.shape[3])
+    return torch.cat([images, planes], dim=1)
+
+
 class MLPGenerator(Conditioned):
     """The classic tutorial generator: noise(+label) -> 256 -> 512 -> 1024 -> C*H*W, Tanh."""
 
@@ -151,8 +157,7 @@ class DCGANDiscriminator(Conditioned):
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         embedding = self.embed(labels)
         if embedding is not None:
-            planes = embedding[:, :, None, None].expand(-1, -1, images.shape[2], images.shape[3])
-            images = torch.cat([images, planes], dim=1)        # (B, C + num_classes, H, W)
+            images = beside_image(images, embedding)           # (B, C + num_classes, H, W)
         features = self.features(images)                       # (B, F, h, w)
         if self.mbstd is not None:
             features = self.mbstd(features)                    # (B, F + 1, h, w)
