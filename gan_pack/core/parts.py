@@ -17,8 +17,16 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from gan_pack.core.files import atomic_path, check_output_path, make_folder, open_regular, read_json, write_text_atomic
-from gan_pack.core.runlog import is_run, lock_run
+from gan_pack.core.files import (
+    FolderLock,
+    atomic_path,
+    check_output_path,
+    make_folder,
+    open_regular,
+    read_json,
+    write_text_atomic,
+)
+from gan_pack.core.runlog import is_run
 from gan_pack.errors import CheckpointError, ConfigError
 
 FORMAT = "gan_pack.run-parts/1"
@@ -147,14 +155,11 @@ def join_run(folders: Iterable[str | Path], run: str | Path) -> list[str]:
         located.append((entry["name"], paths))
     run = check_output_path(run, folder=True)
     make_folder(run)
-    lock = lock_run(run)
-    try:
+    with FolderLock(run, "ganpack parts join"):
         # Checkpoints first, config and log last: a run folder that has a config has its checkpoints.
         for name, paths in sorted(located, key=lambda item: not item[0].endswith(".pt")):
             with atomic_path(run / name) as tmp, open(tmp, "wb") as f:
                 for path in paths:
                     for block in _chunks(path):
                         f.write(block)
-    finally:
-        lock.release()
     return [name for name, _ in located]
