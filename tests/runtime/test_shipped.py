@@ -50,8 +50,8 @@ def test_emoji_package_keeps_alpha_and_its_data_notice():
     assert shipped("emoji-cgan.onnx").stat().st_size < 10e6
     # it samples at its packed truncation, and its evaluation was made at the same one
     evaluation = json.loads(shipped("emoji-cgan.onnx").with_suffix(".eval.json").read_text())
-    assert g.info.truncation == evaluation["truncation"] == 1.5 and "truncate the noise at 1.5" in card
-    assert np.abs(g.noise(90, seed=0)).max() <= 1.5
+    assert g.info.truncation == evaluation["truncation"] == 1.75 and "truncate the noise at 1.75" in card
+    assert np.abs(g.noise(90, seed=0)).max() <= 1.75
 
 
 def test_exported_folder_holds_each_model_once():
