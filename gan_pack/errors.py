@@ -25,7 +25,12 @@ class ModelError(GanPackError):
 
 
 class ParityError(GanPackError):
-    """An exported model that does not match its reference within its bound."""
+    """An exported model that does not match its reference within its bound; `report` is the
+    ParityReport that says by how much, where one was measured."""
+
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report
 
 
 class DeviceError(GanPackError):

@@ -97,7 +97,7 @@ def bound_problems(atol: float | None) -> list[str]:
 def require_parity(report: ParityReport, what: str, output: Path, allow_mismatch: bool = False) -> None:
     """A failed parity is fatal (nothing is written) unless the caller allows the mismatch."""
     if not report.ok and not allow_mismatch:
-        raise ParityError(f"{what}: {report.first_failure()}; nothing was written to {output}")
+        raise ParityError(f"{what}: {report.first_failure()}; nothing was written to {output}", report)
 
 
 def parity_path(output: str | Path) -> Path:

@@ -40,7 +40,7 @@ from gan_pack.core import runlog
 from gan_pack.core.files import atomic_path, check_output_path, write_text_atomic
 from gan_pack.core.folder import folder_dataset_name
 from gan_pack.core.log import Log, say
-from gan_pack.errors import CheckpointError, ConfigError, GanPackError, ModelError, in_chain
+from gan_pack.errors import CheckpointError, ConfigError, GanPackError, ModelError, ParityError, in_chain
 from gan_pack.onnx_tools.graph import fold_batchnorm_into_next_gemm, optional_input, rename_batch_axis
 from gan_pack.onnx_tools.quantize import quantize_onnx
 from gan_pack.onnx_tools.rewrite import rewrite_for_cpu
@@ -207,10 +207,45 @@ def _export_onnx(exportable: Exportable, output: Path, options: ExportOptions, t
     failure: then nothing is left at `output`)."""
     model, metadata = onnx_graph(exportable, options, log)
     say(log, f"parity against PyTorch at batch {', '.join(map(str, options.batch_sizes))}")
-    proof = parity_proof(exportable.reference or exportable.generator, options, exportable.reference_name)
-    report = derive(model, metadata, output, proof, options.allow_mismatch, target, check=True)
+    reference = exportable.reference or exportable.generator
+    proof = parity_proof(reference, options, exportable.reference_name)
+    try:
+        report = derive(model, metadata, output, proof, options.allow_mismatch, target, check=True)
+    except ParityError as e:
+        if options.precision != "fp32" or e.report is None:
+            raise
+        hint = rounding_hint(reference, e.report, exportable.noise_dim, exportable.num_classes)
+        raise ParityError(f"{e}; {hint}" if hint else str(e), e.report) from None
     assert report is not None
     return report
+
+
+def nice_bound(x: float) -> float:
+    """The smallest of 1, 2, 3 or 5 times a power of ten that is at least x."""
+    exponent = int(np.floor(np.log10(x)))
+    return next(m * 10.0 ** e for e in (exponent, exponent + 1) for m in (1, 2, 3, 5) if m * 10.0 ** e >= x)
+
+
+def rounding_hint(reference: nn.Module, report: ParityReport, noise_dim: int, num_classes: int) -> str:
+    """Whether a failed fp32 parity is fp32 rounding: PyTorch's own fp32 output against a float64 run of
+    the same weights, at the batch with the largest difference. Two programs each within r of the
+    exact result differ by at most 2r, so an export within 2r is no less exact than PyTorch is.
+    "" when the module cannot run in float64."""
+    worst = max(report.batches, key=lambda b: b.max_abs)
+    noise, labels = parity_inputs(noise_dim, num_classes, worst.batch)
+    inputs = [torch.from_numpy(x) for x in (noise, labels) if x is not None]
+    try:
+        with torch.no_grad():
+            fp32 = reference(*inputs).double()
+            fp64 = copy.deepcopy(reference).double()(*[x.double() if x.is_floating_point() else x for x in inputs])
+        own = float((fp32 - fp64).abs().max())
+    except Exception:  # a module with fp32-only kernels: say nothing more than the failure
+        return ""
+    if worst.max_abs <= 2 * own:
+        return (f"PyTorch's own fp32 output at batch {worst.batch} is up to {own:.2g} from a float64 run of the "
+                f"same weights, so this is fp32 rounding: --atol {nice_bound(worst.max_abs):g} accepts it")
+    return (f"that is more than fp32 rounding (PyTorch's own fp32 output at batch {worst.batch} is within "
+            f"{own:.2g} of float64): check the module's operators (docs/export.md)")
 
 
 def export_failure(e: Exception) -> BaseException:

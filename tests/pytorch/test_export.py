@@ -76,9 +76,11 @@ def test_corrupted_weights_fail_and_leave_no_file(trained_runs, tmp_path, monkey
 
     monkeypatch.setattr(export, "rename_batch_axis", corrupt)
     output = tmp_path / "bad.onnx"
-    with pytest.raises(ParityError, match="batch"):
+    with pytest.raises(ParityError, match="batch") as caught:
         export_generator(trained_runs[("cgan", "mlp")], output)
     assert list(tmp_path.iterdir()) == []
+    # a wrong weight is far beyond what fp32 rounds: the error says so, and offers no looser bound
+    assert "more than fp32 rounding" in str(caught.value) and "accepts it" not in str(caught.value)
 
 
 def test_forced_mismatch_through_cli_exit_2(trained_runs, tmp_path, capsys):
@@ -86,6 +88,22 @@ def test_forced_mismatch_through_cli_exit_2(trained_runs, tmp_path, capsys):
     code, _, err = run_cli(["export", trained_runs[("gan", "dcgan")], "-o", output, "--atol", "1e-12"], capsys)
     assert code == 2 and "does not match" in err and "Traceback" not in err
     assert not output.exists() and not parity_path(output).exists()
+    # a bound below fp32's own rounding: the error measures PyTorch against float64 and names a
+    # bound, and an export with that bound goes through
+    line = err.strip().splitlines()[-1]
+    words = line.split()
+    assert line.startswith("error: export does not match") and "fp32 rounding" in line and "float64" in line
+    if "accepts" in words:
+        suggested = words[words.index("--atol") + 1]
+        code, _, err = run_cli(["export", trained_runs[("gan", "dcgan")], "-o", output, "--atol", suggested], capsys)
+        assert code == 0 and output.exists(), err
+
+
+@pytest.mark.parametrize("x, bound", [(1.46e-4, 2e-4), (3.47e-4, 5e-4), (6e-4, 1e-3), (1e-4, 1e-4), (2.1e-7, 3e-7)])
+def test_nice_bound_is_the_next_round_number(x, bound):
+    from gan_pack.pytorch.export import nice_bound
+
+    assert nice_bound(x) == pytest.approx(bound) and nice_bound(x) >= x
 
 
 def test_allow_mismatch_writes_loudly(trained_runs, tmp_path, capsys):
