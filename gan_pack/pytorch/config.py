@@ -240,6 +240,9 @@ class RunOptions:
     data_dir: str | None = setting(None, "Folder with the IDX files (offline) or the images.", START)
     out: str = setting("runs/run", "Run folder to write.", START, flags=("--out", "-o"))
     log_every: int = setting(100, "Steps between lines of metrics.jsonl.", RUN)
+    save_every: int = setting(1, "Write checkpoint.pt and the sample grid every N epochs (and at each evaluation "
+                                 "and the last); a stopped run resumes from the last one written. On a fast GPU "
+                                 "and small data, writing every epoch can take longer than the epoch.", RUN)
     tensorboard: bool = setting(False, "Also log to TensorBoard (tensorboard --logdir runs/).", RUN)
     channels_last: bool = setting(True, "On a GPU, hold the convolutional networks and their images channels-last "
                                         "(NHWC), which tensor cores run fastest. Same math.", RUN)
@@ -250,6 +253,8 @@ class RunOptions:
         p = Device.problem("--device", self.device)
         if self.log_every < 1:
             p.append(f"--log-every must be at least 1, not {self.log_every}")
+        if self.save_every < 1:
+            p.append(f"--save-every must be at least 1 (epochs), not {self.save_every}")
         return p + _limits(self)
 
 
@@ -293,6 +298,12 @@ class TrainConfig:
     @property
     def conditional(self) -> bool:
         return self.recipe.conditional
+
+    def writes(self, epoch: int) -> bool:
+        """Whether the end of epoch `epoch` (1-based) is written: checkpoint, grid, evaluation."""
+        every = self.evaluation.eval_every
+        return (epoch % self.run.save_every == 0 or epoch == self.schedule.epochs
+                or bool(every and epoch % every == 0))
 
     def to_dict(self) -> dict:
         """The flat form: {setting: value} over all groups."""

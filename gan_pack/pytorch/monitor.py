@@ -5,8 +5,9 @@ The training loop calls, on the main process only:
 - `on_start(trainer)` once, before the first step;
 - `on_epoch_start(trainer)` before each epoch;
 - `on_record(trainer, record)` for every record written to metrics.jsonl (training and eval);
-- `on_epoch_end(trainer)` after each epoch's checkpoint is saved; it may return new records
-  (an evaluation), which the loop writes to metrics.jsonl and passes to every `on_record`;
+- `on_epoch_end(trainer)` after each epoch, and after its checkpoint when the epoch is written
+  (`config.writes`, --save-every); it may return new records (an evaluation), which the loop
+  writes to metrics.jsonl and passes to every `on_record`;
 - `on_end(trainer)` once, when the last epoch is done.
 """
 
@@ -83,15 +84,16 @@ def generate_numpy(trainer: Trainer, n: int, class_labels: np.ndarray | None, ba
 
 
 class SampleGrids(Monitor):
-    """samples/epoch_NNN.png in the run folder after every epoch."""
+    """samples/epoch_NNN.png in the run folder after every written epoch (--save-every)."""
 
     def on_epoch_end(self, trainer: Trainer) -> list[dict]:
-        save_png(trainer.run_dir / "samples" / f"epoch_{trainer.epoch:03d}.png", fixed_grid(trainer))
+        if trainer.config.writes(trainer.epoch):
+            save_png(trainer.run_dir / "samples" / f"epoch_{trainer.epoch:03d}.png", fixed_grid(trainer))
         return []
 
 
 class TensorBoardLogger(Monitor):
-    """Scalars every log interval, evaluation figures, and the fixed-noise grid every epoch."""
+    """Scalars every log interval, evaluation figures, and the fixed-noise grid every written epoch."""
 
     SCALARS = {"d_loss": "loss/d", "g_loss": "loss/g", "d_x": "D/real D(x)", "d_g_z": "D/fake D(G(z))",
                "images_per_s": "speed/images_per_s"}
@@ -126,6 +128,8 @@ class TensorBoardLogger(Monitor):
         self.writer.add_scalar("lr/discriminator", trainer.nets.d_optimizer.param_groups[0]["lr"], step)
 
     def on_epoch_end(self, trainer: Trainer) -> list[dict]:
+        if not trainer.config.writes(trainer.epoch):
+            return []
         grid = fixed_grid(trainer)                                   # (H, W, C) uint8
         self.writer.add_image("samples", np.repeat(grid, 3 // grid.shape[2], axis=2), trainer.epoch,
                               dataformats="HWC")

@@ -253,9 +253,12 @@ def train_epochs(trainer: Trainer, monitors: Sequence[Monitor]) -> None:
         for monitor in monitors:
             monitor.on_epoch_start(trainer)
         run_epoch(trainer, monitors)
-        finish_epoch_models(trainer)
+        written = trainer.config.writes(trainer.epoch)
+        if written:
+            finish_epoch_models(trainer)
         if trainer.world.main:
-            save_checkpoint(trainer, trainer.run_dir)
+            if written:
+                save_checkpoint(trainer, trainer.run_dir)
             for monitor in monitors:
                 publish(trainer, monitor.on_epoch_end(trainer), monitors)
         barrier(trainer.world)

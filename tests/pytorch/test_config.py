@@ -46,9 +46,17 @@ def test_setting_names_are_unique_across_groups():
 
 def test_what_resume_may_change_follows_from_the_groups():
     resumable = set(setting_names(RESUMABLE_GROUPS))
-    assert {"epochs", "lr_decay_from", "device", "data_dir", "out", "log_every", "tensorboard", "fast",
-            "channels_last", "eval_every", "classifier", "eval_n"} == resumable
+    assert {"epochs", "lr_decay_from", "device", "data_dir", "out", "log_every", "save_every", "tensorboard",
+            "fast", "channels_last", "eval_every", "classifier", "eval_n"} == resumable
     assert not resumable & set(setting_names(("recipe",)))
+
+
+def test_written_epochs_are_every_save_every_each_evaluation_and_the_last():
+    config = flat(epochs=7, save_every=3, eval_every=2, classifier="c.onnx", data_dir="x")
+    assert [e for e in range(1, 8) if config.writes(e)] == [2, 3, 4, 6, 7]
+    assert all(flat(epochs=3).writes(e) for e in (1, 2, 3))
+    with pytest.raises(ConfigError, match="--save-every must be at least 1"):
+        flat(save_every=0)
 
 
 def test_eval_every_needs_classifier():

@@ -109,6 +109,24 @@ def test_lr_decay_sets_each_epochs_rates_and_resumes_onto_the_same_weights(tmp_p
         assert torch.allclose(value, resumed.generator.state_dict()[key], atol=1e-6), key
 
 
+def test_save_every_writes_every_nth_epoch_and_a_cut_run_resumes_from_the_last_written(tmp_path, tiny_idx):
+    """--save-every 2 over 5 epochs writes the checkpoints and grids of epochs 2, 4 and 5 (the last).
+    A run stopped after epoch 3 keeps epoch 2's checkpoint, trains epoch 3 again when resumed, and
+    ends on the weights and log of the run that never stopped."""
+    whole = train(tiny_config(tmp_path / "whole", tiny_idx, epochs=5, save_every=2))
+    grids = sorted(p.name for p in (tmp_path / "whole" / "samples").iterdir())
+    assert grids == ["epoch_002.png", "epoch_004.png", "epoch_005.png"]
+    config = tiny_config(tmp_path / "cut", tiny_idx, epochs=5, save_every=2)
+    with pytest.raises(Interrupted):
+        train(config, monitors=[StopAfterEpoch(3)])
+    assert load_checkpoint(tmp_path / "cut")["epoch"] == 2
+    resumed = train(config, resume=True)
+    assert (resumed.epoch, resumed.step) == (5, 20)
+    for key, value in whole.generator.state_dict().items():
+        assert torch.allclose(value, resumed.generator.state_dict()[key], atol=1e-6), key
+    assert [r["step"] for r in read_metrics(tmp_path / "cut")] == [r["step"] for r in read_metrics(tmp_path / "whole")]
+
+
 def test_resume_through_cli_takes_saved_settings(tmp_path, tiny_idx, capsys):
     config = tiny_config(tmp_path / "run", tiny_idx, epochs=2)
     with pytest.raises(Interrupted):
