@@ -182,6 +182,8 @@ def train_sr(config: TrainConfig, resume: bool = False, log=lambda line: print(l
         metrics.flush()
         log(f"epoch {epoch + 1}/{schedule.epochs}: l1 {record['l1']:.4f}, held-out PSNR {record['psnr_ema']:.2f} dB "
             f"(bicubic {record['psnr_bicubic']:.2f}), {record['seconds']:.0f} s")
+        if not config.writes(epoch + 1):
+            continue
         with atomic_path(run_dir / GENERATOR_FILE) as tmp:
             torch.save({"params_ema": {k: v.cpu() for k, v in ema.state_dict().items()},
                         "params": {k: v.cpu() for k, v in g.state_dict().items()}}, tmp)

@@ -49,6 +49,28 @@ def test_train_sr_export_and_apply(tmp_path, capsys):
     assert out.shape == (32, 32, 4)
 
 
+def test_sr_run_writes_its_generator_every_save_every_epochs_and_after_the_last(tmp_path):
+    """--save-every 2 over 3 epochs: a run stopped during epoch 2 has written nothing yet; a whole
+    one ends with generator.pth (the last epoch is always written)."""
+    from conftest import tiny_config
+    from gan_pack.pytorch.sr_train import GENERATOR_FILE, train_sr
+
+    write_rgba_folder(tmp_path / "data" / "train", per_class=2, side=16)
+    write_rgba_folder(tmp_path / "data" / "test", per_class=1, side=16, seed=1)
+    settings = dict(model="sr", dataset="folder", channels=4, image_size=16, scale=2, width=8, convs=1,
+                    batch_size=4, epochs=3, save_every=2)
+
+    def stop_at_epoch_2(line):
+        if line.startswith("epoch 2/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_sr(tiny_config(tmp_path / "cut", tmp_path / "data", **settings), log=stop_at_epoch_2)
+    assert (tmp_path / "cut" / "metrics.jsonl").is_file() and not (tmp_path / "cut" / GENERATOR_FILE).exists()
+    whole = train_sr(tiny_config(tmp_path / "whole", tmp_path / "data", **settings), log=lambda line: None)
+    assert (whole / GENERATOR_FILE).is_file()
+
+
 @pytest.mark.parametrize("flags, words", [
     (["--dataset", "mnist"], "--dataset folder"),
     (["--dataset", "folder", "--scale", "5"], "--scale"),
