@@ -37,8 +37,9 @@ def child(case: str, keep: bool, seconds: float) -> None:
     """One measurement: print images/s and peak RSS as JSON."""
     import torch
 
-    from gan_pack.pytorch.config import DatasetInfo, TrainConfig
+    from gan_pack.pytorch.config import TrainConfig
     from gan_pack.pytorch.data import make_batches
+    from gan_pack.pytorch.data_facts import DatasetInfo
     from gan_pack.pytorch.distributed import World
     from gan_pack.pytorch.host import keep_freed_memory
     from gan_pack.pytorch.step import StepSettings, make_step

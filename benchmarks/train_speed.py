@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from gan_pack.core.idx import load_idx_split
-from gan_pack.pytorch.config import DatasetInfo, Recipe, TrainConfig
+from gan_pack.pytorch.config import Recipe, TrainConfig
 from gan_pack.pytorch.data import make_batches
+from gan_pack.pytorch.data_facts import DatasetInfo
 from gan_pack.pytorch.distributed import World, resolve_device
 from gan_pack.pytorch.models import build_discriminator, build_generator
 from gan_pack.pytorch.monitor import generate_numpy

@@ -16,7 +16,8 @@ import torch
 from gan_pack.core.checkpoint_file import check_checkpoint_file
 from gan_pack.core.files import atomic_path
 from gan_pack.errors import CheckpointError, ConfigError
-from gan_pack.pytorch.config import DatasetInfo, TrainConfig, setting_names
+from gan_pack.pytorch.config import TrainConfig, setting_names
+from gan_pack.pytorch.data_facts import DatasetInfo
 
 if TYPE_CHECKING:
     from gan_pack.pytorch.train import Trainer

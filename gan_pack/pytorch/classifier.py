@@ -19,8 +19,9 @@ from gan_pack.core.idx import load_idx_split
 from gan_pack.core.images import color_problems, parse_color
 from gan_pack.core.noise import SEED_MAX
 from gan_pack.errors import ConfigError
-from gan_pack.pytorch.config import DATASET_CLASS_NAMES, LIMITS
+from gan_pack.pytorch.config import LIMITS
 from gan_pack.pytorch.data import balancing_weights, to_model_range
+from gan_pack.pytorch.data_facts import DATASET_CLASS_NAMES
 
 FEATURE_DIM = 128
 

@@ -24,11 +24,6 @@ from gan_pack.core.noise import SEED_MAX
 from gan_pack.errors import ConfigError
 
 DCGAN_SIZES = (28, 32, 64)
-DATASET_CLASS_NAMES = {
-    "mnist": [str(d) for d in range(10)],
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
-}
 # Upper limits of the integer settings: beyond them a run cannot fit in memory or never ends.
 LIMITS = {"batch_size": 65536, "noise_dim": 4096, "width": 1024, "d_width": 1024, "epochs": 100_000,
           "log_every": 10**9, "eval_n": EVAL_N_MAX, "mbstd": 64, "seed": SEED_MAX}
@@ -325,37 +320,3 @@ class TrainConfig:
 
 def setting_names(groups=tuple(GROUPS)) -> list[str]:
     return [f.name for name in groups for f in fields(GROUPS[name])]
-
-
-@dataclass
-class DatasetInfo:
-    """Facts about the data a model was trained on; they travel into ONNX metadata."""
-
-    name: str
-    image_shape: tuple[int, int, int]        # (C, H, W)
-    num_classes: int
-    class_names: list[str] = field(default_factory=list)
-    size: int = 0
-    fingerprint: str = ""           # sha256 of the images and labels trained on ("": a run older than it)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["image_shape"] = list(self.image_shape)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "DatasetInfo":
-        try:
-            info = cls(name=str(data["name"]), image_shape=tuple(int(x) for x in data["image_shape"]),
-                       num_classes=int(data["num_classes"]),
-                       class_names=[str(c) for c in data.get("class_names", [])], size=int(data.get("size", 0)),
-                       fingerprint=str(data.get("fingerprint", "")))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError(f"the data facts are malformed ({type(e).__name__}: {e})") from e
-        if len(info.image_shape) != 3 or min(info.image_shape) < 1 or not 0 <= info.num_classes <= 100_000:
-            raise ConfigError(f"the data facts are malformed (image shape {info.image_shape}, "
-                              f"{info.num_classes} classes)")
-        return info
-
-    def describe(self) -> str:
-        return f"{self.name}, {self.size} images of {'x'.join(map(str, self.image_shape))}"

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from gan_pack.core.folder import SPLITS, folder_dataset_name, load_image_folder
 from gan_pack.core.idx import ALL_FILES, load_idx_split
 from gan_pack.errors import DataError
-from gan_pack.pytorch.config import DATASET_CLASS_NAMES, DatasetInfo, Recipe
+from gan_pack.pytorch.config import Recipe
+from gan_pack.pytorch.data_facts import DATASET_CLASS_NAMES, DatasetInfo
 
 
 def load_dataset(recipe: Recipe, data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor, DatasetInfo]:

@@ -29,8 +29,9 @@ from gan_pack.pytorch.checkpoint import (
     restore,
     save_checkpoint,
 )
-from gan_pack.pytorch.config import DatasetInfo, Recipe, TrainConfig
+from gan_pack.pytorch.config import Recipe, TrainConfig
 from gan_pack.pytorch.data import Batches, load_dataset, make_batches
+from gan_pack.pytorch.data_facts import DatasetInfo
 from gan_pack.pytorch.distributed import World, barrier, join, leave, mean_over_processes, resolve_device, wrap
 from gan_pack.pytorch.models import EMA, build_discriminator, build_generator, recalibrate_batchnorm
 from gan_pack.pytorch.monitor import InTrainingEvaluation, Monitor, SampleGrids, TensorBoardLogger

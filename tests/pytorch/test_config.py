@@ -2,7 +2,8 @@
 import pytest
 
 from gan_pack.errors import ConfigError
-from gan_pack.pytorch.config import RESUMABLE_GROUPS, DatasetInfo, Recipe, Schedule, TrainConfig, setting_names
+from gan_pack.pytorch.config import RESUMABLE_GROUPS, Recipe, Schedule, TrainConfig, setting_names
+from gan_pack.pytorch.data_facts import DatasetInfo
 
 
 def flat(**settings) -> TrainConfig:
