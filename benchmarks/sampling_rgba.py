@@ -8,7 +8,7 @@ memory of `ganpack sample -n 20000 -o x.npy` (streamed) and `--out-dir` (one PNG
 28 px models.
 
 Usage: .venv/bin/python benchmarks/sampling_rgba.py [--arch dcgan|fastgan] [--width 24]
-       [--seconds 3]
+       [--min-width 0] [--seconds 3]
 """
 
 from __future__ import annotations
@@ -37,14 +37,16 @@ CLASSES = ["activities", "animals-nature", "flags", "food-drink", "objects", "pe
            "symbols", "travel-places"]
 
 
-def build(folder: Path, width: int, arch: str) -> tuple[torch.nn.Module, Path]:
+def build(folder: Path, width: int, arch: str, min_width: int) -> tuple[torch.nn.Module, Path]:
     config = TrainConfig.from_dict(dict(model="cgan", arch=arch, dataset="folder", image_size=64, channels=4,
-                                        width=width, out=str(folder), data_dir=str(folder), device="cpu"))
+                                        width=width, min_width=min_width, out=str(folder), data_dir=str(folder),
+                                        device="cpu"))
     shape = (4, 64, 64)
     generator = build_generator(config.recipe, len(CLASSES), shape)
     recalibrate_batchnorm(generator, config.recipe.noise_dim, len(CLASSES), torch.device("cpu"))
     generator.eval()
-    flat = {"model": "cgan", "arch": arch, "noise_dim": config.recipe.noise_dim, "width": width}
+    flat = {"model": "cgan", "arch": arch, "noise_dim": config.recipe.noise_dim, "width": width,
+            "min_width": min_width}
     info = {"name": "emoji", "num_classes": len(CLASSES), "image_shape": list(shape), "class_names": CLASSES}
     metadata = generator_metadata(flat, info, 0, 0, "ema", "fp32", 0, gan_pack.__version__)
     path = folder / "rgba.onnx"
@@ -57,16 +59,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=("dcgan", "fastgan"), default="dcgan")
     parser.add_argument("--width", type=int, default=24)
+    parser.add_argument("--min-width", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as scratch:
-        generator, path = build(Path(scratch), args.width, args.arch)
+        generator, path = build(Path(scratch), args.width, args.arch, args.min_width)
         onnx_g = OnnxGenerator(path)
         params = sum(p.numel() for p in generator.parameters())
         print(f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads); "
-              f"{args.arch} G width "
-              f"{args.width}: {params / 1e6:.2f}M parameters, {path.stat().st_size / 1e6:.2f} MB fp32; rewrites "
+              f"{args.arch} G width {args.width}, min width {args.min_width}: {params / 1e6:.2f}M parameters, "
+              f"{path.stat().st_size / 1e6:.2f} MB fp32; rewrites "
               f"{json.loads(onnx_g.info.raw.get('rewrites', '{}')).get('kept', 'none')}")
         for batch in (64, 1024):
             noise = onnx_g.noise(batch, seed=batch)

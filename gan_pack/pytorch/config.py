@@ -25,8 +25,8 @@ from gan_pack.errors import ConfigError
 
 DCGAN_SIZES = (28, 32, 64)
 # Upper limits of the integer settings: beyond them a run cannot fit in memory or never ends.
-LIMITS = {"batch_size": 65536, "noise_dim": 4096, "width": 1024, "d_width": 1024, "epochs": 100_000,
-          "log_every": 10**9, "eval_n": EVAL_N_MAX, "mbstd": 64, "seed": SEED_MAX}
+LIMITS = {"batch_size": 65536, "noise_dim": 4096, "width": 1024, "d_width": 1024, "min_width": 1024,
+          "epochs": 100_000, "log_every": 10**9, "eval_n": EVAL_N_MAX, "mbstd": 64, "seed": SEED_MAX}
 # The help panels of `ganpack train`, in the order --help shows them.
 START, DATA, NETS, OPTIM, RUN, EVAL = ("Start here", "Data", "Networks and loss", "Optimizer and EMA",
                                        "Where it runs", "In-training evaluation")
@@ -93,6 +93,8 @@ class Recipe:
     noise_dim: int = setting(100, "Dimension of the standard-normal noise.", NETS)
     width: int = setting(64, "dcgan, fastgan: G's base channel count.", NETS)
     d_width: int | None = setting(None, "dcgan, fastgan: D's base channel count (default: --width).", NETS)
+    min_width: int = setting(0, "dcgan G: no layer narrower than this many channels (0: off; G's channels halve "
+                                "at each doubling of the side, down to --width at full size).", NETS)
     spectral_norm: bool = setting(False, "Spectral normalisation in D.", NETS)
     late_label: bool = setting(False, "dcgan cGAN: feed the label to D's last layer too.", NETS)
     projection: bool = setting(False, "dcgan cGAN: a projection discriminator (the label picks a class-specific "
@@ -161,6 +163,8 @@ class Recipe:
                      f"not {', '.join(map(repr, unknown))}")
         if self.width < 8 or (self.d_width is not None and self.d_width < 8):
             p.append("--width and --d-width must be at least 8")
+        if self.min_width < 0 or (self.min_width and self.arch != "dcgan"):
+            p.append(f"--min-width must be 0 (off) or a channel count with --arch dcgan, not {self.min_width}")
         if self.model == "sr":
             return p + self._sr_problems() + _limits(self)
         if self.arch in ("dcgan", "fastgan") and self.image_size not in DCGAN_SIZES:

@@ -76,19 +76,21 @@ class MLPDiscriminator(Conditioned):
         return self.net(x).squeeze(1)                          # (B,) logits
 
 
-def _dcgan_channels(width: int, image_size: int) -> list[int]:
+def _dcgan_channels(width: int, image_size: int, min_width: int = 0) -> list[int]:
     ups = DCGAN_UPSAMPLES[image_size]
-    return [width * 2 ** (ups - i) for i in range(ups + 1)]   # e.g. 28px: [256, 128, 64]
+    return [max(width * 2 ** (ups - i), min_width) for i in range(ups + 1)]   # e.g. 28px: [256, 128, 64]
 
 
 class DCGANGenerator(Conditioned):
-    """Project noise(+label) to a small feature map, then transposed convolutions with BatchNorm."""
+    """Project noise(+label) to a small feature map, then transposed convolutions with BatchNorm.
+    The channels halve at each doubling of the side, down to `width`; with `min_width` no layer has
+    fewer than that (capacity where the image is large, for few parameters: those sit at 4-8 px)."""
 
     def __init__(self, noise_dim: int, num_classes: int, image_shape: tuple[int, int, int],
-                 width: int = 64):
+                 width: int = 64, min_width: int = 0):
         super().__init__(num_classes)
         channels, size = image_shape[0], image_shape[1]
-        feats = _dcgan_channels(width, size)
+        feats = _dcgan_channels(width, size, min_width)
         self.base = size // 2 ** (len(feats) - 1)              # 7 for 28px, 4 for 32/64px
         self.project = nn.Sequential(
             nn.Linear(noise_dim + num_classes, feats[0] * self.base ** 2, bias=False),
@@ -189,7 +191,7 @@ def build_generator(recipe: Recipe, num_classes: int, image_shape) -> nn.Module:
     if recipe.arch == "mlp":
         return MLPGenerator(recipe.noise_dim, num_classes, image_shape)
     if recipe.arch == "dcgan":
-        return DCGANGenerator(recipe.noise_dim, num_classes, image_shape, recipe.width)
+        return DCGANGenerator(recipe.noise_dim, num_classes, image_shape, recipe.width, recipe.min_width)
     if recipe.arch == "fastgan":
         from gan_pack.pytorch.fastgan import FastGANGenerator
 

@@ -94,6 +94,8 @@ def test_lr_decay_must_start_inside_the_run(start):
     ({"mbstd": -1, "arch": "dcgan"}, "--mbstd"),
     ({"mbstd": 3, "arch": "dcgan", "batch_size": 64}, "multiple of --mbstd"),
     ({"r1": -1.0}, "--r1"),
+    ({"min_width": 32, "arch": "fastgan"}, "--min-width"),
+    ({"min_width": -1, "arch": "dcgan"}, "--min-width"),
     ({"projection": True, "arch": "dcgan", "model": "gan"}, "--projection"),
     ({"projection": True, "arch": "dcgan", "model": "cgan", "late_label": True}, "--projection"),
     ({"augment": "translation,flip"}, "'flip'"),

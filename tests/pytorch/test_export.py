@@ -226,3 +226,20 @@ def test_folding_keeps_the_outputs_and_drops_the_statistics(tmp_path, trained_ru
     raw = ort.InferenceSession(str(path)).run(["images"], feeds)[0]
     folded = ort.InferenceSession(model.SerializeToString()).run(["images"], feeds)[0]
     assert np.abs(raw - folded).max() < 1e-5 and np.abs(raw).max() > 0.1
+
+
+def test_a_min_width_run_exports_its_wider_generator(tiny_idx, tmp_path, capsys):
+    """--min-width is part of the recipe that export rebuilds G from: the export holds the floored
+    layers and matches PyTorch (the export's own parity check), through the CLI."""
+    from conftest import tiny_config
+    from gan_pack.pytorch.train import train
+
+    train(tiny_config(tmp_path / "run", tiny_idx, arch="dcgan", width=8, min_width=32))
+    code, out, err = run_cli(["export", str(tmp_path / "run"), "-o", str(tmp_path / "g.onnx")], capsys)
+    assert code == 0, err
+    generator, ckpt = load_generator(tmp_path / "run")
+    assert ckpt["config"]["min_width"] == 32
+    convs = [m for m in generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [m.out_channels for m in convs] == [32, 32]                 # 28 px: 16, 8 without the floor
+    weights = {tuple(t.dims) for t in onnx.load(str(tmp_path / "g.onnx")).graph.initializer}
+    assert (4 * 32, 32, 2, 2) in weights                               # 32 -> 32, as four 2x2 phases
