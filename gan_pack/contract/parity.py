@@ -149,16 +149,21 @@ def measure_parity(candidate: Run, reference: Run, noise_dim: int, num_classes: 
 ImageRun = Callable[[np.ndarray], np.ndarray]
 
 
+def image_parity_input(batch: int, channels: int, height: int, width: int) -> np.ndarray:
+    """The picture-like input measure_image_parity feeds at one size (the same every time)."""
+    from gan_pack.core.test_images import picture_like
+
+    return picture_like(batch, channels, height, width, seed=height * 1000 + width)
+
+
 def measure_image_parity(candidate: ImageRun, reference: ImageRun, channels: int, sizes, bound: float,
                          precision: str, reference_name: str, metric: str = "max_abs") -> ParityReport:
     """An image model against its reference at each (batch, height, width) on picture-like inputs, then
     each row of the last batch alone against the reference's row alone (as tiles run: one at a time;
     some models, RCAN's, mix the images of a batch in their own forward)."""
-    from gan_pack.core.test_images import picture_like
-
     report = ParityReport(precision, reference_name, bound, metric=metric)
     for batch, height, width in sizes:
-        image = picture_like(batch, channels, height, width, seed=height * 1000 + width)
+        image = image_parity_input(batch, channels, height, width)
         actual = candidate(image)
         max_abs, mean_abs, max_rel = _differences(actual, reference(image))
         measured = {"max_abs": max_abs, "mean_abs": mean_abs}[metric]
@@ -168,3 +173,19 @@ def measure_image_parity(candidate: ImageRun, reference: ImageRun, channels: int
         report.row_independence_max_abs = max(report.row_independence_max_abs, max_abs)
         report.row_independence_mean_abs = max(report.row_independence_mean_abs, mean_abs)
     return report
+
+
+def nice_bound(x: float) -> float:
+    """The smallest of 1, 2, 3 or 5 times a power of ten that is at least x."""
+    exponent = int(np.floor(np.log10(x)))
+    return next(m * 10.0 ** e for e in (exponent, exponent + 1) for m in (1, 2, 3, 5) if m * 10.0 ** e >= x)
+
+
+def fp32_verdict(own: float, measured: float, where: str) -> str:
+    """Whether an export `measured` from PyTorch is no less exact than PyTorch, whose own fp32 output
+    is `own` from float64 at `where`; if so, the bound that accepts it."""
+    if measured <= 2 * own:
+        return (f"PyTorch's own fp32 output at {where} is up to {own:.2g} from a float64 run of the "
+                f"same weights, so this is fp32 rounding: --atol {nice_bound(measured):g} accepts it")
+    return (f"that is more than fp32 rounding (PyTorch's own fp32 output at {where} is within "
+            f"{own:.2g} of float64): check the module's operators (docs/export.md)")

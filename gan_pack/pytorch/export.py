@@ -32,6 +32,7 @@ from gan_pack.contract.parity import (
     PARITY_BATCHES,
     ParityReport,
     bound_problems,
+    fp32_verdict,
     parity_inputs,
     parity_path,
 )
@@ -220,12 +221,6 @@ def _export_onnx(exportable: Exportable, output: Path, options: ExportOptions, t
     return report
 
 
-def nice_bound(x: float) -> float:
-    """The smallest of 1, 2, 3 or 5 times a power of ten that is at least x."""
-    exponent = int(np.floor(np.log10(x)))
-    return next(m * 10.0 ** e for e in (exponent, exponent + 1) for m in (1, 2, 3, 5) if m * 10.0 ** e >= x)
-
-
 def rounding_hint(reference: nn.Module, report: ParityReport, noise_dim: int, num_classes: int) -> str:
     """Whether a failed fp32 parity is fp32 rounding: PyTorch's own fp32 output against a float64 run of
     the same weights, at the batch with the largest difference. Two programs each within r of the
@@ -241,11 +236,8 @@ def rounding_hint(reference: nn.Module, report: ParityReport, noise_dim: int, nu
         own = float((fp32 - fp64).abs().max())
     except Exception:  # a module with fp32-only kernels: say nothing more than the failure
         return ""
-    if worst.max_abs <= 2 * own:
-        return (f"PyTorch's own fp32 output at batch {worst.batch} is up to {own:.2g} from a float64 run of the "
-                f"same weights, so this is fp32 rounding: --atol {nice_bound(worst.max_abs):g} accepts it")
-    return (f"that is more than fp32 rounding (PyTorch's own fp32 output at batch {worst.batch} is within "
-            f"{own:.2g} of float64): check the module's operators (docs/export.md)")
+    return fp32_verdict(own, worst.max_abs, f"batch {worst.batch}")
+
 
 
 def export_failure(e: Exception) -> BaseException:

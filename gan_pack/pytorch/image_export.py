@@ -10,6 +10,7 @@ TorchScript exporter is tried, and the file says which one made it.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import tempfile
@@ -22,7 +23,14 @@ import torch
 import gan_pack
 from gan_pack.contract.image_model import image_model_metadata
 from gan_pack.contract.names import IMAGE, IMAGES
-from gan_pack.contract.parity import DEFAULT_ATOL, ParityReport, measure_image_parity, parity_path
+from gan_pack.contract.parity import (
+    DEFAULT_ATOL,
+    ParityReport,
+    fp32_verdict,
+    image_parity_input,
+    measure_image_parity,
+    parity_path,
+)
 from gan_pack.contract.spec import ImageModelSpec
 from gan_pack.core.files import atomic_path, write_text_atomic
 from gan_pack.core.log import Log, say
@@ -105,6 +113,23 @@ def torch_image_runner(module: torch.nn.Module):
     return run
 
 
+def image_rounding_hint(exportable: ImageExportable, report: ParityReport) -> str:
+    """Whether a failed fp32 parity is fp32 rounding: spandrel's fp32 forward against a float64 run of
+    the same weights on the parity input of the worst size. "" when the model cannot run in float64."""
+    worst = max(report.batches, key=lambda b: b.max_abs)
+    image = torch.from_numpy(image_parity_input(worst.batch, exportable.spec.in_channels, worst.height,
+                                                worst.width))
+    module = exportable.module()
+    try:
+        with torch.no_grad():
+            fp32 = module(image).double()
+            fp64 = copy.deepcopy(module).double()(image.double())
+        own = float((fp32 - fp64).abs().max())
+    except Exception:  # a model with fp32-only kernels: say nothing more than the failure
+        return ""
+    return fp32_verdict(own, worst.max_abs, f"{worst.batch}x{worst.height}x{worst.width}")
+
+
 def write_image_model(exportable: ImageExportable, output: Path, precision: str = "fp32", opset: int = 18,
                       atol: float | None = None, allow_mismatch: bool = False, log: Log = None) -> ParityReport:
     """Export, prove at parity_sizes against spandrel's forward (fp32 torch, also for fp16, within its
@@ -120,7 +145,7 @@ def write_image_model(exportable: ImageExportable, output: Path, precision: str 
     bound = atol if atol is not None else DEFAULT_ATOL[precision]
     sizes = parity_sizes(exportable.spec)
     reference = torch_image_runner(exportable.module())
-    tried = []
+    tried, mismatch = [], None
     with atomic_path(output) as tmp, tempfile.TemporaryDirectory() as scratch:
         for exporter in (("torchscript",) if exportable.spec.arch in TORCHSCRIPT_ONLY else EXPORTERS):
             path = Path(scratch) / f"{exporter}.onnx"
@@ -146,9 +171,11 @@ def write_image_model(exportable: ImageExportable, output: Path, precision: str 
             if report.ok or (allow_mismatch and exporter == "torchscript"):
                 break
             tried.append(f"{exporter}: {report.first_failure()}")
+            mismatch = report
         else:
+            hint = image_rounding_hint(exportable, mismatch) if mismatch is not None and not half else ""
             raise ModelError(f"{exportable.spec.arch} does not export with parity ({'; '.join(tried)}); nothing was "
-                             f"written to {output}")
+                             f"written to {output}" + (f"; {hint}" if hint else ""))
         set_metadata(model, {**metadata, "parity": json.dumps(report.to_dict())})
         onnx.save(model, str(tmp))
         ImageModel(tmp)

@@ -101,7 +101,7 @@ def test_forced_mismatch_through_cli_exit_2(trained_runs, tmp_path, capsys):
 
 @pytest.mark.parametrize("x, bound", [(1.46e-4, 2e-4), (3.47e-4, 5e-4), (6e-4, 1e-3), (1e-4, 1e-4), (2.1e-7, 3e-7)])
 def test_nice_bound_is_the_next_round_number(x, bound):
-    from gan_pack.pytorch.export import nice_bound
+    from gan_pack.contract.parity import nice_bound
 
     assert nice_bound(x) == pytest.approx(bound) and nice_bound(x) >= x
 

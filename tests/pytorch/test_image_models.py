@@ -105,6 +105,24 @@ def test_cli_export_detects_safetensors_and_inspect_names_the_architecture(tmp_p
     assert ImageModel(tmp_path / "swift.onnx").scale == 2
 
 
+def test_a_bound_below_fp32_rounding_is_named_and_the_named_bound_exports(tmp_path, capsys):
+    """An image model that misses --atol by fp32's own rounding: the one error line measures
+    spandrel's fp32 forward against float64 on the same input and names the bound that accepts it;
+    nothing is written, and an export at that bound goes through."""
+    torch.save(build("Compact", "Compact", num_feat=16, num_conv=4, upscale=2), tmp_path / "c.pth")
+    output = tmp_path / "c.onnx"
+    code, _, err = run_cli(["export", tmp_path / "c.pth", "-o", output, "--atol", "1e-12"], capsys)
+    line = err.strip().splitlines()[-1]                                # after the progress lines
+    assert code == 2 and "Traceback" not in err and line.startswith("error:") and "float64" in line, err
+    assert not list(tmp_path.glob("c.*.json")) and not output.exists()
+    words = line.split()
+    assert "fp32 rounding" in line and "accepts" in words, line
+    suggested = words[words.index("--atol") + 1]
+    assert 1e-12 < float(suggested) < 1e-3
+    code, _, err = run_cli(["export", tmp_path / "c.pth", "-o", output, "--atol", suggested], capsys)
+    assert code == 0 and output.exists(), err
+
+
 @pytest.mark.slow
 def test_refused_architectures_name_the_construct_and_write_nothing(tmp_path, capsys):
     torch.save(build("FFTformer", "FFTformer", dim=8, num_blocks=[1, 1, 1], num_refinement_blocks=1),
