@@ -18,6 +18,7 @@ from gan_pack.core.files import atomic_path
 from gan_pack.errors import CheckpointError, ConfigError
 from gan_pack.pytorch.config import TrainConfig, setting_names
 from gan_pack.pytorch.data_facts import DatasetInfo
+from gan_pack.pytorch.step import lr_for_graphs, portable_state
 
 if TYPE_CHECKING:
     from gan_pack.pytorch.train import Trainer
@@ -43,8 +44,8 @@ def checkpoint_dict(trainer: Trainer) -> dict:
         "generator": nets.generator.state_dict(),
         "generator_ema": nets.ema.model.state_dict() if nets.ema is not None else None,
         "discriminator": nets.discriminator.state_dict(),
-        "opt_g": nets.g_optimizer.state_dict(),
-        "opt_d": nets.d_optimizer.state_dict(),
+        "opt_g": portable_state(nets.g_optimizer),
+        "opt_d": portable_state(nets.d_optimizer),
         "epoch": trainer.epoch,
         "step": trainer.step,
         "rng": rng_state(trainer.device),
@@ -209,6 +210,7 @@ def keep_optimizer_flags(optimizer: torch.optim.Optimizer, flags: dict) -> None:
             state = optimizer.state.get(param, {})
             if "step" in state:
                 state["step"] = state["step"].to(param.device if on_device else "cpu", torch.float32)
+    lr_for_graphs(optimizer)
 
 
 def check_resume_config(saved: dict, config: TrainConfig) -> None:

@@ -124,8 +124,8 @@ class TensorBoardLogger(Monitor):
             return
         for key, tag in self.SCALARS.items():
             self.writer.add_scalar(tag, record[key], step)
-        self.writer.add_scalar("lr/generator", trainer.nets.g_optimizer.param_groups[0]["lr"], step)
-        self.writer.add_scalar("lr/discriminator", trainer.nets.d_optimizer.param_groups[0]["lr"], step)
+        self.writer.add_scalar("lr/generator", float(trainer.nets.g_optimizer.param_groups[0]["lr"]), step)
+        self.writer.add_scalar("lr/discriminator", float(trainer.nets.d_optimizer.param_groups[0]["lr"]), step)
 
     def on_epoch_end(self, trainer: Trainer) -> list[dict]:
         if not trainer.config.writes(trainer.epoch):

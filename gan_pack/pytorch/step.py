@@ -181,6 +181,26 @@ class GraphedStep:
             self.stats = train_step(self.nets, self.settings, real, labels)
 
 
+def lr_for_graphs(optimizer: torch.optim.Optimizer) -> None:
+    """A CUDA graph replays its kernels with the arguments they were recorded with: a float learning
+    rate is baked in, a tensor's is read from its memory at every replay. A capturable optimizer
+    (the graph's) gets its rates as one-element tensors on its parameters' device, which
+    set_learning_rates fills in place, so a decaying rate needs no new recording. Others keep floats."""
+    for group in optimizer.param_groups:
+        device = group["params"][0].device
+        if group.get("capturable") and device.type == "cuda":
+            group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
+        else:
+            group["lr"] = float(group["lr"])
+
+
+def portable_state(optimizer: torch.optim.Optimizer) -> dict:
+    """The optimizer's state_dict with float learning rates, as on disk (any run resumes it)."""
+    state = optimizer.state_dict()
+    state["param_groups"] = [{**group, "lr": float(group["lr"])} for group in state["param_groups"]]
+    return state
+
+
 def make_step(nets: Networks, settings: StepSettings, batches: Batches, fast: bool,
               world_size: int = 1) -> EagerStep | GraphedStep:
     """The CUDA graph where it applies (--fast, one CUDA process, data on the GPU), else eager."""

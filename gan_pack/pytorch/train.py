@@ -35,7 +35,7 @@ from gan_pack.pytorch.data_facts import DatasetInfo
 from gan_pack.pytorch.distributed import World, barrier, join, leave, mean_over_processes, resolve_device, wrap
 from gan_pack.pytorch.models import EMA, build_discriminator, build_generator, recalibrate_batchnorm
 from gan_pack.pytorch.monitor import InTrainingEvaluation, Monitor, SampleGrids, TensorBoardLogger
-from gan_pack.pytorch.step import EagerStep, GraphedStep, Networks, StepSettings, make_step
+from gan_pack.pytorch.step import EagerStep, GraphedStep, Networks, StepSettings, lr_for_graphs, make_step
 
 
 @dataclass
@@ -99,6 +99,8 @@ def build_networks(recipe: Recipe, info: DatasetInfo, device: torch.device, fast
     fused = {"fused": True, "capturable": device.type == "cuda" and world.size == 1} if fast else {}
     g_optimizer = torch.optim.Adam(generator.parameters(), lr=recipe.lr, betas=betas, **fused)
     d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=recipe.discriminator_lr, betas=betas, **fused)
+    for optimizer in (g_optimizer, d_optimizer):
+        lr_for_graphs(optimizer)
     ema = EMA(generator, recipe.ema_decay) if recipe.ema else None
     nets = Networks(generator, discriminator, g_optimizer, d_optimizer, ema,
                     wrap(generator, device, world), wrap(discriminator, device, world))
@@ -122,12 +124,16 @@ def build_trainer(config: TrainConfig, world: World = World()) -> Trainer:
 
 
 def set_learning_rates(trainer: Trainer) -> None:
-    """This epoch's learning rates (--lr-decay-from). A recorded CUDA graph holds the rates it was
-    recorded with, so a change drops the graph and the next steps record a new one."""
+    """This epoch's learning rates (--lr-decay-from). The CUDA graph's optimizers hold theirs as
+    tensors (lr_for_graphs), filled in place; a float rate is baked into a recorded graph, so a
+    change of one drops the graph and the next steps record a new one."""
     recipe, factor = trainer.config.recipe, trainer.config.schedule.lr_factor(trainer.epoch)
     changed = False
     for optimizer, base in ((trainer.nets.g_optimizer, recipe.lr), (trainer.nets.d_optimizer, recipe.discriminator_lr)):
         for group in optimizer.param_groups:
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(base * factor)
+                continue
             changed |= group["lr"] != base * factor
             group["lr"] = base * factor
     if changed and isinstance(trainer.run_step, GraphedStep) and trainer.run_step.graph is not None:
@@ -162,7 +168,7 @@ def log_record(trainer: Trainer, means: list[float], steps: int, seconds: float)
     return {"epoch": trainer.epoch + 1, "step": trainer.step, "d_loss": round(d_loss, 5),
             "g_loss": round(g_loss, 5), "d_x": round(d_real, 5), "d_g_z": round(d_fake, 5),
             "images_per_s": round(steps * trainer.config.recipe.batch_size / max(seconds, 1e-9), 1),
-            "lr": trainer.nets.g_optimizer.param_groups[0]["lr"], "time": round(time.time(), 3)}
+            "lr": round(float(trainer.nets.g_optimizer.param_groups[0]["lr"]), 10), "time": round(time.time(), 3)}
 
 
 def publish(trainer: Trainer, records: list[dict], monitors: Sequence[Monitor]) -> None:

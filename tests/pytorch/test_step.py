@@ -58,8 +58,14 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA grap
 def test_cuda_graph_replays_the_eager_step(tmp_path, tiny_idx, arch, extra, monkeypatch):
     """On a GPU, --fast records the step as a CUDA graph after 3 eager steps; replaying it must
     give the weights that running the same step eagerly gives (and --no-fast, to rounding).
-    With --lr-decay-from the graph is recorded again each epoch, with that epoch's rates."""
+    With --lr-decay-from the graph is recorded once and reads each epoch's rates from the device,
+    and the checkpoint holds them as floats."""
+    from gan_pack.pytorch.checkpoint import load_checkpoint
     from gan_pack.pytorch.step import GraphedStep
+
+    captures = []
+    capture = GraphedStep._capture
+    monkeypatch.setattr(GraphedStep, "_capture", lambda self, index: (captures.append(1), capture(self, index)))
 
     # cuDNN's default convolution algorithms add with atomics in any order, and TF32 rounds
     # differently per algorithm: over a dozen GAN steps either drifts two identical runs apart.
@@ -73,7 +79,12 @@ def test_cuda_graph_replays_the_eager_step(tmp_path, tiny_idx, arch, extra, monk
 
     graphed = run("graph")
     assert isinstance(graphed.run_step, GraphedStep) and graphed.run_step.graph is not None
-    assert graphed.nets.g_optimizer.defaults["capturable"]
+    assert graphed.nets.g_optimizer.defaults["capturable"] and len(captures) == 1
+    rate = graphed.nets.g_optimizer.param_groups[0]["lr"]
+    assert isinstance(rate, torch.Tensor) and rate.device.type == "cuda"
+    assert float(rate) == pytest.approx(2e-4 / 3 if "lr_decay_from" in extra else 2e-4)
+    saved = load_checkpoint(tmp_path / "graph")["opt_g"]["param_groups"][0]["lr"]
+    assert type(saved) is float and saved == pytest.approx(float(rate))
     plain = run("plain", fast=False)
     monkeypatch.setattr("gan_pack.pytorch.train.make_step", lambda nets, settings, *rest: EagerStep(nets, settings))
     eager = run("eager")
