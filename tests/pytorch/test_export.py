@@ -228,15 +228,15 @@ def test_folding_keeps_the_outputs_and_drops_the_statistics(tmp_path, trained_ru
     assert np.abs(raw - folded).max() < 1e-5 and np.abs(raw).max() > 0.1
 
 
-def test_a_min_width_run_exports_its_wider_generator(tiny_idx, tmp_path, capsys):
+def test_a_min_width_run_exports_its_wider_generator(tiny_idx, tmp_path):
     """--min-width is part of the recipe that export rebuilds G from: the export holds the floored
-    layers and matches PyTorch (the export's own parity check), through the CLI."""
+    layers and matches PyTorch (the export's own parity check)."""
     from conftest import tiny_config
     from gan_pack.pytorch.train import train
 
     train(tiny_config(tmp_path / "run", tiny_idx, arch="dcgan", width=8, min_width=32))
-    code, out, err = run_cli(["export", str(tmp_path / "run"), "-o", str(tmp_path / "g.onnx")], capsys)
-    assert code == 0, err
+    reports = export_generator(tmp_path / "run", tmp_path / "g.onnx", ExportOptions(batch_sizes=(1, 7)))
+    assert all(r.ok for r in reports)
     generator, ckpt = load_generator(tmp_path / "run")
     assert ckpt["config"]["min_width"] == 32
     convs = [m for m in generator.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
