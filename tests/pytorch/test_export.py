@@ -228,6 +228,7 @@ def test_folding_keeps_the_outputs_and_drops_the_statistics(tmp_path, trained_ru
     assert np.abs(raw - folded).max() < 1e-5 and np.abs(raw).max() > 0.1
 
 
+@pytest.mark.slow
 def test_a_min_width_run_exports_its_wider_generator(tiny_idx, tmp_path):
     """--min-width is part of the recipe that export rebuilds G from: the export holds the floored
     layers and matches PyTorch (the export's own parity check)."""
