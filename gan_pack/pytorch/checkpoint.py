@@ -180,10 +180,10 @@ def restore(trainer: Trainer, ckpt: dict, source: str | Path = "checkpoint") -> 
         flags = {k: optimizer.param_groups[0][k] for k in ("fused", "capturable", "foreach")}
         try:
             optimizer.load_state_dict(ckpt[key])
+            keep_optimizer_flags(optimizer, flags)             # also reads its learning rates as numbers
         except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as e:
             raise CheckpointError(f"{source}: the {key} optimizer state does not fit the networks "
                                   f"({type(e).__name__}); the checkpoint is damaged") from e
-        keep_optimizer_flags(optimizer, flags)
     trainer.epoch, trainer.step = ckpt["epoch"], ckpt["step"]
     if trainer.epoch < 0 or trainer.step < 0:
         raise CheckpointError(f"{source} has a negative epoch or step; the checkpoint is damaged")

@@ -211,15 +211,20 @@ def test_damaged_checkpoint_is_one_line(tmp_path, capsys, trained_runs, change, 
     assert not (tmp_path / "g.onnx").exists()
 
 
-def test_damaged_checkpoint_on_resume_is_one_line(tmp_path, capsys, trained_runs, tiny_idx):
-    import torch
+def _optimizer_lr(ckpt, value):
+    ckpt["opt_g"]["param_groups"][0]["lr"] = value
 
-    def swap_discriminator(ckpt):
-        ckpt["discriminator"] = {k: torch.zeros(3) for k in ckpt["discriminator"]}
 
-    run = damaged(tmp_path, trained_runs, swap_discriminator)
+@pytest.mark.parametrize("change, words", [
+    (lambda c: c.update(discriminator={k: __import__("torch").zeros(3) for k in c["discriminator"]}),
+     "discriminator weights do not fit"),
+    (lambda c: _optimizer_lr(c, "fast"), "opt_g optimizer state does not fit"),
+    (lambda c: _optimizer_lr(c, [1e-4, 2e-4]), "opt_g optimizer state does not fit"),
+])
+def test_damaged_checkpoint_on_resume_is_one_line(tmp_path, capsys, trained_runs, tiny_idx, change, words):
+    run = damaged(tmp_path, trained_runs, change)
     code, _, err = run_cli(["train", "--resume", "--epochs", 2, "--out", run, "--data-dir", tiny_idx], capsys)
-    one_error_line(code, err, "discriminator weights do not fit")
+    one_error_line(code, err, words)
 
 
 # ---------------------------------------------------------------- run folders
