@@ -221,6 +221,18 @@ def _export_onnx(exportable: Exportable, output: Path, options: ExportOptions, t
     return report
 
 
+def fp32_distance(module: nn.Module, *inputs: torch.Tensor) -> float | None:
+    """How far the module's fp32 output on `inputs` is from a float64 run of the same weights (max
+    abs); None when it cannot run in float64 (a module with fp32-only kernels)."""
+    try:
+        with torch.no_grad():
+            fp32 = module(*inputs).double()
+            fp64 = copy.deepcopy(module).double()(*[x.double() if x.is_floating_point() else x for x in inputs])
+        return float((fp32 - fp64).abs().max())
+    except Exception:  # any failure in float64: say nothing more than the parity failure
+        return None
+
+
 def rounding_hint(reference: nn.Module, report: ParityReport, noise_dim: int, num_classes: int) -> str:
     """Whether a failed fp32 parity is fp32 rounding: PyTorch's own fp32 output against a float64 run of
     the same weights, at the batch with the largest difference. Two programs each within r of the
@@ -228,16 +240,8 @@ def rounding_hint(reference: nn.Module, report: ParityReport, noise_dim: int, nu
     "" when the module cannot run in float64."""
     worst = max(report.batches, key=lambda b: b.max_abs)
     noise, labels = parity_inputs(noise_dim, num_classes, worst.batch)
-    inputs = [torch.from_numpy(x) for x in (noise, labels) if x is not None]
-    try:
-        with torch.no_grad():
-            fp32 = reference(*inputs).double()
-            fp64 = copy.deepcopy(reference).double()(*[x.double() if x.is_floating_point() else x for x in inputs])
-        own = float((fp32 - fp64).abs().max())
-    except Exception:  # a module with fp32-only kernels: say nothing more than the failure
-        return ""
-    return fp32_verdict(own, worst.max_abs, f"batch {worst.batch}")
-
+    own = fp32_distance(reference, *[torch.from_numpy(x) for x in (noise, labels) if x is not None])
+    return "" if own is None else fp32_verdict(own, worst.max_abs, f"batch {worst.batch}")
 
 
 def export_failure(e: Exception) -> BaseException:

@@ -10,7 +10,6 @@ TorchScript exporter is tried, and the file says which one made it.
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import tempfile
@@ -35,6 +34,7 @@ from gan_pack.contract.spec import ImageModelSpec
 from gan_pack.core.files import atomic_path, write_text_atomic
 from gan_pack.core.log import Log, say
 from gan_pack.errors import ModelError
+from gan_pack.pytorch.export import fp32_distance
 from gan_pack.pytorch.image_models import ImageExportable
 
 MAX_SIDE = 1 << 14
@@ -114,20 +114,12 @@ def torch_image_runner(module: torch.nn.Module):
 
 
 def image_rounding_hint(exportable: ImageExportable, report: ParityReport) -> str:
-    """Whether a failed fp32 parity is fp32 rounding: spandrel's fp32 forward against a float64 run of
-    the same weights on the parity input of the worst size. "" when the model cannot run in float64."""
+    """Whether a failed fp32 parity is fp32 rounding (see rounding_hint): spandrel's forward on the
+    parity input of the worst size. "" when the model cannot run in float64."""
     worst = max(report.batches, key=lambda b: b.max_abs)
-    image = torch.from_numpy(image_parity_input(worst.batch, exportable.spec.in_channels, worst.height,
-                                                worst.width))
-    module = exportable.module()
-    try:
-        with torch.no_grad():
-            fp32 = module(image).double()
-            fp64 = copy.deepcopy(module).double()(image.double())
-        own = float((fp32 - fp64).abs().max())
-    except Exception:  # a model with fp32-only kernels: say nothing more than the failure
-        return ""
-    return fp32_verdict(own, worst.max_abs, f"{worst.batch}x{worst.height}x{worst.width}")
+    image = image_parity_input(worst.batch, exportable.spec.in_channels, worst.height, worst.width)
+    own = fp32_distance(exportable.module(), torch.from_numpy(image))
+    return "" if own is None else fp32_verdict(own, worst.max_abs, f"{worst.batch}x{worst.height}x{worst.width}")
 
 
 def write_image_model(exportable: ImageExportable, output: Path, precision: str = "fp32", opset: int = 18,
