@@ -457,7 +457,7 @@ def test_node_draws_the_shipped_emoji_with_category_names(node_ready, tmp_path):
 
 @pytest.mark.parametrize("truncation", [None, "0", "2.5"])
 def test_node_samples_with_the_packages_truncation(node_ready, tmp_path, truncation):
-    """The emoji package records truncation 1.75: Node draws its seeds with it, as Python does,
+    """The emoji package records truncation 2: Node draws its seeds with it, as Python does,
     unless told another (0: none)."""
     model = package("emoji-cgan")
     given = [] if truncation is None else ["--truncation", truncation]
@@ -466,7 +466,7 @@ def test_node_samples_with_the_packages_truncation(node_ready, tmp_path, truncat
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     g = OnnxGenerator(model)
-    assert g.info.truncation == 1.75
+    assert g.info.truncation == 2.0
     python = np.concatenate(list(to_uint8(g.sample(3, labels=6, seed=4, truncation=None if truncation is None
                                                    else float(truncation)))), axis=1).astype(int)
     assert np.abs(np.asarray(Image.open(tmp_path / "s.png")).astype(int) - python).max() <= 1

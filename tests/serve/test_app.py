@@ -290,13 +290,13 @@ def test_png_and_npy_endpoints_are_seeded_like_ganpack_sample(server):
 
 
 def test_sample_endpoint_uses_a_packages_default_truncation():
-    """emoji-cgan carries truncation 1.75: the sample endpoint draws with it, &truncation=0 without."""
+    """emoji-cgan carries truncation 2: the sample endpoint draws with it, &truncation=0 without."""
     from io import BytesIO
 
     running = Server(load_models([EXPORTED / "emoji-cgan"], "cpu"), ServeOptions())
     try:
         code, _, content = http(running, "/v2/models/emoji-cgan")
-        assert code == 200 and json.loads(content)["parameters"]["truncation"] == 1.75
+        assert code == 200 and json.loads(content)["parameters"]["truncation"] == 2.0
         g = OnnxGenerator(EXPORTED / "emoji-cgan")
         for query, truncation in (("", None), ("&truncation=0", 0), ("&truncation=2.5", 2.5)):
             code, _, content = http(running, f"/v1/models/emoji-cgan/sample.npy?n=3&label=6&seed=2{query}")
