@@ -31,11 +31,12 @@ def mean_pairwise_distance(features: np.ndarray) -> float:
     return float(pairwise_distances(features).sum() / (n * (n - 1)))
 
 
-def jackknife_means(features: np.ndarray) -> np.ndarray:
-    """The mean pairwise distance with each row left out in turn."""
+def mean_and_left_out(features: np.ndarray) -> tuple[float, np.ndarray]:
+    """The mean pairwise distance, and the same with each row left out in turn (from one distance
+    matrix)."""
     d = pairwise_distances(features)
-    n = len(features)
-    return (d.sum() - 2 * d.sum(1)) / ((n - 1) * (n - 2))
+    n, total = len(features), d.sum()
+    return float(total / (n * (n - 1))), (total - 2 * d.sum(1)) / ((n - 1) * (n - 2))
 
 
 def main() -> None:
@@ -61,9 +62,9 @@ def main() -> None:
         fake_images = generator.sample(args.per_class, np.full(args.per_class, c), args.seed + c,
                                        truncation=truncation)
         _, fake = classifier.run(fake_images)
-        real_d, fake_d = mean_pairwise_distance(real[labels == c]), mean_pairwise_distance(fake)
+        (real_d, real_left_out), fake_d = mean_and_left_out(real[labels == c]), mean_pairwise_distance(fake)
         shares.append(fake_d / real_d)
-        left_out = fake_d / jackknife_means(real[labels == c])
+        left_out = fake_d / real_left_out
         n = len(left_out)
         error = 2 * float(np.sqrt((n - 1) / n * ((left_out - left_out.mean()) ** 2).sum()))
         print(f"{name:>18}  {real_d:6.2f}  {fake_d:9.2f}  {shares[-1]:6.2f}  {error:5.2f}", flush=True)
