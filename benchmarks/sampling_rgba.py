@@ -1,15 +1,15 @@
 """64 px RGBA sampling on this CPU: the export against PyTorch eager on the same weights (not a test).
 
 A DCGAN (or --arch fastgan) cGAN of 64 px RGBA images in 9 classes (the emoji categories), at the
-shipped emoji-cgan's widths by default (24, no layer under 64 channels: 9.3 MB fp32; fastgan: 28, about
-8.6 MB), BatchNorm calibrated,
+shipped emoji-cgan's widths by default (read from its manifest: `--width 24 --min-width 64`, 9.3 MB
+fp32; fastgan: 24 and no floor, or 28 for the emoji fastgan's size, about 8.6 MB), BatchNorm calibrated,
 untrained weights (speed does not depend on them). fp32 on both sides, the same noise and labels,
 interleaved rounds at batch 64 and 1024; then the peak
 memory of `ganpack sample -n 20000 -o x.npy` (streamed) and `--out-dir` (one PNG each), as for the
 28 px models.
 
-Usage: .venv/bin/python benchmarks/sampling_rgba.py [--arch dcgan|fastgan] [--width 24]
-       [--min-width 64] [--seconds 3]
+Usage: .venv/bin/python benchmarks/sampling_rgba.py [--arch dcgan|fastgan] [--width W]
+       [--min-width C] [--seconds 3]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from gan_pack.pytorch.export import Exportable, ExportOptions, write_generator  
 from gan_pack.pytorch.models import build_generator, recalibrate_batchnorm  # noqa: E402
 from gan_pack.runtime.generator import OnnxGenerator  # noqa: E402
 
+SHIPPED = Path(__file__).resolve().parent.parent / "exported" / "emoji-cgan" / "emoji-cgan.json"
 CLASSES = ["activities", "animals-nature", "flags", "food-drink", "objects", "people-body", "smileys-emotion",
            "symbols", "travel-places"]
 
@@ -59,12 +60,13 @@ def build(folder: Path, width: int, arch: str, min_width: int) -> tuple[torch.nn
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=("dcgan", "fastgan"), default="dcgan")
-    parser.add_argument("--width", type=int, default=24)
-    parser.add_argument("--min-width", type=int, default=None, help="dcgan: 64 (the shipped G's), fastgan: 0")
+    parser.add_argument("--width", type=int, default=None, help="dcgan: the shipped G's; fastgan: 24")
+    parser.add_argument("--min-width", type=int, default=None, help="dcgan: the shipped G's; fastgan: 0")
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
-    if args.min_width is None:
-        args.min_width = 64 if args.arch == "dcgan" else 0
+    shipped = json.loads(SHIPPED.read_text())["training"] if args.arch == "dcgan" else {"width": 24, "min_width": 0}
+    args.width = shipped["width"] if args.width is None else args.width
+    args.min_width = shipped["min_width"] if args.min_width is None else args.min_width
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as scratch:
         generator, path = build(Path(scratch), args.width, args.arch, args.min_width)
