@@ -16,25 +16,20 @@ import argparse
 import numpy as np
 
 from gan_pack.evaluate.classifier import OnnxClassifier, uint8_to_float
+from gan_pack.evaluate.metrics import distances
 from gan_pack.runtime.generator import OnnxGenerator
-
-
-def pairwise_distances(features: np.ndarray) -> np.ndarray:
-    """Euclidean distances between all rows."""
-    squares = (features ** 2).sum(1)
-    return np.sqrt(np.maximum(squares[:, None] + squares[None, :] - 2 * features @ features.T, 0.0))
 
 
 def mean_pairwise_distance(features: np.ndarray) -> float:
     """Mean Euclidean distance over all pairs of rows (the diagonal left out)."""
     n = len(features)
-    return float(pairwise_distances(features).sum() / (n * (n - 1)))
+    return float(distances(features, features).sum() / (n * (n - 1)))
 
 
 def mean_and_left_out(features: np.ndarray) -> tuple[float, np.ndarray]:
     """The mean pairwise distance, and the same with each row left out in turn (from one distance
     matrix)."""
-    d = pairwise_distances(features)
+    d = distances(features, features)
     n, total = len(features), d.sum()
     return float(total / (n * (n - 1))), (total - 2 * d.sum(1)) / ((n - 1) * (n - 2))
 

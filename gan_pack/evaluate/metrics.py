@@ -75,12 +75,13 @@ def _kth_neighbour_radii(x: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray
     """Distance from each row of x to its k-th nearest other row."""
     radii = np.empty(len(x))
     for start in range(0, len(x), chunk):
-        d = _distances(x[start:start + chunk], x)
+        d = distances(x[start:start + chunk], x)
         radii[start:start + chunk] = np.partition(d, k, axis=1)[:, k]   # index 0 is the row itself
     return radii
 
 
-def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances between every row of a and every row of b."""
     sq = (a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None, :] - 2.0 * a @ b.T
     return np.sqrt(np.maximum(sq, 0.0))
 
@@ -93,7 +94,7 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5, chunk: int = 1024) -> d
     covered = np.zeros(len(real), dtype=bool)
     recalled = np.zeros(len(real), dtype=bool)
     for start in range(0, len(real), chunk):
-        d = _distances(real[start:start + chunk], fake)     # (chunk, M)
+        d = distances(real[start:start + chunk], fake)     # (chunk, M)
         radii = real_radii[start:start + chunk, None]
         in_real_balls += (d <= radii).sum(0)
         covered[start:start + chunk] = d.min(1) <= radii[:, 0]
