@@ -20,15 +20,9 @@ from gan_pack.evaluate.metrics import distances
 from gan_pack.runtime.generator import OnnxGenerator
 
 
-def mean_pairwise_distance(features: np.ndarray) -> float:
-    """Mean Euclidean distance over all pairs of rows (the diagonal left out)."""
-    n = len(features)
-    return float(distances(features, features).sum() / (n * (n - 1)))
-
-
 def mean_and_left_out(features: np.ndarray) -> tuple[float, np.ndarray]:
-    """The mean pairwise distance, and the same with each row left out in turn (from one distance
-    matrix)."""
+    """The mean Euclidean distance over all pairs of rows (the diagonal left out), and the same with
+    each row left out in turn (from one distance matrix)."""
     d = distances(features, features)
     n, total = len(features), d.sum()
     return float(total / (n * (n - 1))), (total - 2 * d.sum(1)) / ((n - 1) * (n - 2))
@@ -57,7 +51,7 @@ def main() -> None:
         fake_images = generator.sample(args.per_class, np.full(args.per_class, c), args.seed + c,
                                        truncation=truncation)
         _, fake = classifier.run(fake_images)
-        (real_d, real_left_out), fake_d = mean_and_left_out(real[labels == c]), mean_pairwise_distance(fake)
+        (real_d, real_left_out), (fake_d, _) = mean_and_left_out(real[labels == c]), mean_and_left_out(fake)
         shares.append(fake_d / real_d)
         left_out = fake_d / real_left_out
         n = len(left_out)
