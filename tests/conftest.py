@@ -11,8 +11,10 @@ torch-free runs select by mark: `pytest -m "not torch and not onnx and not serve
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +47,8 @@ def pytest_collection_finish(session):
     the same for the whole process, so where the collected tests have imported torch the suite reads
     it once. Every export still builds its own registry from it; only the reading is shared. Where
     this torch or onnxscript keeps the function elsewhere, nothing changes."""
-    import sys
-
     if "torch" not in sys.modules:
         return
-    import functools
-
     with contextlib.suppress(Exception):
         from torch.onnx._internal._lazy_import import onnxscript_apis
 
