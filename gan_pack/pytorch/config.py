@@ -25,7 +25,7 @@ from gan_pack.errors import ConfigError
 
 DCGAN_SIZES = (28, 32, 64)
 # Upper limits of the integer settings: beyond them a run cannot fit in memory or never ends.
-LIMITS = {"batch_size": 65536, "noise_dim": 4096, "width": 1024, "d_width": 1024, "min_width": 1024,
+LIMITS = {"batch_size": 65536, "noise_dim": 4096, "width": 1024, "d_width": 1024, "min_width": 1024, "refine_from": 64,
           "epochs": 100_000, "log_every": 10**9, "eval_n": EVAL_N_MAX, "mbstd": 64, "seed": SEED_MAX}
 # The help panels of `ganpack train`, in the order --help shows them.
 START, DATA, NETS, OPTIM, RUN, EVAL = ("Start here", "Data", "Networks and loss", "Optimizer and EMA",
@@ -95,6 +95,8 @@ class Recipe:
     d_width: int | None = setting(None, "dcgan, fastgan: D's base channel count (default: --width).", NETS)
     min_width: int = setting(0, "dcgan G: no layer narrower than this many channels (0: off; G's channels halve "
                                 "at each doubling of the side, down to --width at full size).", NETS)
+    refine_from: int = setting(0, "dcgan G: one more 3x3 convolution after each upsampling to this side in "
+                                  "pixels or larger (0: off; e.g. 16 at 64 px: three more layers).", NETS)
     spectral_norm: bool = setting(False, "Spectral normalisation in D.", NETS)
     late_label: bool = setting(False, "dcgan cGAN: feed the label to D's last layer too.", NETS)
     projection: bool = setting(False, "dcgan cGAN: a projection discriminator (the label picks a class-specific "
@@ -165,6 +167,8 @@ class Recipe:
             p.append("--width and --d-width must be at least 8")
         if self.min_width < 0 or (self.min_width and self.arch != "dcgan"):
             p.append(f"--min-width must be 0 (off) or a channel count with --arch dcgan, not {self.min_width}")
+        if self.refine_from < 0 or (self.refine_from and self.arch != "dcgan"):
+            p.append(f"--refine-from must be 0 (off) or a side in pixels with --arch dcgan, not {self.refine_from}")
         if self.model == "sr":
             return p + self._sr_problems() + _limits(self)
         if self.arch in ("dcgan", "fastgan") and self.image_size not in DCGAN_SIZES:

@@ -84,10 +84,13 @@ def _dcgan_channels(width: int, image_size: int, min_width: int = 0) -> list[int
 class DCGANGenerator(Conditioned):
     """Project noise(+label) to a small feature map, then transposed convolutions with BatchNorm.
     The channels halve at each doubling of the side, down to `width`; with `min_width` no layer has
-    fewer than that (capacity where the image is large, for few parameters: those sit at 4-8 px)."""
+    fewer than that (capacity where the image is large, for few parameters: those sit at 4-8 px).
+    With `refine_from`, each upsampling to that side or larger is followed by a 3x3 convolution at
+    the same width (depth where the image is large: a transposed convolution alone draws each
+    output pixel from 2x2 inputs)."""
 
     def __init__(self, noise_dim: int, num_classes: int, image_shape: tuple[int, int, int],
-                 width: int = 64, min_width: int = 0):
+                 width: int = 64, min_width: int = 0, refine_from: int = 0):
         super().__init__(num_classes)
         channels, size = image_shape[0], image_shape[1]
         feats = _dcgan_channels(width, size, min_width)
@@ -96,9 +99,11 @@ class DCGANGenerator(Conditioned):
             nn.Linear(noise_dim + num_classes, feats[0] * self.base ** 2, bias=False),
             nn.BatchNorm1d(feats[0] * self.base ** 2), nn.ReLU(True))
         blocks = []
-        for c_in, c_out in zip(feats, feats[1:]):
+        for i, (c_in, c_out) in enumerate(zip(feats, feats[1:])):
             blocks += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
                        nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            if refine_from and self.base * 2 ** (i + 1) >= refine_from:
+                blocks += [nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
         blocks += [nn.Conv2d(feats[-1], channels, 3, 1, 1), nn.Tanh()]
         self.blocks = nn.Sequential(*blocks)
         self.feats0 = feats[0]
@@ -191,7 +196,8 @@ def build_generator(recipe: Recipe, num_classes: int, image_shape) -> nn.Module:
     if recipe.arch == "mlp":
         return MLPGenerator(recipe.noise_dim, num_classes, image_shape)
     if recipe.arch == "dcgan":
-        return DCGANGenerator(recipe.noise_dim, num_classes, image_shape, recipe.width, recipe.min_width)
+        return DCGANGenerator(recipe.noise_dim, num_classes, image_shape, recipe.width, recipe.min_width,
+                              recipe.refine_from)
     if recipe.arch == "fastgan":
         from gan_pack.pytorch.fastgan import FastGANGenerator
 

@@ -230,12 +230,12 @@ def test_folding_keeps_the_outputs_and_drops_the_statistics(tmp_path, trained_ru
 
 @pytest.mark.slow
 def test_a_min_width_run_exports_its_wider_generator(tiny_idx, tmp_path):
-    """--min-width is part of the recipe that export rebuilds G from: the export holds the floored
-    layers and matches PyTorch (the export's own parity check)."""
+    """--min-width and --refine-from are part of the recipe that export rebuilds G from: the export
+    holds the floored and the added layers and matches PyTorch (the export's own parity check)."""
     from conftest import tiny_config
     from gan_pack.pytorch.train import train
 
-    train(tiny_config(tmp_path / "run", tiny_idx, arch="dcgan", width=8, min_width=32))
+    train(tiny_config(tmp_path / "run", tiny_idx, arch="dcgan", width=8, min_width=32, refine_from=28))
     reports = export_generator(tmp_path / "run", tmp_path / "g.onnx", ExportOptions(batch_sizes=(1, 7)))
     assert all(r.ok for r in reports)
     generator, ckpt = load_generator(tmp_path / "run")
@@ -244,3 +244,5 @@ def test_a_min_width_run_exports_its_wider_generator(tiny_idx, tmp_path):
     assert [m.out_channels for m in convs] == [32, 32]                 # 28 px: 16, 8 without the floor
     weights = {tuple(t.dims) for t in onnx.load(str(tmp_path / "g.onnx")).graph.initializer}
     assert (4 * 32, 32, 2, 2) in weights                               # 32 -> 32, as four 2x2 phases
+    assert ckpt["config"]["refine_from"] == 28
+    assert (32, 32, 3, 3) in weights                                   # the one added at 28 px

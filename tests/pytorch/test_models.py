@@ -40,6 +40,23 @@ def test_min_width_floors_the_generators_channels_and_leaves_d_alone():
     assert images.shape == (3, *shape)
 
 
+def test_refine_from_adds_a_same_width_convolution_from_that_side_up():
+    """--refine-from 16 at 64 px (4, 8, 16, 32, 64 px): a 3x3 convolution after the upsamplings to
+    16, 32 and 64 px, none after 8; off, G is the plain DCGAN, layer for layer."""
+    shape = (4, 64, 64)
+    plain, refined = (Recipe(arch="dcgan", model="cgan", image_size=64, channels=4, width=4, refine_from=r)
+                      for r in (0, 16))
+    g_plain, g = build_generator(plain, 9, shape), build_generator(refined, 9, shape)
+    convs = [(type(m).__name__, m.out_channels, m.kernel_size) for m in g.modules()
+             if isinstance(m, (torch.nn.ConvTranspose2d, torch.nn.Conv2d))]
+    assert convs == [("ConvTranspose2d", 32, (4, 4)), ("ConvTranspose2d", 16, (4, 4)), ("Conv2d", 16, (3, 3)),
+                     ("ConvTranspose2d", 8, (4, 4)), ("Conv2d", 8, (3, 3)),
+                     ("ConvTranspose2d", 4, (4, 4)), ("Conv2d", 4, (3, 3)), ("Conv2d", 4, (3, 3))]
+    assert len(g_plain.state_dict()) + 3 * (1 + 5) == len(g.state_dict())    # a conv weight, a BatchNorm
+    images = g(torch.randn(3, 100), torch.arange(3))
+    assert images.shape == (3, *shape) and images.abs().max() <= 1
+
+
 def test_mlp_is_the_tutorial_pair():
     g = build_generator(Recipe(), 10, (1, 28, 28))
     linears = [m for m in g.net if isinstance(m, torch.nn.Linear)]
