@@ -1,7 +1,7 @@
 """64 px RGBA sampling on this CPU: the export against PyTorch eager on the same weights (not a test).
 
 A DCGAN (or --arch fastgan) cGAN of 64 px RGBA images in 9 classes (the emoji categories), at the
-shipped emoji-cgan's widths by default (read from its manifest: `--width 24 --min-width 64`, 9.3 MB
+shipped emoji-cgan's G by default (read from its manifest: `--width 24 --min-width 64`, 9.3 MB
 fp32; fastgan: 24 and no floor, or 28 for the emoji fastgan's size, about 8.6 MB), BatchNorm calibrated,
 untrained weights (speed does not depend on them). fp32 on both sides, the same noise and labels,
 interleaved rounds at batch 64 and 1024; then the peak
@@ -9,7 +9,7 @@ memory of `ganpack sample -n 20000 -o x.npy` (streamed) and `--out-dir` (one PNG
 28 px models.
 
 Usage: .venv/bin/python benchmarks/sampling_rgba.py [--arch dcgan|fastgan] [--width W]
-       [--min-width C] [--seconds 3]
+       [--min-width C] [--refine-from S] [--seconds 3]
 """
 
 from __future__ import annotations
@@ -39,16 +39,17 @@ CLASSES = ["activities", "animals-nature", "flags", "food-drink", "objects", "pe
            "symbols", "travel-places"]
 
 
-def build(folder: Path, width: int, arch: str, min_width: int) -> tuple[torch.nn.Module, Path]:
+def build(folder: Path, width: int, arch: str, min_width: int, refine_from: int) -> tuple[torch.nn.Module, Path]:
     config = TrainConfig.from_dict(dict(model="cgan", arch=arch, dataset="folder", image_size=64, channels=4,
-                                        width=width, min_width=min_width, out=str(folder), data_dir=str(folder),
+                                        width=width, min_width=min_width, refine_from=refine_from,
+                                        out=str(folder), data_dir=str(folder),
                                         device="cpu"))
     shape = (4, 64, 64)
     generator = build_generator(config.recipe, len(CLASSES), shape)
     recalibrate_batchnorm(generator, config.recipe.noise_dim, len(CLASSES), torch.device("cpu"))
     generator.eval()
     flat = {"model": "cgan", "arch": arch, "noise_dim": config.recipe.noise_dim, "width": width,
-            "min_width": min_width}
+            "min_width": min_width, "refine_from": refine_from}
     info = {"name": "emoji", "num_classes": len(CLASSES), "image_shape": list(shape), "class_names": CLASSES}
     metadata = generator_metadata(flat, info, 0, 0, "ema", "fp32", 0, gan_pack.__version__)
     path = folder / "rgba.onnx"
@@ -62,18 +63,21 @@ def main() -> None:
     parser.add_argument("--arch", choices=("dcgan", "fastgan"), default="dcgan")
     parser.add_argument("--width", type=int, default=None, help="dcgan: the shipped G's; fastgan: 24")
     parser.add_argument("--min-width", type=int, default=None, help="dcgan: the shipped G's; fastgan: 0")
+    parser.add_argument("--refine-from", type=int, default=None, help="dcgan: the shipped G's; fastgan: 0")
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     shipped = json.loads(SHIPPED.read_text())["training"] if args.arch == "dcgan" else {"width": 24, "min_width": 0}
     args.width = shipped["width"] if args.width is None else args.width
     args.min_width = shipped["min_width"] if args.min_width is None else args.min_width
+    args.refine_from = shipped.get("refine_from", 0) if args.refine_from is None else args.refine_from
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as scratch:
-        generator, path = build(Path(scratch), args.width, args.arch, args.min_width)
+        generator, path = build(Path(scratch), args.width, args.arch, args.min_width, args.refine_from)
         onnx_g = OnnxGenerator(path)
         params = sum(p.numel() for p in generator.parameters())
         print(f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads); "
-              f"{args.arch} G width {args.width}, min width {args.min_width}: {params / 1e6:.2f}M parameters, "
+              f"{args.arch} G width {args.width}, min width {args.min_width}, refine from {args.refine_from}: "
+              f"{params / 1e6:.2f}M parameters, "
               f"{path.stat().st_size / 1e6:.2f} MB fp32; rewrites "
               f"{json.loads(onnx_g.info.raw.get('rewrites', '{}')).get('kept', 'none')}")
         for batch in (64, 1024):
