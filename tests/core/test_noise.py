@@ -90,6 +90,7 @@ def test_seed_lists():
             parse_seeds(bad)
 
 
+@pytest.mark.slow                       # 2,000 texts: the full suite
 @settings(max_examples=2000, deadline=None, derandomize=True, database=None)
 @given(text=st.text(alphabet="0123456789-, +_x\u0663", max_size=24) | st.text(max_size=12))
 def test_any_text_is_a_seed_list_or_one_error(text):

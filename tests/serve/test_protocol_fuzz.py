@@ -79,12 +79,14 @@ def outcome(body: bytes, header, g) -> str:
         return str(e.status)
 
 
+@pytest.mark.slow                       # 2,000 requests: the full suite
 @FUZZ
 @given(case=bodies())
 def test_structured_requests_are_a_request_or_a_4xx(cgan, case):
     outcome(*case, cgan)
 
 
+@pytest.mark.slow                       # 2,000 requests: the full suite
 @FUZZ
 @given(body=st.binary(max_size=512) | json_values.map(lambda v: json.dumps(v).encode()),
        header=st.none() | st.text(max_size=6))
