@@ -63,7 +63,8 @@ def main() -> None:
         left_out = fake_d / real_left_out
         n = len(left_out)
         error = 2 * float(np.sqrt((n - 1) / n * ((left_out - left_out.mean()) ** 2).sum()))
-        near, real_near = prdc(train[train_labels == c], fake), prdc(train[train_labels == c], real[labels == c])
+        train_c = train[train_labels == c]
+        near, real_near = prdc(train_c, fake), prdc(train_c, real[labels == c])
         print(f"{name:>18}  {real_d:6.2f}  {fake_d:9.2f}  {shares[-1]:6.2f}  {error:5.2f}  "
               f"{near['precision']:9.3f}  {real_near['precision']:5.2f}  {near['recall']:6.3f}", flush=True)
     print(f"{'lowest share':>18}  {min(shares):.2f} ({names[int(np.argmin(shares))]})")
