@@ -83,6 +83,21 @@ def test_corrupted_weights_fail_and_leave_no_file(trained_runs, tmp_path, monkey
     assert "more than fp32 rounding" in str(caught.value) and "accepts it" not in str(caught.value)
 
 
+def test_rounding_measure_in_row_chunks_matches_the_whole_batch():
+    """A failed parity's hint runs float64 a few rows at a time (a whole 1000-image batch of a 64 px
+    generator in float64 took more than 16 GB); the distance it finds is the whole batch's."""
+    from gan_pack.pytorch.export import fp32_distance
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.ConvTranspose2d(8, 16, 4, 2, 1), torch.nn.ReLU(),
+                                 torch.nn.Conv2d(16, 3, 3, padding=1), torch.nn.Tanh()).eval()
+    x = torch.randn(10, 8, 6, 6)
+    whole = fp32_distance(module, x)
+    assert whole is not None and 0 < whole < 1e-5
+    assert fp32_distance(module, x, rows=3) == pytest.approx(whole, rel=1e-6)
+    assert fp32_distance(module, x, rows=64) == pytest.approx(whole, rel=1e-6)
+
+
 def test_forced_mismatch_through_cli_exit_2(trained_runs, tmp_path, capsys):
     output = tmp_path / "tight.onnx"
     code, _, err = run_cli(["export", trained_runs[("gan", "dcgan")], "-o", output, "--atol", "1e-12"], capsys)
