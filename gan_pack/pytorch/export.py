@@ -225,8 +225,8 @@ def _export_onnx(exportable: Exportable, output: Path, options: ExportOptions, t
 def fp32_distance(module: nn.Module, *inputs: torch.Tensor, rows: int | None = None) -> float | None:
     """How far the module's fp32 output on `inputs` is from a float64 run of the same weights (max
     abs); None when it cannot run in float64 (a module with fp32-only kernels). rows: the float64 run
-    takes this many rows at a time (a generator's rows are independent; float64 activations of a
-    whole parity batch take twice the fp32 run's memory, 8 GB and more for a 64 px generator)."""
+    takes this many rows at a time (a generator's rows are independent; float64 activations take
+    twice the fp32 run's memory, over 8 GB for a 64 px generator's whole 1000-image batch)."""
     try:
         with torch.no_grad():
             fp32 = module(*inputs)
