@@ -57,6 +57,29 @@ def load_image_folder(root: str | Path, side: int, channels: int, background: st
     return np.stack(images), np.asarray(labels, np.int64), class_names
 
 
+def subclass_key(name: str) -> str:
+    """What files of one subclass share: the name's stem after its first '-' (google-1f383.png and
+    twitter-1f383.png are one emoji in two styles), or the whole stem where it has no '-'."""
+    stem = Path(name).stem
+    return stem.split("-", 1)[1] if "-" in stem else stem
+
+
+def folder_subclasses(root: str | Path) -> tuple[np.ndarray, list[int]]:
+    """(subclass int64 (N,), subclasses per class) of the images `load_image_folder` reads from
+    `root`, in its order: each class's subclasses are its files' `subclass_key`s, numbered class by
+    class (those of class 0 first) and in sorted order within one."""
+    root = Path(root)
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+    ids: list[int] = []
+    counts: list[int] = []
+    for folder in subfolders or [root]:
+        keys = [subclass_key(f.name) for f in image_files(folder)[0]]
+        number = {key: sum(counts) + i for i, key in enumerate(sorted(set(keys)))}
+        ids += [number[key] for key in keys]
+        counts.append(len(number))
+    return np.asarray(ids, np.int64), counts
+
+
 def image_files(folder: Path) -> tuple[list[Path], int]:
     """(the regular image files of `folder`, sorted; how many entries with an image's name are not
     regular files), from the folder's listing without following or opening anything."""

@@ -101,6 +101,11 @@ class Recipe:
     late_label: bool = setting(False, "dcgan cGAN: feed the label to D's last layer too.", NETS)
     projection: bool = setting(False, "dcgan cGAN: a projection discriminator (the label picks a class-specific "
                                       "head) instead of label planes beside the image.", NETS)
+    subclasses: bool = setting(False, "dcgan cGAN on a folder: also condition on each image's subclass, the part "
+                                      "of its file name after the first '-' (google-1f383.png and twitter-1f383.png "
+                                      "are one). G learns a vector per subclass and D (--projection) a head per "
+                                      "subclass; a sample's class picks one of its subclasses from the noise, so "
+                                      "the model still takes class labels.", NETS)
     label_planes: bool = setting(False, "fastgan cGAN: the label enters D beside the image too, as learnt planes "
                                         "(the dcgan way), besides D's projection head.", NETS)
     mbstd: int = setting(0, "dcgan, fastgan D: a minibatch-variation plane over groups of this many images (0: off; "
@@ -150,6 +155,10 @@ class Recipe:
         if self.projection and (self.arch != "dcgan" or self.model != "cgan" or self.late_label):
             p.append("--projection is a dcgan cGAN discriminator, without --late-label (a fastgan cGAN's D "
                      "always projects); use --arch dcgan --model cgan")
+        if self.subclasses and not (self.arch == "dcgan" and self.model == "cgan" and self.dataset == "folder"
+                                    and self.projection):
+            p.append("--subclasses needs --arch dcgan --model cgan --dataset folder --projection (D keeps a "
+                     "head per subclass)")
         if self.label_planes and (self.arch != "fastgan" or self.model != "cgan"):
             p.append("--label-planes is a fastgan cGAN discriminator option (a dcgan cGAN's D has label planes "
                      "unless --projection); use --arch fastgan --model cgan")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan_pack.core.folder import SPLITS, folder_dataset_name, load_image_folder
+from gan_pack.core.folder import SPLITS, folder_dataset_name, folder_subclasses, load_image_folder
 from gan_pack.core.idx import ALL_FILES, load_idx_split
 from gan_pack.errors import DataError
 from gan_pack.pytorch.config import Recipe
@@ -17,9 +17,13 @@ from gan_pack.pytorch.data_facts import DATASET_CLASS_NAMES, DatasetInfo
 
 
 def load_dataset(recipe: Recipe, data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor, DatasetInfo]:
-    """(images uint8 (N, C, H, W), labels int64 (N,), facts) of the training split."""
+    """(images uint8 (N, C, H, W), labels int64 (N,), facts) of the training split. With
+    --subclasses the labels are the images' subclasses (`facts.subclass_counts` says whose)."""
+    subclass_counts = []
     if recipe.dataset == "folder":
         images, labels, class_names = _load_folder(recipe, data_dir)
+        if recipe.subclasses:
+            labels, subclass_counts = folder_subclasses(_folder_root(data_dir))
     else:
         images, labels = _load_builtin(recipe, data_dir)
         class_names = DATASET_CLASS_NAMES[recipe.dataset]
@@ -34,7 +38,7 @@ def load_dataset(recipe: Recipe, data_dir: str | None) -> tuple[torch.Tensor, to
     name = folder_dataset_name(data_dir) if recipe.dataset == "folder" else recipe.dataset
     info = DatasetInfo(name=name, image_shape=tuple(images.shape[1:]),
                        num_classes=num_classes, class_names=class_names if num_classes else [],
-                       size=len(images), fingerprint=digest)
+                       size=len(images), fingerprint=digest, subclass_counts=subclass_counts)
     return images, torch.from_numpy(labels), info
 
 
@@ -66,10 +70,19 @@ def _load_folder(recipe: Recipe, data_dir: str | None) -> tuple[np.ndarray, np.n
     if data_dir is None or not Path(data_dir).is_dir():
         raise DataError(f"--dataset folder needs --data-dir pointing at an image folder, "
                         f"got {data_dir!r}")
+    return load_image_folder(_folder_root(data_dir), recipe.image_size, recipe.channels, recipe.background)
+
+
+def _folder_root(data_dir: str) -> Path:
     root = Path(data_dir)
     if all((root / split).is_dir() for split in SPLITS):    # a split data set: train on train/
         root = root / "train"
-    return load_image_folder(root, recipe.image_size, recipe.channels, recipe.background)
+    return root
+
+
+def subclass_classes(subclass_counts: list[int]) -> torch.Tensor:
+    """The class of each subclass, (sum(counts),) int64: subclasses are numbered class by class."""
+    return torch.repeat_interleave(torch.arange(len(subclass_counts)), torch.tensor(subclass_counts))
 
 
 def _fit_images(images: torch.Tensor, recipe: Recipe) -> torch.Tensor:
@@ -112,7 +125,7 @@ class Batches:
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
-                 rank: int = 0, world_size: int = 1, balance: bool = False):
+                 rank: int = 0, world_size: int = 1, balance: bool | torch.Tensor = False):
         if len(images) < batch_size:
             raise DataError(f"the data set has {len(images)} images, fewer than one batch of "
                             f"{batch_size}; lower --batch-size")
@@ -120,7 +133,9 @@ class Batches:
             raise DataError(f"--batch-size {batch_size} does not split evenly over {world_size} "
                             f"processes; use a multiple of {world_size}")
         self.size, self.batch_size, self.seed = len(images), batch_size, seed
-        self.weights = balancing_weights(labels) if balance else None      # class-balanced epochs
+        # Class-balanced epochs; `balance` may give the classes (labels that are subclasses).
+        classes = balance if isinstance(balance, torch.Tensor) else labels
+        self.weights = balancing_weights(classes) if balance is not False else None
         self.local = batch_size // world_size
         self.rank = rank
 
@@ -139,7 +154,8 @@ class DeviceBatches(Batches):
     """The fast path: the whole data set on the device as uint8; each batch a gather and a scale."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                 device: torch.device, seed: int = 0, rank: int = 0, world_size: int = 1, balance: bool = False):
+                 device: torch.device, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 balance: bool | torch.Tensor = False):
         super().__init__(images, labels, batch_size, seed, rank, world_size, balance)
         self.images = images.to(device)          # (N, C, H, W) uint8
         self.labels = labels.to(device)          # (N,) int64
@@ -162,7 +178,8 @@ class LoaderBatches(Batches):
     do. Used with --no-fast, and for data sets too large for the GPU."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                 device: torch.device, seed: int = 0, rank: int = 0, world_size: int = 1, balance: bool = False):
+                 device: torch.device, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 balance: bool | torch.Tensor = False):
         super().__init__(images, labels, batch_size, seed, rank, world_size, balance)
         self.dataset = torch.utils.data.TensorDataset(images, labels)
         self.device = device
@@ -180,7 +197,8 @@ class LoaderBatches(Batches):
 
 
 def make_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, device: torch.device,
-                 fast: bool, seed: int = 0, rank: int = 0, world_size: int = 1, balance: bool = False) -> Batches:
+                 fast: bool, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 balance: bool | torch.Tensor = False) -> Batches:
     """DeviceBatches when --fast and the data set takes under a quarter of the free GPU memory."""
     fits = device.type != "cuda" or images.numel() < torch.cuda.mem_get_info(device)[0] // 4
     cls = DeviceBatches if fast and fits else LoaderBatches

@@ -24,6 +24,7 @@ class DatasetInfo:
     class_names: list[str] = field(default_factory=list)
     size: int = 0
     fingerprint: str = ""           # sha256 of the images and labels trained on ("": a run older than it)
+    subclass_counts: list[int] = field(default_factory=list)     # --subclasses: how many each class has
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -36,12 +37,17 @@ class DatasetInfo:
             info = cls(name=str(data["name"]), image_shape=tuple(int(x) for x in data["image_shape"]),
                        num_classes=int(data["num_classes"]),
                        class_names=[str(c) for c in data.get("class_names", [])], size=int(data.get("size", 0)),
-                       fingerprint=str(data.get("fingerprint", "")))
+                       fingerprint=str(data.get("fingerprint", "")),
+                       subclass_counts=[int(c) for c in data.get("subclass_counts", [])])
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"the data facts are malformed ({type(e).__name__}: {e})") from e
         if len(info.image_shape) != 3 or min(info.image_shape) < 1 or not 0 <= info.num_classes <= 100_000:
             raise ConfigError(f"the data facts are malformed (image shape {info.image_shape}, "
                               f"{info.num_classes} classes)")
+        counts = info.subclass_counts
+        if counts and (len(counts) != info.num_classes or min(counts) < 1 or sum(counts) > 100_000):
+            raise ConfigError(f"the data facts are malformed ({len(counts)} subclass counts for "
+                              f"{info.num_classes} classes, each at least 1 and at most 100000 in all)")
         return info
 
     def describe(self) -> str:

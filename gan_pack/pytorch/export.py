@@ -97,7 +97,7 @@ def load_generator(source: str | Path, weights: str = "ema") -> tuple[nn.Module,
     ckpt = load_checkpoint(source)
     recipe = checkpoint_config(ckpt, source).recipe
     info = checkpoint_data(ckpt, source)
-    generator = build_generator(recipe, info.num_classes, info.image_shape)
+    generator = build_generator(recipe, info.num_classes, info.image_shape, info.subclass_counts)
     state = ckpt["generator_ema"] if weights == "ema" else ckpt["generator"]
     if state is None:
         raise CheckpointError(f"{source} was trained without EMA; export it with --weights raw")

@@ -13,6 +13,8 @@ from gan_pack.pytorch.config import Recipe
 
 MLP_HIDDEN = (256, 512, 1024)
 DCGAN_UPSAMPLES = {28: 2, 32: 3, 64: 4}
+SUBCLASS_DIM = 32          # --subclasses: the length of a subclass's learnt vector
+CHOICE_SCALE = 256.0       # a power of two: noise * CHOICE_SCALE is exact in fp32
 
 
 class Conditioned(nn.Module):
@@ -29,6 +31,30 @@ class Conditioned(nn.Module):
         if labels is None:
             raise ValueError("a conditional model needs labels")
         return self.label_embedding(labels)                    # (B, num_classes)
+
+
+class Subclasses(nn.Module):
+    """--subclasses: a learnt vector per subclass, and a class's pick of one of its subclasses.
+
+    Subclasses are numbered class by class, counts[c] of them for class c. A sample of class c takes
+    subclass offsets[c] + floor(u * counts[c]), u the fraction of noise[:, 0] * CHOICE_SCALE: uniform
+    over the class's subclasses whatever the noise's spread (truncation too), and the same in PyTorch
+    and onnxruntime (an exact product, then floors). The tables derive from the counts alone, so a
+    checkpoint's state cannot point them out of range."""
+
+    def __init__(self, counts: list[int] | tuple[int, ...]):
+        super().__init__()
+        sizes = torch.tensor(list(counts), dtype=torch.int64)
+        self.embedding = nn.Embedding(int(sizes.sum()), SUBCLASS_DIM)
+        self.register_buffer("counts", sizes.float(), persistent=False)
+        self.register_buffer("offsets", sizes.cumsum(0) - sizes, persistent=False)
+        self.register_buffer("classes", torch.repeat_interleave(torch.arange(len(sizes)), sizes), persistent=False)
+
+    def choose(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        scaled = noise[:, 0].float() * CHOICE_SCALE
+        counts = self.counts[labels]
+        pick = torch.minimum(torch.floor((scaled - torch.floor(scaled)) * counts), counts - 1)
+        return self.offsets[labels] + pick.long()              # (B,) int64
 
 
 def beside_image(images: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
@@ -90,13 +116,15 @@ class DCGANGenerator(Conditioned):
     output pixel from 2x2 inputs)."""
 
     def __init__(self, noise_dim: int, num_classes: int, image_shape: tuple[int, int, int],
-                 width: int = 64, min_width: int = 0, refine_from: int = 0):
+                 width: int = 64, min_width: int = 0, refine_from: int = 0, subclass_counts=()):
         super().__init__(num_classes)
         channels, size = image_shape[0], image_shape[1]
         feats = _dcgan_channels(width, size, min_width)
         self.base = size // 2 ** (len(feats) - 1)              # 7 for 28px, 4 for 32/64px
+        self.subclasses = Subclasses(subclass_counts) if subclass_counts else None
+        extra = SUBCLASS_DIM if subclass_counts else 0
         self.project = nn.Sequential(
-            nn.Linear(noise_dim + num_classes, feats[0] * self.base ** 2, bias=False),
+            nn.Linear(noise_dim + num_classes + extra, feats[0] * self.base ** 2, bias=False),
             nn.BatchNorm1d(feats[0] * self.base ** 2), nn.ReLU(True))
         blocks = []
         for i, (c_in, c_out) in enumerate(zip(feats, feats[1:])):
@@ -109,9 +137,18 @@ class DCGANGenerator(Conditioned):
         self.feats0 = feats[0]
         dcgan_init(self)
 
-    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None,
+                subclasses: torch.Tensor | None = None) -> torch.Tensor:
+        """With --subclasses, training passes each image's subclass (its class follows from it);
+        a sample of a class picks one of the class's subclasses from its noise."""
+        if self.subclasses is not None:
+            if subclasses is None:
+                subclasses = self.subclasses.choose(noise, labels)
+            labels = self.subclasses.classes[subclasses]
         embedding = self.embed(labels)
         x = noise if embedding is None else torch.cat([noise, embedding], dim=1)
+        if self.subclasses is not None:
+            x = torch.cat([x, self.subclasses.embedding(subclasses)], dim=1)   # + (B, SUBCLASS_DIM)
         x = self.project(x).unflatten(1, (self.feats0, self.base, self.base))
         return self.blocks(x)                                  # (B, C, H, W)
 
@@ -192,12 +229,16 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_generator(recipe: Recipe, num_classes: int, image_shape) -> nn.Module:
+def build_generator(recipe: Recipe, num_classes: int, image_shape, subclass_counts=()) -> nn.Module:
+    """`subclass_counts`: with --subclasses, how many subclasses each class has (the data's facts)."""
+    if recipe.subclasses and len(subclass_counts) != num_classes:
+        raise ConfigError(f"a --subclasses run needs a subclass count for each of its {num_classes} classes, "
+                          f"and its data facts give {len(subclass_counts)}")
     if recipe.arch == "mlp":
         return MLPGenerator(recipe.noise_dim, num_classes, image_shape)
     if recipe.arch == "dcgan":
         return DCGANGenerator(recipe.noise_dim, num_classes, image_shape, recipe.width, recipe.min_width,
-                              recipe.refine_from)
+                              recipe.refine_from, subclass_counts if recipe.subclasses else ())
     if recipe.arch == "fastgan":
         from gan_pack.pytorch.fastgan import FastGANGenerator
 

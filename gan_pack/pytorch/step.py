@@ -73,11 +73,12 @@ class StepSettings:
     augmentations: tuple[str, ...]
     bf16: bool
     device: torch.device
+    subclasses: bool = False        # the labels are subclasses; fakes take the real batch's
 
     @classmethod
     def of(cls, recipe: Recipe, num_classes: int, device: torch.device) -> "StepSettings":
         return cls(recipe.noise_dim, num_classes, recipe.loss, recipe.r1, tuple(recipe.augmentations),
-                   recipe.bf16, device)
+                   recipe.bf16, device, recipe.subclasses)
 
 
 def autocast(settings: StepSettings):
@@ -93,11 +94,15 @@ def train_step(nets: Networks, settings: StepSettings, real: torch.Tensor, label
     batch, k, device = real.shape[0], settings.num_classes, settings.device
     seen = partial(augment, names=list(settings.augmentations))               # what D sees
     noise = torch.randn(batch, settings.noise_dim, device=device)             # (B, noise_dim)
-    fake_labels = torch.randint(0, k, (batch,), device=device) if k else None
+    if settings.subclasses:          # the real batch's subclasses, so fakes are drawn as reals are
+        fake_labels = labels
+    else:
+        fake_labels = torch.randint(0, k, (batch,), device=device) if k else None
     if settings.r1:
         real = real.detach().requires_grad_(True)
     with autocast(settings):
-        fake = nets.generator_call(noise, fake_labels)                         # (B, C, H, W)
+        fake = (nets.generator_call(noise, subclasses=fake_labels) if settings.subclasses
+                else nets.generator_call(noise, fake_labels))                  # (B, C, H, W)
         # Real and fake in one D call: D has no BatchNorm, so this is two calls' math in one
         # (a --mbstd group never spans the two halves: check_process_batch sees to it).
         both_labels = torch.cat([labels, fake_labels]) if k else None

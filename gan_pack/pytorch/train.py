@@ -30,7 +30,7 @@ from gan_pack.pytorch.checkpoint import (
     save_checkpoint,
 )
 from gan_pack.pytorch.config import Recipe, TrainConfig
-from gan_pack.pytorch.data import Batches, load_dataset, make_batches
+from gan_pack.pytorch.data import Batches, load_dataset, make_batches, subclass_classes
 from gan_pack.pytorch.data_facts import DatasetInfo
 from gan_pack.pytorch.distributed import World, barrier, join, leave, mean_over_processes, resolve_device, wrap
 from gan_pack.pytorch.models import EMA, build_discriminator, build_generator, recalibrate_batchnorm
@@ -90,8 +90,10 @@ def build_networks(recipe: Recipe, info: DatasetInfo, device: torch.device, fast
     --fast uses fused Adam (capturable on one GPU, for the CUDA graph); --no-fast the default
     (foreach) Adam. The math is the same."""
     torch.manual_seed(recipe.seed)
-    generator = build_generator(recipe, info.num_classes, info.image_shape).to(device)
-    discriminator = build_discriminator(recipe, info.num_classes, info.image_shape).to(device)
+    generator = build_generator(recipe, info.num_classes, info.image_shape, info.subclass_counts).to(device)
+    # With --subclasses D's labels are the subclasses: a projection head for each.
+    discriminator = build_discriminator(recipe, sum(info.subclass_counts) or info.num_classes,
+                                        info.image_shape).to(device)
     if channels_last and device.type == "cuda" and recipe.arch != "mlp":
         generator = generator.to(memory_format=torch.channels_last)
         discriminator = discriminator.to(memory_format=torch.channels_last)
@@ -114,8 +116,11 @@ def build_trainer(config: TrainConfig, world: World = World()) -> Trainer:
     check_process_batch(config.recipe, world)
     device = resolve_device(config.run.device, world)
     images, labels, info = load_dataset(config.recipe, config.run.data_dir)
+    balance = config.recipe.balance
+    if balance and info.subclass_counts:                  # balance the classes, not the subclasses
+        balance = subclass_classes(info.subclass_counts)[labels]
     batches = make_batches(images, labels, config.recipe.batch_size, device, config.run.fast,
-                           config.recipe.seed, world.rank, world.size, config.recipe.balance)
+                           config.recipe.seed, world.rank, world.size, balance)
     join(world, device)
     nets = build_networks(config.recipe, info, device, config.run.fast, world, config.run.channels_last)
     settings = StepSettings.of(config.recipe, info.num_classes, device)

@@ -156,3 +156,19 @@ def test_fuzz_any_folder_gives_right_shaped_data_or_one_data_error(tmp_path_fact
         return
     assert images.dtype == np.uint8 and images.shape == (len(files), channels, 6, 6)
     assert sorted(labels.tolist()) == sorted(names.index(f"c{label}") for label, _ in files)
+
+
+def test_subclasses_are_the_names_after_the_first_dash_numbered_class_by_class(tmp_path):
+    """google-1f383.png and twitter-1f383.png are one subclass; the numbering follows the order in
+    which load_image_folder reads the images, class 0's subclasses first."""
+    from gan_pack.core.folder import folder_subclasses
+
+    root = tmp_path / "data"
+    for name in ("b/google-2.png", "b/twitter-2.png", "b/google-1.png", "a/x-9.png", "a/y-9.png", "a/plain.png"):
+        png(root / name, np.zeros((8, 8, 3), np.uint8))
+    ids, counts = folder_subclasses(root)
+    _, labels, names = load_image_folder(root, 8, 3)
+    # a: plain.png, x-9.png, y-9.png -> subclasses "plain", "9" (sorted: "9" = 0, "plain" = 1)
+    # b: google-1, google-2, twitter-2 -> "1" = 2, "2" = 3
+    assert names == ["a", "b"] and labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert ids.tolist() == [1, 0, 0, 2, 3, 3] and counts == [2, 2]

@@ -1,0 +1,132 @@
+"""--subclasses: G learns a vector per subclass (files named alike after their first '-'), D a
+projection head per subclass, and a class label picks one of its subclasses from the noise, in
+PyTorch and in the exported graph alike."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+from PIL import Image
+
+from conftest import one_error_line, run_cli, tiny_config
+from gan_pack.errors import ConfigError
+from gan_pack.pytorch.config import Recipe
+from gan_pack.pytorch.data_facts import DatasetInfo
+from gan_pack.pytorch.models import Subclasses, build_generator
+
+COUNTS = [3, 1, 5]
+
+
+def named_folder(root, per_subclass=2, side=32):
+    """Three classes of RGBA PNGs named style-NAME.png, two styles of each subclass."""
+    rng = np.random.default_rng(0)
+    for c, count in enumerate(COUNTS):
+        for s in range(count):
+            colour = rng.integers(0, 255, 3).tolist()
+            for style in ("google", "twitter")[:per_subclass]:
+                pixels = np.zeros((side, side, 4), np.uint8)
+                pixels[4 + 4 * c:20 + 2 * s, 6:24] = [*colour, 255]
+                (root / f"class{c}").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pixels, "RGBA").save(root / f"class{c}" / f"{style}-{c}{s:02d}.png")
+    return root
+
+
+@pytest.mark.parametrize("spread", [1.0, 0.5])           # untruncated, and a narrow (truncated) noise
+def test_a_class_picks_each_of_its_subclasses_about_equally(spread):
+    choice = Subclasses(COUNTS)
+    torch.manual_seed(0)
+    noise = torch.randn(30000, 4) * spread
+    labels = torch.randint(0, 3, (30000,))
+    picked = choice.choose(noise, labels)
+    offsets = [0, 3, 4]
+    for c, count in enumerate(COUNTS):
+        mine = picked[labels == c] - offsets[c]
+        assert mine.min() >= 0 and mine.max() == count - 1                 # inside the class, all of it
+        share = torch.bincount(mine, minlength=count).float() / len(mine)
+        assert (share - 1 / count).abs().max() < 0.02, share
+
+
+def test_the_tables_come_from_the_counts_and_not_from_a_checkpoints_state():
+    recipe = Recipe(model="cgan", arch="dcgan", dataset="folder", image_size=32, channels=4, width=8,
+                    projection=True, subclasses=True)
+    g = build_generator(recipe, 3, (4, 32, 32), COUNTS)
+    state = g.state_dict()
+    assert "subclasses.embedding.weight" in state and not any(k.endswith(("offsets", "counts", "classes"))
+                                                               for k in state)
+    with pytest.raises(ConfigError, match="subclass count"):
+        build_generator(recipe, 3, (4, 32, 32), [3, 1])
+
+
+def test_sampling_a_class_is_training_on_the_subclass_it_picks():
+    recipe = Recipe(model="cgan", arch="dcgan", dataset="folder", image_size=32, channels=4, width=8,
+                    projection=True, subclasses=True)
+    g = build_generator(recipe, 3, (4, 32, 32), COUNTS).eval()
+    noise, labels = torch.randn(12, 100), torch.arange(12) % 3
+    chosen = g.subclasses.choose(noise, labels)
+    assert torch.equal(g.subclasses.classes[chosen], labels)
+    with torch.no_grad():
+        assert torch.equal(g(noise, labels), g(noise, subclasses=chosen))
+        other = g(noise, subclasses=(chosen + 1) % sum(COUNTS))
+    assert not torch.equal(g(noise, labels), other)                 # the subclass reaches the image
+
+
+def test_malformed_subclass_facts_are_refused():
+    base = {"name": "x", "image_shape": [4, 32, 32], "num_classes": 3}
+    assert DatasetInfo.from_dict({**base, "subclass_counts": COUNTS}).subclass_counts == COUNTS
+    for counts in ([3, 1], [3, 0, 5], [100_000, 1, 1]):
+        with pytest.raises(ConfigError, match="malformed"):
+            DatasetInfo.from_dict({**base, "subclass_counts": counts})
+
+
+@pytest.mark.parametrize("change, flag", [({"projection": False}, "--projection"), ({"arch": "mlp"}, "--arch dcgan"),
+                                          ({"model": "gan"}, "--model cgan")])
+def test_subclasses_need_a_dcgan_cgan_with_a_projection_d(change, flag):
+    recipe = Recipe(**{"model": "cgan", "arch": "dcgan", "dataset": "folder", "projection": True,
+                       "subclasses": True, **change})
+    assert any("--subclasses" in p and flag in p for p in recipe.problems())
+
+
+def test_balance_weighs_the_classes_not_the_subclasses(tmp_path):
+    from gan_pack.pytorch.config import TrainConfig
+    from gan_pack.pytorch.data import Batches, load_dataset, subclass_classes
+
+    data = named_folder(tmp_path / "data")
+    config = TrainConfig.from_dict(dict(model="cgan", arch="dcgan", dataset="folder", data_dir=str(data),
+                                        image_size=32, channels=4, projection=True, subclasses=True,
+                                        out=str(tmp_path / "run")))
+    images, labels, info = load_dataset(config.recipe, str(data))
+    # sorted by name, google-* then twitter-* in each class
+    assert info.subclass_counts == COUNTS and labels.tolist() == [0, 1, 2] * 2 + [3] * 2 + [4, 5, 6, 7, 8] * 2
+    batches = Batches(images, labels, 2, 0, balance=subclass_classes(COUNTS)[labels])
+    per_class = torch.zeros(3, dtype=torch.float64).index_add_(0, subclass_classes(COUNTS)[labels], batches.weights)
+    assert torch.allclose(per_class, torch.ones(3, dtype=torch.float64))
+
+
+@pytest.mark.slow                       # trains, exports and samples
+def test_a_subclass_run_exports_the_choice_into_the_graph(tmp_path, capsys):
+    from gan_pack.pytorch.export import load_generator
+    from gan_pack.pytorch.train import train
+    from gan_pack.runtime.generator import OnnxGenerator
+
+    data = named_folder(tmp_path / "data")
+    train(tiny_config(tmp_path / "run", data, model="cgan", dataset="folder", arch="dcgan", image_size=32,
+                      channels=4, batch_size=6, projection=True, subclasses=True, balance=True))
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["subclasses"] is True
+    code, _, err = run_cli(["export", tmp_path / "run", "-o", tmp_path / "s.onnx"], capsys)
+    assert code == 0, err
+    g_torch, _ = load_generator(tmp_path / "run")
+    g = OnnxGenerator(tmp_path / "s.onnx")
+    assert g.info.num_classes == 3                           # the package takes class labels
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal((40, g.info.noise_dim)).astype(np.float32)
+    labels = np.arange(40) % 3
+    chosen = g_torch.subclasses.choose(torch.from_numpy(noise), torch.from_numpy(labels))
+    with torch.no_grad():
+        expected = g_torch(torch.from_numpy(noise), subclasses=chosen).clamp(-1, 1).numpy()
+    assert np.abs(g.generate(noise, labels) - expected).max() < 1e-4
+    code, _, err = run_cli(["train", "--model", "cgan", "--arch", "dcgan", "--dataset", "folder", "--data-dir", data,
+                            "--subclasses", "--out", tmp_path / "bad"], capsys)
+    one_error_line(code, err, "--subclasses", "--projection")
