@@ -7,6 +7,7 @@ training reads `train/`, evaluation measures against `test/` with `train/` as th
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -57,11 +58,15 @@ def load_image_folder(root: str | Path, side: int, channels: int, background: st
     return np.stack(images), np.asarray(labels, np.int64), class_names
 
 
+SKIN_TONES = re.compile(r"-1f3f[b-f]", re.IGNORECASE)      # Unicode's skin-tone modifiers, in a code-point name
+
+
 def subclass_key(name: str) -> str:
     """What files of one subclass share: the name's stem after its first '-' (google-1f383.png and
-    twitter-1f383.png are one emoji in two styles), or the whole stem where it has no '-'."""
+    twitter-1f383.png are one emoji in two styles), or the whole stem where it has no '-'; an
+    emoji's skin-tone variants are one subclass too (1f44b-1f3fb is 1f44b)."""
     stem = Path(name).stem
-    return stem.split("-", 1)[1] if "-" in stem else stem
+    return SKIN_TONES.sub("", stem.split("-", 1)[1] if "-" in stem else stem)
 
 
 def folder_subclasses(root: str | Path) -> tuple[np.ndarray, list[int]]:

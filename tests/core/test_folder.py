@@ -164,11 +164,11 @@ def test_subclasses_are_the_names_after_the_first_dash_numbered_class_by_class(t
     from gan_pack.core.folder import folder_subclasses
 
     root = tmp_path / "data"
-    for name in ("b/google-2.png", "b/twitter-2.png", "b/google-1.png", "a/x-9.png", "a/y-9.png", "a/plain.png"):
+    for name in ("b/google-2.png", "b/twitter-2-1f3fb.png", "b/google-1.png", "a/x-9.png", "a/y-9.png", "a/plain.png"):
         png(root / name, np.zeros((8, 8, 3), np.uint8))
     ids, counts = folder_subclasses(root)
     _, labels, names = load_image_folder(root, 8, 3)
     # a: plain.png, x-9.png, y-9.png -> subclasses "plain", "9" (sorted: "9" = 0, "plain" = 1)
-    # b: google-1, google-2, twitter-2 -> "1" = 2, "2" = 3
+    # b: google-1, google-2, twitter-2-1f3fb (a skin tone of 2) -> "1" = 2, "2" = 3
     assert names == ["a", "b"] and labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert ids.tolist() == [1, 0, 0, 2, 3, 3] and counts == [2, 2]
