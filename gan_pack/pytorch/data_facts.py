@@ -38,7 +38,7 @@ class DatasetInfo:
                        num_classes=int(data["num_classes"]),
                        class_names=[str(c) for c in data.get("class_names", [])], size=int(data.get("size", 0)),
                        fingerprint=str(data.get("fingerprint", "")),
-                       subclass_counts=[int(c) for c in data.get("subclass_counts", [])])
+                       subclass_counts=[int(c) for c in _a_list(data.get("subclass_counts", []))])
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"the data facts are malformed ({type(e).__name__}: {e})") from e
         if len(info.image_shape) != 3 or min(info.image_shape) < 1 or not 0 <= info.num_classes <= 100_000:
@@ -52,3 +52,9 @@ class DatasetInfo:
 
     def describe(self) -> str:
         return f"{self.name}, {self.size} images of {'x'.join(map(str, self.image_shape))}"
+
+
+def _a_list(value) -> list:
+    if not isinstance(value, list):
+        raise TypeError(f"a list was expected, not {type(value).__name__}")
+    return value

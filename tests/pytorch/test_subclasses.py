@@ -76,7 +76,7 @@ def test_sampling_a_class_is_training_on_the_subclass_it_picks():
 def test_malformed_subclass_facts_are_refused():
     base = {"name": "x", "image_shape": [4, 32, 32], "num_classes": 3}
     assert DatasetInfo.from_dict({**base, "subclass_counts": COUNTS}).subclass_counts == COUNTS
-    for counts in ([3, 1], [3, 0, 5], [100_000, 1, 1]):
+    for counts in ([3, 1], [3, 0, 5], [100_000, 1, 1], "315", {"3": 1}, ["x", 1, 5]):
         with pytest.raises(ConfigError, match="malformed"):
             DatasetInfo.from_dict({**base, "subclass_counts": counts})
 
@@ -127,6 +127,12 @@ def test_a_subclass_run_exports_the_choice_into_the_graph(tmp_path, capsys):
     with torch.no_grad():
         expected = g_torch(torch.from_numpy(noise), subclasses=chosen).clamp(-1, 1).numpy()
     assert np.abs(g.generate(noise, labels) - expected).max() < 1e-4
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    del ckpt["dataset"]["subclass_counts"]                   # a checkpoint someone edited
+    torch.save(ckpt, tmp_path / "edited.pt")
+    code, _, err = run_cli(["export", tmp_path / "edited.pt", "-o", tmp_path / "e.onnx"], capsys)
+    one_error_line(code, err, "subclass count")
+    assert not (tmp_path / "e.onnx").exists()
     code, _, err = run_cli(["train", "--model", "cgan", "--arch", "dcgan", "--dataset", "folder", "--data-dir", data,
                             "--subclasses", "--out", tmp_path / "bad"], capsys)
     one_error_line(code, err, "--subclasses", "--projection")
