@@ -86,10 +86,14 @@ class ExportedGenerator(nn.Module):
         self.half = half
 
     def forward(self, noise: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        picks = {}
+        chooser = getattr(self.generator, "subclasses", None)
+        if chooser is not None:        # --subclasses: the pick reads the fp32 noise, before any halving
+            picks["subclasses"] = chooser.choose(noise, rest[0])
         if self.half:
             noise = noise.half()
         # onnxruntime's fast Tanh can overshoot +-1 by an ulp; the contract promises [-1, 1]
-        return self.generator(noise, *rest).float().clamp(-1.0, 1.0)
+        return self.generator(noise, *rest, **picks).float().clamp(-1.0, 1.0)
 
 
 def load_generator(source: str | Path, weights: str = "ema") -> tuple[nn.Module, dict]:

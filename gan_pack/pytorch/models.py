@@ -46,13 +46,13 @@ class Subclasses(nn.Module):
         super().__init__()
         sizes = torch.tensor(list(counts), dtype=torch.int64)
         self.embedding = nn.Embedding(int(sizes.sum()), SUBCLASS_DIM)
-        self.register_buffer("counts", sizes.float(), persistent=False)
+        self.register_buffer("counts", sizes, persistent=False)      # int64: .half() leaves it exact
         self.register_buffer("offsets", sizes.cumsum(0) - sizes, persistent=False)
         self.register_buffer("classes", torch.repeat_interleave(torch.arange(len(sizes)), sizes), persistent=False)
 
     def choose(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         scaled = noise[:, 0].float() * CHOICE_SCALE
-        counts = self.counts[labels]
+        counts = self.counts[labels].float()
         pick = torch.minimum(torch.floor((scaled - torch.floor(scaled)) * counts), counts - 1)
         return self.offsets[labels] + pick.long()              # (B,) int64
 

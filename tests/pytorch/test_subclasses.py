@@ -127,6 +127,9 @@ def test_a_subclass_run_exports_the_choice_into_the_graph(tmp_path, capsys):
     with torch.no_grad():
         expected = g_torch(torch.from_numpy(noise), subclasses=chosen).clamp(-1, 1).numpy()
     assert np.abs(g.generate(noise, labels) - expected).max() < 1e-4
+    # fp16: the pick still reads the fp32 noise (fp16 noise * 256 would leave a few subclasses reachable)
+    code, _, err = run_cli(["export", tmp_path / "run", "-o", tmp_path / "h.onnx", "--precision", "fp16"], capsys)
+    assert code == 0, err
     ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     del ckpt["dataset"]["subclass_counts"]                   # a checkpoint someone edited
     torch.save(ckpt, tmp_path / "edited.pt")
