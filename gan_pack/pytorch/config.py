@@ -102,10 +102,11 @@ class Recipe:
     projection: bool = setting(False, "dcgan cGAN: a projection discriminator (the label picks a class-specific "
                                       "head) instead of label planes beside the image.", NETS)
     subclasses: bool = setting(False, "dcgan cGAN on a folder: also condition on each image's subclass, the part "
-                                      "of its file name after the first '-' (google-1f383.png and twitter-1f383.png "
-                                      "are one). G learns a vector per subclass and D (--projection) a head per "
-                                      "subclass; a sample's class picks one of its subclasses from the noise, so "
-                                      "the model still takes class labels.", NETS)
+                                      "of its file name after the first '-' (google-1f383.png and "
+                                      "twitter-1f383.png are one; so are an emoji's skin tones). G learns a "
+                                      "vector per subclass and D (--projection) a head per subclass; a sample's "
+                                      "class picks one of its subclasses from the noise, so the model still "
+                                      "takes class labels.", NETS)
     label_planes: bool = setting(False, "fastgan cGAN: the label enters D beside the image too, as learnt planes "
                                         "(the dcgan way), besides D's projection head.", NETS)
     mbstd: int = setting(0, "dcgan, fastgan D: a minibatch-variation plane over groups of this many images (0: off; "
