@@ -36,7 +36,7 @@ def load_image_folder(root: str | Path, side: int, channels: int, background: st
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder of images")
-    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+    subfolders = class_folders(root)
     groups = [(p.name, p) for p in subfolders] or [(root.name, root)]
     images, labels, class_names, skipped = [], [], [], 0
     for label, (name, folder) in enumerate(groups):
@@ -58,6 +58,12 @@ def load_image_folder(root: str | Path, side: int, channels: int, background: st
     return np.stack(images), np.asarray(labels, np.int64), class_names
 
 
+def class_folders(root: Path) -> list[Path]:
+    """The class subfolders of an image folder, sorted by name (links are not followed); none where
+    the folder is one class itself."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+
+
 SKIN_TONES = re.compile(r"-1f3f[b-f]", re.IGNORECASE)      # Unicode's skin-tone modifiers, in a code-point name
 
 
@@ -74,10 +80,9 @@ def folder_subclasses(root: str | Path) -> tuple[np.ndarray, list[int]]:
     `root`, in its order: each class's subclasses are its files' `subclass_key`s, numbered class by
     class (those of class 0 first) and in sorted order within one."""
     root = Path(root)
-    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
     ids: list[int] = []
     counts: list[int] = []
-    for folder in subfolders or [root]:
+    for folder in class_folders(root) or [root]:
         keys = [subclass_key(f.name) for f in image_files(folder)[0]]
         number = {key: sum(counts) + i for i, key in enumerate(sorted(set(keys)))}
         ids += [number[key] for key in keys]

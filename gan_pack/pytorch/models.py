@@ -10,6 +10,7 @@ from torch import nn
 
 from gan_pack.errors import ConfigError
 from gan_pack.pytorch.config import Recipe
+from gan_pack.pytorch.data import subclass_classes
 
 MLP_HIDDEN = (256, 512, 1024)
 DCGAN_UPSAMPLES = {28: 2, 32: 3, 64: 4}
@@ -48,7 +49,7 @@ class Subclasses(nn.Module):
         self.embedding = nn.Embedding(int(sizes.sum()), SUBCLASS_DIM)
         self.register_buffer("counts", sizes, persistent=False)      # int64: .half() leaves it exact
         self.register_buffer("offsets", sizes.cumsum(0) - sizes, persistent=False)
-        self.register_buffer("classes", torch.repeat_interleave(torch.arange(len(sizes)), sizes), persistent=False)
+        self.register_buffer("classes", subclass_classes(list(counts)), persistent=False)
 
     def choose(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         scaled = noise[:, 0].float() * CHOICE_SCALE
