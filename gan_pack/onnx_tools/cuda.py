@@ -119,14 +119,78 @@ def undo_cpu_rewrites(model) -> dict[str, int]:
 
 
 def cuda_graph(model):
-    """The CUDA variant of an fp32 generator graph (a new ModelProto): rewrites undone, fp16 inside."""
+    """The CUDA variant of an fp32 generator graph (a new ModelProto): rewrites undone, fp16 inside,
+    except the arithmetic that picks an index from the noise (set_aside)."""
     import copy
 
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     graph = copy.deepcopy(model)
     undo_cpu_rewrites(graph)
-    return clamp_output(convert_float_to_float16(graph, keep_io_types=True))
+    aside = set_aside(graph)
+    half = convert_float_to_float16(graph, keep_io_types=True)
+    put_back(half, *aside)
+    return clamp_output(half)
+
+
+def set_aside(model) -> tuple[list, list, list]:
+    """Take out of `model`, in place, the nodes whose results end in an integer index (each Cast to
+    int64 and all that feeds it: a --subclasses G's pick of a subclass from the noise) with the
+    initializers only they read; what they hand the rest becomes graph inputs meanwhile. Half
+    precision there would change the pick (fp16 noise * 256 keeps few fraction bits), and the
+    float16 converter's node_block_list casts each blocked node's inputs through fp16 all the same.
+    Returns (nodes, initializers, inputs added) for put_back."""
+    import copy
+
+    from onnx import TensorProto, helper, shape_inference
+
+    makers = {out: node for node in model.graph.node for out in node.output}
+    wanted = [node for node in model.graph.node if node.op_type == "Cast"
+              and any(a.name == "to" and a.i == TensorProto.INT64 for a in node.attribute)]
+    picked: set[str] = set()
+    while wanted:
+        node = wanted.pop()
+        if node.name not in picked:
+            picked.add(node.name)
+            wanted += [makers[i] for i in node.input if i in makers]
+    if not picked:
+        return [], [], []
+    nodes = [copy.deepcopy(n) for n in model.graph.node if n.name in picked]
+    read_by_rest = {i for n in model.graph.node if n.name not in picked for i in n.input}
+    handed = [o for n in nodes for o in n.output if o in read_by_rest | {v.name for v in model.graph.output}]
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in shape_inference.infer_shapes(model).graph.value_info}
+    if not all(types.get(name) for name in handed):
+        return [], [], []            # untyped hand-over: left as it is (the variant's proof then judges it)
+    inputs = [helper.make_tensor_value_info(name, types[name], None) for name in handed]
+    read = {i for n in nodes for i in n.input}
+    initializers = [copy.deepcopy(i) for i in model.graph.initializer if i.name in read]
+    for init in initializers:        # their own copies, renamed, so that the converter cannot halve them
+        init.name = f"index/{init.name}"
+    copies = {c.name for c in initializers}
+    for node in nodes:
+        node.input[:] = [f"index/{i}" if f"index/{i}" in copies else i for i in node.input]
+    unread = read - read_by_rest
+    for field, gone in ((model.graph.node, lambda n: n.name in picked),
+                        (model.graph.initializer, lambda i: i.name in unread)):
+        for k in reversed(range(len(field))):
+            if gone(field[k]):
+                del field[k]
+    model.graph.input.extend(inputs)
+    return nodes, initializers, inputs
+
+
+def put_back(model, nodes: list, initializers: list, inputs: list) -> None:
+    """Undo set_aside on the converted `model`: its nodes first (they read only graph inputs and
+    their own initializers), unchanged, and their hand-over inputs dropped."""
+    handed = {v.name for v in inputs}
+    kept = [v for v in model.graph.input if v.name not in handed]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    body = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend([*nodes, *body])
+    model.graph.initializer.extend(initializers)
 
 
 def clamp_output(model):

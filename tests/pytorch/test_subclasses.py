@@ -139,3 +139,35 @@ def test_a_subclass_run_exports_the_choice_into_the_graph(tmp_path, capsys):
     code, _, err = run_cli(["train", "--model", "cgan", "--arch", "dcgan", "--dataset", "folder", "--data-dir", data,
                             "--subclasses", "--out", tmp_path / "bad"], capsys)
     one_error_line(code, err, "--subclasses", "--projection")
+
+
+def test_the_cuda_variant_picks_the_subclass_the_fp32_model_picks(tmp_path):
+    """The CUDA variant is fp16 inside, but the pick from the noise stays fp32: here each subclass's
+    vector is far from the others, so a different pick would show in the images (checked on the CPU
+    provider, which runs fp16 graphs too)."""
+    import onnx
+
+    import gan_pack
+    from gan_pack.contract.metadata import generator_metadata
+    from gan_pack.onnx_tools.cuda import cuda_graph
+    from gan_pack.pytorch.export import Exportable, ExportOptions, write_generator
+    from gan_pack.pytorch.models import recalibrate_batchnorm
+    from gan_pack.runtime.generator import OnnxGenerator
+
+    recipe = Recipe(model="cgan", arch="dcgan", dataset="folder", image_size=32, channels=4, width=8,
+                    projection=True, subclasses=True)
+    torch.manual_seed(0)
+    g = build_generator(recipe, 3, (4, 32, 32), COUNTS)
+    with torch.no_grad():
+        g.subclasses.embedding.weight.mul_(30)
+    recalibrate_batchnorm(g, 100, 3, torch.device("cpu"))          # images of some size, as trained ones
+    g.eval()
+    flat = {"model": "cgan", "arch": "dcgan", "noise_dim": 100, "width": 8, "subclasses": True}
+    info = {"name": "t", "num_classes": 3, "image_shape": [4, 32, 32], "class_names": ["a", "b", "c"]}
+    metadata = generator_metadata(flat, info, 0, 0, "ema", "fp32", 0, gan_pack.__version__)
+    write_generator(Exportable(g, 100, 3, metadata), tmp_path / "g.onnx", ExportOptions(batch_sizes=(1, 7)))
+    onnx.save(cuda_graph(onnx.load(str(tmp_path / "g.onnx"))), str(tmp_path / "half.onnx"))
+    full, half = OnnxGenerator(tmp_path / "g.onnx"), OnnxGenerator(tmp_path / "half.onnx")
+    noise = full.noise(300, seed=3)
+    labels = np.arange(300) % 3
+    assert np.abs(half.generate(noise, labels) - full.generate(noise, labels)).max() <= 2e-2
