@@ -135,59 +135,61 @@ def cuda_graph(model):
 
 def set_aside(model) -> tuple[list, list, list]:
     """Take out of `model`, in place, the nodes whose results end in an integer index (each Cast to
-    int64 and all that feeds it: a --subclasses G's pick of a subclass from the noise) with the
-    initializers only they read; what they hand the rest becomes graph inputs meanwhile. Half
-    precision there would change the pick (fp16 noise * 256 keeps few fraction bits), and the
-    float16 converter's node_block_list casts each blocked node's inputs through fp16 all the same.
-    Returns (nodes, initializers, inputs added) for put_back."""
+    int64 and all that feeds it: a --subclasses G's pick of a subclass from the noise), reading
+    their own renamed copies of the initializers they read; what they hand the rest becomes graph
+    inputs meanwhile. Half precision there would change the pick (fp16 noise * 256 keeps few
+    fraction bits), and the float16 converter's node_block_list casts each blocked node's inputs
+    through fp16 all the same. Returns (nodes, initializers, inputs added) for put_back."""
     import copy
 
     from onnx import TensorProto, helper, shape_inference
 
-    makers = {out: node for node in model.graph.node for out in node.output}
-    wanted = [node for node in model.graph.node if node.op_type == "Cast"
+    graph = model.graph
+    makers = {out: k for k, node in enumerate(graph.node) for out in node.output}
+    wanted = [k for k, node in enumerate(graph.node) if node.op_type == "Cast"
               and any(a.name == "to" and a.i == TensorProto.INT64 for a in node.attribute)]
-    picked: set[str] = set()
+    picked: set[int] = set()
     while wanted:
-        node = wanted.pop()
-        if node.name not in picked:
-            picked.add(node.name)
-            wanted += [makers[i] for i in node.input if i in makers]
+        k = wanted.pop()
+        if k not in picked:
+            picked.add(k)
+            wanted += [makers[i] for i in graph.node[k].input if i in makers]
     if not picked:
         return [], [], []
-    nodes = [copy.deepcopy(n) for n in model.graph.node if n.name in picked]
-    read_by_rest = {i for n in model.graph.node if n.name not in picked for i in n.input}
-    handed = [o for n in nodes for o in n.output if o in read_by_rest | {v.name for v in model.graph.output}]
-    types = {v.name: v.type.tensor_type.elem_type
-             for v in shape_inference.infer_shapes(model).graph.value_info}
+    nodes = [copy.deepcopy(graph.node[k]) for k in sorted(picked)]
+    read_by_rest = ({i for k, n in enumerate(graph.node) if k not in picked for i in n.input}
+                    | {v.name for v in graph.output})
+    handed = [o for n in nodes for o in n.output if o in read_by_rest]
+    types = {v.name: v.type.tensor_type.elem_type for v in shape_inference.infer_shapes(model).graph.value_info}
     if not all(types.get(name) for name in handed):
         return [], [], []            # untyped hand-over: left as it is (the variant's proof then judges it)
     inputs = [helper.make_tensor_value_info(name, types[name], None) for name in handed]
     read = {i for n in nodes for i in n.input}
-    initializers = [copy.deepcopy(i) for i in model.graph.initializer if i.name in read]
-    for init in initializers:        # their own copies, renamed, so that the converter cannot halve them
+    initializers = [copy.deepcopy(i) for i in graph.initializer if i.name in read]
+    copied = {i.name for i in initializers}
+    for init in initializers:
         init.name = f"index/{init.name}"
-    copies = {c.name for c in initializers}
     for node in nodes:
-        node.input[:] = [f"index/{i}" if f"index/{i}" in copies else i for i in node.input]
-    unread = read - read_by_rest
-    for field, gone in ((model.graph.node, lambda n: n.name in picked),
-                        (model.graph.initializer, lambda i: i.name in unread)):
-        for k in reversed(range(len(field))):
-            if gone(field[k]):
-                del field[k]
-    model.graph.input.extend(inputs)
+        node.input[:] = [f"index/{i}" if i in copied else i for i in node.input]
+    for k in sorted(picked, reverse=True):
+        del graph.node[k]
+    for k in reversed(range(len(graph.initializer))):
+        if graph.initializer[k].name in read - read_by_rest:
+            del graph.initializer[k]
+    graph.input.extend(inputs)
     return nodes, initializers, inputs
 
 
 def put_back(model, nodes: list, initializers: list, inputs: list) -> None:
     """Undo set_aside on the converted `model`: its nodes first (they read only graph inputs and
     their own initializers), unchanged, and their hand-over inputs dropped."""
+    import copy
+
     handed = {v.name for v in inputs}
-    kept = [v for v in model.graph.input if v.name not in handed]
+    kept = [copy.deepcopy(v) for v in model.graph.input if v.name not in handed]
     del model.graph.input[:]
     model.graph.input.extend(kept)
-    body = list(model.graph.node)
+    body = [copy.deepcopy(n) for n in model.graph.node]
     del model.graph.node[:]
     model.graph.node.extend([*nodes, *body])
     model.graph.initializer.extend(initializers)
