@@ -173,8 +173,9 @@ def set_aside(model) -> tuple[list, list, list]:
         node.input[:] = [f"index/{i}" if i in copied else i for i in node.input]
     for k in sorted(picked, reverse=True):
         del graph.node[k]
+    unread = read - read_by_rest     # initializers only the set-aside nodes read: theirs alone now
     for k in reversed(range(len(graph.initializer))):
-        if graph.initializer[k].name in read - read_by_rest:
+        if graph.initializer[k].name in unread:
             del graph.initializer[k]
     graph.input.extend(inputs)
     return nodes, initializers, inputs
