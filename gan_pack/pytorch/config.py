@@ -112,6 +112,10 @@ class Recipe:
     mbstd: int = setting(0, "dcgan, fastgan D: a minibatch-variation plane over groups of this many images (0: off; "
                             "--batch-size must be a multiple).", NETS)
     r1: float = setting(0.0, "R1 penalty weight gamma: D's loss gains gamma/2 |grad D(real)|^2 (0: off).", NETS)
+    diversity: float = setting(0.0, "G's loss gains, for pairs of samples with one label and two noises, "
+                                    "max(0, this - their mean absolute pixel difference): the noise must "
+                                    "change the image by up to this much, pixels in -1..1 (0: off; the two "
+                                    "styles of one emoji differ by 0.4).", NETS)
     balance: bool = setting(False, "cGAN: draw every class equally often (each epoch: as many images as the "
                                    "data set, drawn with replacement, 1/class-size each).", DATA)
     augment: str = setting("", "D sees real and fake through these augmentations, comma-separated: "
@@ -167,6 +171,9 @@ class Recipe:
             p.append("--balance draws the classes equally: it needs --model cgan")
         if not self.r1 >= 0:
             p.append(f"--r1 must be 0 (off) or positive, not {self.r1}")
+        if not 0 <= self.diversity <= 2 or (self.diversity and self.batch_size < 2):
+            p.append(f"--diversity must be 0 (off) or a pixel difference up to 2, with --batch-size 2 or more, "
+                     f"not {self.diversity}")
         if self.seed < 0:
             p.append(f"--seed must be in 0..{SEED_MAX}, not {self.seed}")
         unknown = [a for a in self.augmentations if a not in Augment.values()]

@@ -49,6 +49,15 @@ def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return grad.float().square().flatten(1).sum(1).mean()
 
 
+def diversity_penalty(first: torch.Tensor, second: torch.Tensor, target: float) -> torch.Tensor:
+    """Mode seeking with a hinge (after MSGAN, Mao et al. 2019, and DSGAN, Yang et al. 2019): pairs
+    of samples drawn with one label and two noises pay max(0, target - their mean absolute
+    difference), averaged over the pairs. A G that ignores its noise pays `target`; pairs that
+    differ by `target` or more pay nothing, so the push cannot grow without bound."""
+    difference = (first.float() - second.float()).abs().flatten(1).mean(1)       # (pairs,)
+    return F.relu(target - difference).mean()
+
+
 @dataclass
 class Networks:
     """The models and optimizers one step updates."""
@@ -74,11 +83,12 @@ class StepSettings:
     bf16: bool
     device: torch.device
     subclasses: bool = False        # the labels are subclasses; fakes take the real batch's
+    diversity: float = 0.0          # --diversity: the hinge of diversity_penalty (0: no pairs drawn)
 
     @classmethod
     def of(cls, recipe: Recipe, num_classes: int, device: torch.device) -> "StepSettings":
         return cls(recipe.noise_dim, num_classes, recipe.loss, recipe.r1, tuple(recipe.augmentations),
-                   recipe.bf16, device, recipe.subclasses)
+                   recipe.bf16, device, recipe.subclasses, recipe.diversity)
 
 
 def autocast(settings: StepSettings):
@@ -98,11 +108,16 @@ def train_step(nets: Networks, settings: StepSettings, real: torch.Tensor, label
         fake_labels = labels
     else:
         fake_labels = torch.randint(0, k, (batch,), device=device) if k else None
+    pairs, drawn_labels = (batch // 2 if settings.diversity else 0), fake_labels
+    if pairs:      # the first `pairs` labels again with new noise, in the same G call (one norm batch)
+        noise = torch.cat([noise, torch.randn(pairs, settings.noise_dim, device=device)])
+        drawn_labels = torch.cat([fake_labels, fake_labels[:pairs]]) if k else None
     if settings.r1:
         real = real.detach().requires_grad_(True)
     with autocast(settings):
-        fake = (nets.generator_call(noise, subclasses=fake_labels) if settings.subclasses
-                else nets.generator_call(noise, fake_labels))                  # (B, C, H, W)
+        drawn = (nets.generator_call(noise, subclasses=drawn_labels) if settings.subclasses
+                 else nets.generator_call(noise, drawn_labels))                # (B + pairs, C, H, W)
+        fake, again = drawn[:batch], drawn[batch:]
         # Real and fake in one D call: D has no BatchNorm, so this is two calls' math in one
         # (a --mbstd group never spans the two halves: check_process_batch sees to it).
         both_labels = torch.cat([labels, fake_labels]) if k else None
@@ -120,6 +135,8 @@ def train_step(nets: Networks, settings: StepSettings, real: torch.Tensor, label
     with autocast(settings):
         g_logits = nets.discriminator(seen(fake), fake_labels).float()
     g_loss = generator_loss(settings.loss, g_logits)
+    if pairs:
+        g_loss = g_loss + diversity_penalty(fake[:pairs], again, settings.diversity)
     nets.g_optimizer.zero_grad(set_to_none=True)
     g_loss.backward()
     nets.g_optimizer.step()

@@ -119,12 +119,47 @@ def test_r1_penalty_of_a_linear_critic_is_its_squared_weight_norm():
     assert torch.allclose(r1_penalty(quadratic, real), 4 * real.detach().square().sum(dim=(1, 2, 3)).mean())
 
 
+def test_diversity_penalty_is_its_hinge_for_copies_and_zero_for_distant_pairs():
+    from gan_pack.pytorch.step import diversity_penalty
+
+    first = torch.zeros(4, 1, 3, 3, requires_grad=True)
+    second = torch.zeros(4, 1, 3, 3)
+    same = diversity_penalty(first, second, 0.4)
+    assert float(same.detach()) == pytest.approx(0.4)                     # the noise changed nothing: full hinge
+    same.backward()
+    assert first.grad is not None and float(first.grad.abs().sum()) == 0   # |0| has no slope: no push
+    apart = torch.full((4, 1, 3, 3), 0.1, requires_grad=True)
+    near = diversity_penalty(apart, second, 0.4)
+    assert float(near) == pytest.approx(0.3)
+    near.backward()
+    assert bool((apart.grad < 0).all())                           # descending moves the pair apart
+    assert float(diversity_penalty(torch.full((4, 1, 3, 3), 0.5), second, 0.4)) == 0
+    mixed = torch.cat([torch.zeros(2, 1, 3, 3), torch.full((2, 1, 3, 3), 1.0)])
+    assert float(diversity_penalty(mixed, second, 0.4)) == pytest.approx(0.2)   # per pair, then averaged
+
+
+def test_diversity_trains_the_noise_to_matter_within_a_label(tmp_path, tiny_idx):
+    """Two samples with one label and two noises differ more after training with --diversity than
+    after the same steps without it, from the same start."""
+    def spread(t):
+        g, draw = t.generator.eval(), torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            labels = torch.arange(4).repeat(4)
+            a, b = (g(torch.randn(16, 100, generator=draw), labels) for _ in range(2))
+        return float((a - b).abs().mean())
+
+    base = dict(arch="dcgan", model="cgan", batch_size=8, epochs=4, lr=1e-3)
+    plain = spread(train(tiny_config(tmp_path / "plain", tiny_idx, **base)))
+    pushed = spread(train(tiny_config(tmp_path / "pushed", tiny_idx, **base, diversity=2.0)))
+    assert pushed > plain * 1.5, (plain, pushed)
+
+
 def test_r1_mbstd_and_augment_train_and_change_the_weights(tmp_path, tiny_idx):
     """Each D option changes what one run learns (so each is wired in), and the run stays finite."""
     base = dict(arch="dcgan", batch_size=8, epochs=1)
     plain = train(tiny_config(tmp_path / "plain", tiny_idx, **base))
     for name, option in {"r1": {"r1": 10.0}, "mbstd": {"mbstd": 4},
-                         "augment": {"augment": "translation,cutout"}}.items():
+                         "augment": {"augment": "translation,cutout"}, "diversity": {"diversity": 0.4}}.items():
         t = train(tiny_config(tmp_path / name, tiny_idx, **base, **option))
         assert max_difference(plain.generator, t.generator) > 1e-4, name
         assert all(math.isfinite(float(p.detach().sum())) for p in t.discriminator.parameters()), name

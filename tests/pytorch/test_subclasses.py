@@ -113,8 +113,10 @@ def test_a_subclass_run_exports_the_choice_into_the_graph(tmp_path, capsys):
 
     data = named_folder(tmp_path / "data")
     train(tiny_config(tmp_path / "run", data, model="cgan", dataset="folder", arch="dcgan", image_size=32,
-                      channels=4, batch_size=6, projection=True, subclasses=True, balance=True))
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["subclasses"] is True
+                      channels=4, batch_size=6, projection=True, subclasses=True, balance=True,
+                      diversity=0.4))          # pairs of one subclass and two noises train too
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["subclasses"] is True and saved["diversity"] == 0.4
     code, _, err = run_cli(["export", tmp_path / "run", "-o", tmp_path / "s.onnx"], capsys)
     assert code == 0, err
     g_torch, _ = load_generator(tmp_path / "run")
