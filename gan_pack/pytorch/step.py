@@ -18,6 +18,7 @@ from gan_pack.pytorch.config import Recipe
 from gan_pack.pytorch.data import Batches, DeviceBatches
 from gan_pack.pytorch.models import EMA
 
+DIVERSITY_SIDE = 16        # --diversity compares pairs at 16 x 16: 4 x 4 blocks of a 64 px image
 GRAPH_WARMUP_STEPS = 3      # eager steps before capture: they allocate optimizer state and workspaces
 
 
@@ -53,8 +54,12 @@ def diversity_penalty(first: torch.Tensor, second: torch.Tensor, target: float) 
     """Mode seeking with a hinge (after MSGAN, Mao et al. 2019, and DSGAN, Yang et al. 2019): pairs
     of samples drawn with one label and two noises pay max(0, target - their mean absolute
     difference), averaged over the pairs. A G that ignores its noise pays `target`; pairs that
-    differ by `target` or more pay nothing, so the push cannot grow without bound."""
-    difference = (first.float() - second.float()).abs().flatten(1).mean(1)       # (pairs,)
+    differ by `target` or more pay nothing, so the push cannot grow without bound. The difference
+    is taken on the images average-pooled to DIVERSITY_SIDE: per pixel, G can pay it in speckle."""
+    def coarse(x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        return F.adaptive_avg_pool2d(x, DIVERSITY_SIDE) if x.shape[-1] > DIVERSITY_SIDE else x
+    difference = (coarse(first) - coarse(second)).abs().flatten(1).mean(1)       # (pairs,)
     return F.relu(target - difference).mean()
 
 

@@ -138,6 +138,18 @@ def test_diversity_penalty_is_its_hinge_for_copies_and_zero_for_distant_pairs():
     assert float(diversity_penalty(mixed, second, 0.4)) == pytest.approx(0.2)   # per pair, then averaged
 
 
+def test_diversity_counts_no_speckle_only_differences_that_survive_pooling():
+    from gan_pack.pytorch.step import DIVERSITY_SIDE, diversity_penalty
+
+    side = 4 * DIVERSITY_SIDE
+    checks = (torch.arange(side)[:, None] + torch.arange(side)[None, :]) % 2 * 2 - 1.0   # +-1 speckle
+    speckle, plain = checks.expand(2, 4, side, side), torch.zeros(2, 4, side, side)
+    assert float((speckle - plain).abs().mean()) == 1                 # a full pixel difference...
+    assert float(diversity_penalty(speckle, plain, 0.4)) == pytest.approx(0.4)   # ...that pays nothing off
+    shifted = torch.full((2, 4, side, side), 0.5)                     # a change of colour survives
+    assert float(diversity_penalty(shifted, plain, 0.4)) == 0
+
+
 def test_diversity_trains_the_noise_to_matter_within_a_label(tmp_path, tiny_idx):
     """Two samples with one label and two noises differ more after training with --diversity than
     after the same steps without it, from the same start."""
