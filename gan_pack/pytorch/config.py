@@ -113,9 +113,9 @@ class Recipe:
                             "--batch-size must be a multiple).", NETS)
     r1: float = setting(0.0, "R1 penalty weight gamma: D's loss gains gamma/2 |grad D(real)|^2 (0: off).", NETS)
     diversity: float = setting(0.0, "G's loss gains, for pairs of samples with one label and two noises, "
-                                    "max(0, this - their mean absolute pixel difference): the noise must "
-                                    "change the image by up to this much, pixels in -1..1 (0: off; the two "
-                                    "styles of one emoji differ by 0.4).", NETS)
+                                    "max(0, this - their mean absolute difference at 16 x 16): the noise "
+                                    "must change the image by up to this much, pixels in -1..1 (0: off; the "
+                                    "two styles of one emoji differ by 0.37).", NETS)
     balance: bool = setting(False, "cGAN: draw every class equally often (each epoch: as many images as the "
                                    "data set, drawn with replacement, 1/class-size each).", DATA)
     augment: str = setting("", "D sees real and fake through these augmentations, comma-separated: "
