@@ -34,9 +34,10 @@ class DatasetInfo:
     @classmethod
     def from_dict(cls, data: dict) -> "DatasetInfo":
         try:
-            info = cls(name=str(data["name"]), image_shape=tuple(int(x) for x in data["image_shape"]),
+            info = cls(name=str(data["name"]), image_shape=tuple(int(x) for x in _a_list(data["image_shape"])),
                        num_classes=int(data["num_classes"]),
-                       class_names=[str(c) for c in data.get("class_names", [])], size=int(data.get("size", 0)),
+                       class_names=[str(c) for c in _a_list(data.get("class_names", []))],
+                       size=int(data.get("size", 0)),
                        fingerprint=str(data.get("fingerprint", "")),
                        subclass_counts=[int(c) for c in _a_list(data.get("subclass_counts", []))])
         except (KeyError, TypeError, ValueError) as e:
@@ -54,7 +55,9 @@ class DatasetInfo:
         return f"{self.name}, {self.size} images of {'x'.join(map(str, self.image_shape))}"
 
 
-def _a_list(value) -> list:
-    if not isinstance(value, list):
+def _a_list(value) -> list | tuple:
+    """A sequence field as stored: a list (a tuple from a pickle). A string or a mapping would
+    iterate too, and quietly ("464" as the shape (4, 6, 4), "abc" as three class names)."""
+    if not isinstance(value, (list, tuple)):
         raise TypeError(f"a list was expected, not {type(value).__name__}")
     return value

@@ -81,6 +81,16 @@ def test_malformed_subclass_facts_are_refused():
             DatasetInfo.from_dict({**base, "subclass_counts": counts})
 
 
+
+@pytest.mark.parametrize("change", [{"image_shape": "464"}, {"image_shape": {"4": 1, "6": 2, "5": 3}},
+                                    {"class_names": "abc"}, {"class_names": 3}])
+def test_data_facts_that_only_iterate_like_a_list_are_refused(change):
+    base = {"name": "x", "image_shape": (3, 8, 8), "num_classes": 3, "class_names": ["a", "b", "c"]}
+    assert DatasetInfo.from_dict(base).image_shape == (3, 8, 8)          # a pickle's tuple is fine
+    with pytest.raises(ConfigError, match="malformed"):
+        DatasetInfo.from_dict({**base, **change})
+
+
 @pytest.mark.parametrize("change, flag", [({"projection": False}, "--projection"), ({"arch": "mlp"}, "--arch dcgan"),
                                           ({"model": "gan"}, "--model cgan")])
 def test_subclasses_need_a_dcgan_cgan_with_a_projection_d(change, flag):
