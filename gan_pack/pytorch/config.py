@@ -208,6 +208,8 @@ class Recipe:
             p.append(f"--convs must be in 1..64, not {self.convs}")
         if not 0 <= self.adv_weight <= 1:
             p.append(f"--adv-weight must be in 0..1, not {self.adv_weight}")
+        if self.diversity:
+            p.append("--diversity asks a generator's noise to matter; an upscaler (--model sr) has none")
         return p
 
     @property

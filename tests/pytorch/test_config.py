@@ -98,6 +98,7 @@ def test_lr_decay_must_start_inside_the_run(start):
     ({"diversity": 2.5}, "--diversity"),
     ({"diversity": float("nan")}, "--diversity"),
     ({"diversity": 0.4, "batch_size": 1}, "--diversity"),
+    ({"diversity": 0.4, "model": "sr", "dataset": "folder", "image_size": 64}, "--diversity"),
     ({"min_width": 32, "arch": "fastgan"}, "--min-width"),
     ({"min_width": -1, "arch": "dcgan"}, "--min-width"),
     ({"refine_from": 16, "arch": "mlp"}, "--refine-from"),
