@@ -130,7 +130,7 @@ def test_diversity_penalty_is_its_hinge_for_copies_and_zero_for_distant_pairs():
     assert first.grad is not None and float(first.grad.abs().sum()) == 0   # |0| has no slope: no push
     apart = torch.full((4, 1, 3, 3), 0.1, requires_grad=True)
     near = diversity_penalty(apart, second, 0.4)
-    assert float(near) == pytest.approx(0.3)
+    assert float(near.detach()) == pytest.approx(0.3)
     near.backward()
     assert bool((apart.grad < 0).all())                           # descending moves the pair apart
     assert float(diversity_penalty(torch.full((4, 1, 3, 3), 0.5), second, 0.4)) == 0
