@@ -24,6 +24,7 @@ from gan_pack.core.noise import SEED_MAX
 from gan_pack.errors import ConfigError
 
 DCGAN_SIZES = (28, 32, 64)
+DIVERSITY_SIDE = 16       # --diversity compares pairs average-pooled to this side (4 x 4 blocks at 64 px)
 # Upper limits of the integer settings: beyond them a run cannot fit in memory or never ends.
 LIMITS = {"batch_size": 65536, "noise_dim": 4096, "width": 1024, "d_width": 1024, "min_width": 1024, "refine_from": 64,
           "epochs": 100_000, "log_every": 10**9, "eval_n": EVAL_N_MAX, "mbstd": 64, "seed": SEED_MAX}
@@ -112,10 +113,10 @@ class Recipe:
     mbstd: int = setting(0, "dcgan, fastgan D: a minibatch-variation plane over groups of this many images (0: off; "
                             "--batch-size must be a multiple).", NETS)
     r1: float = setting(0.0, "R1 penalty weight gamma: D's loss gains gamma/2 |grad D(real)|^2 (0: off).", NETS)
-    diversity: float = setting(0.0, "G's loss gains, for pairs of samples with one label and two noises, "
-                                    "max(0, this - their mean absolute difference at 16 x 16): the noise "
-                                    "must change the image by up to this much, pixels in -1..1 (0: off; the "
-                                    "two styles of one emoji differ by 0.37).", NETS)
+    diversity: float = setting(0.0, "G's loss gains, for pairs of samples with one label and two noises, max(0, "
+                                    f"this - their mean absolute difference at {DIVERSITY_SIDE} x {DIVERSITY_SIDE}):"
+                                    " the noise must change the image by up to this much, pixels in -1..1 (0: "
+                                    "off; the two styles of one emoji differ by 0.37).", NETS)
     balance: bool = setting(False, "cGAN: draw every class equally often (each epoch: as many images as the "
                                    "data set, drawn with replacement, 1/class-size each).", DATA)
     augment: str = setting("", "D sees real and fake through these augmentations, comma-separated: "

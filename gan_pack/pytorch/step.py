@@ -14,11 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_pack.pytorch.augment import augment
-from gan_pack.pytorch.config import Recipe
+from gan_pack.pytorch.config import DIVERSITY_SIDE, Recipe
 from gan_pack.pytorch.data import Batches, DeviceBatches
 from gan_pack.pytorch.models import EMA
 
-DIVERSITY_SIDE = 16        # --diversity compares pairs at 16 x 16: 4 x 4 blocks of a 64 px image
 GRAPH_WARMUP_STEPS = 3      # eager steps before capture: they allocate optimizer state and workspaces
 
 

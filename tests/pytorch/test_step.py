@@ -139,7 +139,8 @@ def test_diversity_penalty_is_its_hinge_for_copies_and_zero_for_distant_pairs():
 
 
 def test_diversity_counts_no_speckle_only_differences_that_survive_pooling():
-    from gan_pack.pytorch.step import DIVERSITY_SIDE, diversity_penalty
+    from gan_pack.pytorch.config import DIVERSITY_SIDE
+    from gan_pack.pytorch.step import diversity_penalty
 
     side = 4 * DIVERSITY_SIDE
     checks = (torch.arange(side)[:, None] + torch.arange(side)[None, :]) % 2 * 2 - 1.0   # +-1 speckle
