@@ -33,7 +33,7 @@ def main() -> None:
     print(f"{len(train)} training and {len(test)} test images; FCD floor {floor:.2f}")
     for name, fake in ((f"each training image once ({len(train)})", train),
                        (f"{args.n} draws with repeats", drawn)):
-        r = prdc(test, fake)                              # evaluate's k (5)
+        r = prdc(test, fake)                              # evaluate's k
         print(f"{name:>34}: FCD {frechet_distance(fake, test) / floor:.2f}x the floor, "
               + ", ".join(f"{k} {v:.3f}" for k, v in r.items()))
 

@@ -20,6 +20,7 @@ from gan_pack.cli.text import (
     warn,
 )
 from gan_pack.contract.choices import Device
+from gan_pack.contract.limits import EVAL_K
 
 SUMMARISED = ("parity", "train_config", "parity_vs_fp32", "parity_vs_original")
 
@@ -67,7 +68,7 @@ def evaluate(
     data_dir: Annotated[Path, typer.Option(help="Folder with the real data's IDX files.")],
     n: Annotated[int, typer.Option("-n", "--num", help="Generated (and real) images to compare.")] = 10000,
     seed: Annotated[int, typer.Option(help="Noise seed.")] = 0,
-    k: Annotated[int, typer.Option(help="Neighbours for precision/recall/density/coverage.")] = 5,
+    k: Annotated[int, typer.Option(help="Neighbours for precision/recall/density/coverage.")] = EVAL_K,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every figure here.")] = None,
     truncation: Annotated[Optional[float], typer.Option(help=TRUNCATION_HELP)] = None,
     psi: Annotated[Optional[float], typer.Option(help=PSI_HELP)] = None,

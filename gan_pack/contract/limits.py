@@ -9,4 +9,5 @@ MAX_ACTIVATION_BYTES = 1 << 34          # per image: 16 GiB
 
 EVAL_N_MIN = 16                         # the k-NN figures need several neighbours per point
 EVAL_N_MAX = 100_000
+EVAL_K = 5                              # neighbours for precision, recall, density and coverage
 EVAL_K_MAX = 100

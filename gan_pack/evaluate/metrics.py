@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gan_pack.contract.limits import EVAL_K
+
 EPS = 1e-12
 
 
@@ -86,7 +88,7 @@ def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0))
 
 
-def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5, chunk: int = 1024) -> dict[str, float]:
+def prdc(real: np.ndarray, fake: np.ndarray, k: int = EVAL_K, chunk: int = 1024) -> dict[str, float]:
     """Precision, recall (Kynkaanniemi et al. 2019), density and coverage (Naeem et al. 2020)."""
     real, fake = real.astype(np.float64), fake.astype(np.float64)
     real_radii, fake_radii = _kth_neighbour_radii(real, k), _kth_neighbour_radii(fake, k)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_pack.contract.limits import EVAL_K_MAX, EVAL_N_MAX, EVAL_N_MIN
+from gan_pack.contract.limits import EVAL_K, EVAL_K_MAX, EVAL_N_MAX, EVAL_N_MIN
 from gan_pack.core.files import file_sha256
 from gan_pack.core.log import Log, say
 from gan_pack.errors import ModelError
@@ -30,7 +30,7 @@ LABELS_NOTE = "the test split's class frequencies"
 
 
 def quality_metrics(fake_images: np.ndarray, fake_labels: np.ndarray | None,
-                    classifier: OnnxClassifier, real: RealReference, k: int = 5) -> dict:
+                    classifier: OnnxClassifier, real: RealReference, k: int = EVAL_K) -> dict:
     """Every figure for one set of generated images against the real reference."""
     logits, features = classifier.run(fake_images)
     probs, predicted = softmax(logits), logits.argmax(1)
@@ -66,7 +66,7 @@ def reference_metrics(real: RealReference) -> dict:
 
 
 def evaluate_generator(model_path: str | Path, classifier_path: str | Path, data_dir: str | Path,
-                       n: int = 10000, seed: int = 0, k: int = 5, device: str = "cpu",
+                       n: int = 10000, seed: int = 0, k: int = EVAL_K, device: str = "cpu",
                        warn=lambda msg: print(msg, file=sys.stderr), truncation: float | None = None,
                        log: Log = None, variant: str | None = None, psi: float | None = None) -> dict:
     """Sample n images from an exported generator and measure them; returns the full report."""
