@@ -117,7 +117,7 @@ def exported_models(tmp_path_factory, trained_runs) -> dict[tuple[str, str], Pat
     models = {}
     for key, run in trained_runs.items():
         path = root / f"{key[0]}-{key[1]}.onnx"
-        export_generator(run, path, ExportOptions(batch_sizes=(1, 7, 300)))
+        export_generator(run, path, ExportOptions(batch_sizes=(1, 7, 300), rewrite="on"))
         models[key] = path
     return models
 

@@ -100,7 +100,8 @@ def test_rounding_measure_in_row_chunks_matches_the_whole_batch():
 
 def test_forced_mismatch_through_cli_exit_2(trained_runs, tmp_path, capsys):
     output = tmp_path / "tight.onnx"
-    code, _, err = run_cli(["export", trained_runs[("gan", "dcgan")], "-o", output, "--atol", "1e-12"], capsys)
+    code, _, err = run_cli(["export", trained_runs[("gan", "dcgan")], "-o", output, "--atol", "1e-12",
+                             "--rewrite", "on"], capsys)
     assert code == 2 and "does not match" in err and "Traceback" not in err
     assert not output.exists() and not parity_path(output).exists()
     # a bound below fp32's own rounding: the error measures PyTorch against float64 and names a
@@ -110,7 +111,8 @@ def test_forced_mismatch_through_cli_exit_2(trained_runs, tmp_path, capsys):
     assert line.startswith("error: export does not match") and "fp32 rounding" in line and "float64" in line
     if "accepts" in words:
         suggested = words[words.index("--atol") + 1]
-        code, _, err = run_cli(["export", trained_runs[("gan", "dcgan")], "-o", output, "--atol", suggested], capsys)
+        code, _, err = run_cli(["export", trained_runs[("gan", "dcgan")], "-o", output, "--atol", suggested,
+                                 "--rewrite", "on"], capsys)
         assert code == 0 and output.exists(), err
 
 
