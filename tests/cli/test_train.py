@@ -46,6 +46,7 @@ def test_export_says_each_stage_on_stderr(tmp_path, trained_runs, capsys):
     stages = err.splitlines()
     assert stages[0].startswith("... exporting with torch.onnx") and "parity against PyTorch" in stages[-1]
     assert out.startswith("parity: fp32 vs pytorch fp32 eval")
+    assert "gan-pack)" in out                                     # the family it was read as
 
 
 def test_the_epoch_line_gives_the_epochs_own_rate(tmp_path, tiny_idx, capsys):
