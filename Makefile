@@ -43,7 +43,8 @@ sample: runtime
 test: setup
 	$(VENV)/bin/python -m pytest -q
 
-# The quick loop: everything but the process-level tests (kills, full disks, torchrun, the browser).
+# The quick loop: everything but the process-level and whole-pipeline tests (kills, full disks,
+# torchrun, the browser, several exports).
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 

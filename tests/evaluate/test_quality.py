@@ -117,6 +117,7 @@ def test_evaluate_gan_has_no_conditional_accuracy(tiny_classifier, exported_mode
     assert "conditional accuracy" not in stdout and "class KL" in stdout
 
 
+@pytest.mark.slow                       # a training and an export, for one error line
 @torch_needed
 def test_rgb_32px_generator_with_mnist_classifier(tiny_classifier, tmp_path, capsys):
     from PIL import Image
@@ -130,7 +131,7 @@ def test_rgb_32px_generator_with_mnist_classifier(tiny_classifier, tmp_path, cap
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
     train(tiny_config(tmp_path / "run", tmp_path / "imgs", model="gan", dataset="folder", arch="dcgan",
                       image_size=32, channels=3, batch_size=4))
-    export_generator(tmp_path / "run", tmp_path / "rgb.onnx", ExportOptions(batch_sizes=(1, 7)))
+    export_generator(tmp_path / "run", tmp_path / "rgb.onnx", ExportOptions(batch_sizes=(1, 7), rewrite="on"))
     code, _, err = run_cli(["evaluate", tmp_path / "rgb.onnx", "--classifier", tiny_classifier,
                             "--data-dir", tmp_path, "-n", "16"], capsys)
     assert code == 2 and "(3, 32, 32)" in err and "Traceback" not in err

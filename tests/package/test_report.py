@@ -88,6 +88,7 @@ def test_runs_table_newest_first(tmp_path, capsys):
 # ---------------------------------------------------------------- a real short run (torch)
 
 @pytest.mark.torch
+@pytest.mark.slow                       # a 2-epoch run with TensorBoard and an export
 def test_real_run_report_and_tensorboard(tmp_path, tiny_idx, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -105,6 +105,7 @@ def test_cli_export_detects_safetensors_and_inspect_names_the_architecture(tmp_p
     assert ImageModel(tmp_path / "swift.onnx").scale == 2
 
 
+@pytest.mark.slow                       # two exports of an upscaler; the generator twin is quick
 def test_a_bound_below_fp32_rounding_is_named_and_the_named_bound_exports(tmp_path, capsys):
     """An image model that misses --atol by fp32's own rounding: the one error line measures
     spandrel's fp32 forward against float64 on the same input and names the bound that accepts it;

@@ -151,6 +151,7 @@ def test_diversity_counts_no_speckle_only_differences_that_survive_pooling():
     assert float(diversity_penalty(shifted, plain, 0.4)) == 0
 
 
+@pytest.mark.slow                       # two 4-epoch trainings; the wiring is also in the next test
 def test_diversity_trains_the_noise_to_matter_within_a_label(tmp_path, tiny_idx):
     """Two samples with one label and two noises differ more after training with --diversity than
     after the same steps without it, from the same start."""
