@@ -81,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     g, checkpoint = load_generator(args.checkpoint)
-    if g.subclasses is None:
+    if getattr(g, "subclasses", None) is None:
         raise SystemExit(f"{args.checkpoint} was not trained with --subclasses")
     classifier = OnnxClassifier(args.classifier)
     real = RealReference.load(classifier, args.data_dir, args.n, 0)
