@@ -36,7 +36,7 @@ from class_variety import mean_and_left_out  # noqa: E402
 
 from gan_pack.core.images import save_grid  # noqa: E402
 from gan_pack.core.noise import portable_noise  # noqa: E402
-from gan_pack.evaluate.classifier import OnnxClassifier, RealReference, uint8_to_float  # noqa: E402
+from gan_pack.evaluate.classifier import OnnxClassifier, RealReference  # noqa: E402
 from gan_pack.evaluate.quality import quality_metrics, reference_metrics  # noqa: E402
 from gan_pack.pytorch.checkpoint import checkpoint_config  # noqa: E402
 from gan_pack.pytorch.export import load_generator  # noqa: E402
@@ -102,9 +102,8 @@ def main() -> None:
         save_grid(args.grid, fake[np.concatenate(rows)], nrow=10)
     result = {**quality_metrics(fake, labels, classifier, real), **reference_metrics(real)}
     _, features = classifier.run(fake)
-    test_images, test_labels = classifier.real_split(args.data_dir, "test")
-    _, real_features = classifier.run(uint8_to_float(test_images))
-    shares = [mean_and_left_out(features[labels == c])[0] / mean_and_left_out(real_features[test_labels == c])[0]
+    real_of = real.test_features                                        # the test split, read once by load
+    shares = [mean_and_left_out(features[labels == c])[0] / mean_and_left_out(real_of[real.test_labels == c])[0]
               for c in range(len(g.subclasses.counts))]
     gaps = [100 * (a - r) for a, r in zip(result["per_class_accuracy"], result["per_class_real_test_accuracy"])]
     print(json.dumps({"mode": args.mode, "amount": args.amount, "truncation": args.truncation,
