@@ -45,8 +45,8 @@ def build_cgan(folder: Path, arch: str, **export):
     from gan_pack.core.idx import write_idx
     from gan_pack.pytorch.checkpoint import save_checkpoint
     from gan_pack.pytorch.config import TrainConfig
+    from gan_pack.pytorch.ema import recalibrate_batchnorm
     from gan_pack.pytorch.export import ExportOptions, export_generator, load_generator
-    from gan_pack.pytorch.models import recalibrate_batchnorm
     from gan_pack.pytorch.train import build_trainer
 
     data = folder / "data"                  # 64 random digits: the weights are untrained anyway

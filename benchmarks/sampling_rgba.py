@@ -30,8 +30,9 @@ from sampling import interleaved_rates, measure_process  # noqa: E402
 import gan_pack  # noqa: E402
 from gan_pack.contract.metadata import generator_metadata  # noqa: E402
 from gan_pack.pytorch.config import TrainConfig  # noqa: E402
+from gan_pack.pytorch.ema import recalibrate_batchnorm  # noqa: E402
 from gan_pack.pytorch.export import Exportable, ExportOptions, write_generator  # noqa: E402
-from gan_pack.pytorch.models import build_generator, recalibrate_batchnorm  # noqa: E402
+from gan_pack.pytorch.models import build_generator  # noqa: E402
 from gan_pack.runtime.generator import OnnxGenerator  # noqa: E402
 
 SHIPPED = Path(__file__).resolve().parent.parent / "exported" / "emoji-cgan" / "emoji-cgan.json"

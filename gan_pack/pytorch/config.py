@@ -22,6 +22,7 @@ from gan_pack.contract.limits import EVAL_N_MAX, EVAL_N_MIN
 from gan_pack.core.images import color_problems
 from gan_pack.core.noise import SEED_MAX
 from gan_pack.errors import ConfigError
+from gan_pack.pytorch.field_types import type_problems
 
 DCGAN_SIZES = (28, 32, 64)
 DIVERSITY_SIDE = 16       # --diversity compares pairs average-pooled to this side (4 x 4 blocks at 64 px)
@@ -50,24 +51,6 @@ def _limits(group) -> list[str]:
             p.append(f"{flag} must be at most {LIMITS[f.name]}, not {value}")
         if isinstance(value, float) and not math.isfinite(value):
             p.append(f"{flag} must be a finite number, not {value}")
-    return p
-
-
-_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
-
-
-def _type_problems(group: type, data: dict) -> list[str]:
-    """Values of the wrong JSON type (a config.json or checkpoint written by hand or damaged)."""
-    p = []
-    for f in fields(group):
-        if f.name not in data:
-            continue
-        value, kinds = data[f.name], str(f.type).replace(" ", "").split("|")
-        allowed = tuple(t for kind in kinds if kind != "None" for t in _TYPES[kind])
-        if value is None and "None" in kinds:
-            continue
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            p.append(f"{f.name} must be {' or '.join(kinds)}, not {value!r}")
     return p
 
 
@@ -338,7 +321,7 @@ class TrainConfig:
         unknown = sorted(set(data) - set(setting_names()))
         if unknown:
             raise ConfigError(f"unknown settings {unknown}: made by a newer gan_pack?")
-        wrong = [p for group in GROUPS.values() for p in _type_problems(group, data)]
+        wrong = [p for group in GROUPS.values() for p in type_problems(group, data)]
         if wrong:
             raise ConfigError("; ".join(wrong))
         groups = {name: group(**{f.name: data[f.name] for f in fields(group) if f.name in data})

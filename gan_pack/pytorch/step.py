@@ -16,7 +16,7 @@ from torch import nn
 from gan_pack.pytorch.augment import augment
 from gan_pack.pytorch.config import DIVERSITY_SIDE, Recipe
 from gan_pack.pytorch.data import Batches, DeviceBatches
-from gan_pack.pytorch.models import EMA
+from gan_pack.pytorch.ema import EMA
 
 GRAPH_WARMUP_STEPS = 3      # eager steps before capture: they allocate optimizer state and workspaces
 

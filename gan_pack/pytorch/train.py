@@ -33,7 +33,8 @@ from gan_pack.pytorch.config import Recipe, TrainConfig
 from gan_pack.pytorch.data import Batches, load_dataset, make_batches, subclass_classes
 from gan_pack.pytorch.data_facts import DatasetInfo
 from gan_pack.pytorch.distributed import World, barrier, join, leave, mean_over_processes, resolve_device, wrap
-from gan_pack.pytorch.models import EMA, build_discriminator, build_generator, recalibrate_batchnorm
+from gan_pack.pytorch.ema import EMA, recalibrate_batchnorm
+from gan_pack.pytorch.models import build_discriminator, build_generator
 from gan_pack.pytorch.monitor import InTrainingEvaluation, Monitor, SampleGrids, TensorBoardLogger
 from gan_pack.pytorch.step import EagerStep, GraphedStep, Networks, StepSettings, lr_for_graphs, make_step
 

@@ -4,7 +4,8 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
 from gan_pack.pytorch.config import Recipe
-from gan_pack.pytorch.models import EMA, build_discriminator, build_generator, recalibrate_batchnorm
+from gan_pack.pytorch.ema import EMA, recalibrate_batchnorm
+from gan_pack.pytorch.models import build_discriminator, build_generator
 
 
 @pytest.mark.parametrize("arch,size,channels", [("mlp", 28, 1), ("dcgan", 28, 1), ("dcgan", 32, 3), ("dcgan", 64, 1)])

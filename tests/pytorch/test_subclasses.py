@@ -162,8 +162,8 @@ def test_the_cuda_variant_picks_the_subclass_the_fp32_model_picks(tmp_path):
     import gan_pack
     from gan_pack.contract.metadata import generator_metadata
     from gan_pack.onnx_tools.cuda import cuda_graph
+    from gan_pack.pytorch.ema import recalibrate_batchnorm
     from gan_pack.pytorch.export import Exportable, ExportOptions, write_generator
-    from gan_pack.pytorch.models import recalibrate_batchnorm
     from gan_pack.runtime.generator import OnnxGenerator
 
     recipe = Recipe(model="cgan", arch="dcgan", dataset="folder", image_size=32, channels=4, width=8,
