@@ -91,6 +91,9 @@ class Recipe:
                                       "vector per subclass and D (--projection) a head per subclass; a sample's "
                                       "class picks one of its subclasses from the noise, so the model still "
                                       "takes class labels.", NETS)
+    subclass_mix: float = setting(0.0, "--subclasses: each fake's subclass vector moves towards another of its "
+                                       "class's by a weight uniform in 0..this (at most 1; 0: off), and D's head "
+                                       "alike, so the points between emoji are trained too.", NETS)
     label_planes: bool = setting(False, "fastgan cGAN: the label enters D beside the image too, as learnt planes "
                                         "(the dcgan way), besides D's projection head.", NETS)
     mbstd: int = setting(0, "dcgan, fastgan D: a minibatch-variation plane over groups of this many images (0: off; "
@@ -148,6 +151,8 @@ class Recipe:
                                     and self.projection):
             p.append("--subclasses needs --arch dcgan --model cgan --dataset folder --projection (D keeps a "
                      "head per subclass)")
+        if not 0 <= self.subclass_mix <= 1 or (self.subclass_mix and not self.subclasses):
+            p.append(f"--subclass-mix must be 0 (off) or a weight up to 1, with --subclasses, not {self.subclass_mix}")
         if self.label_planes and (self.arch != "fastgan" or self.model != "cgan"):
             p.append("--label-planes is a fastgan cGAN discriminator option (a dcgan cGAN's D has label planes "
                      "unless --projection); use --arch fastgan --model cgan")

@@ -56,6 +56,19 @@ class Subclasses(nn.Module):
         pick = torch.minimum(torch.floor((scaled - torch.floor(scaled)) * counts), counts - 1)
         return self.offsets[labels] + pick.long()              # (B,) int64
 
+    def vector(self, subclasses: torch.Tensor, mix: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Each subclass's vector; with `mix` (others, weights (B, 1)), moved towards the others' by the weights."""
+        vectors = self.embedding(subclasses)                   # (B, SUBCLASS_DIM)
+        return vectors if mix is None else torch.lerp(vectors, self.embedding(mix[0]), mix[1])
+
+    def partners(self, subclasses: torch.Tensor, most: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """--subclass-mix: for each subclass, a subclass of its class drawn uniformly (itself included),
+        and a weight uniform in 0..most: the `mix` of `vector` and of a projection D's heads."""
+        classes = self.classes[subclasses]
+        counts, device = self.counts[classes], subclasses.device
+        pick = torch.minimum((torch.rand(subclasses.shape, device=device) * counts).long(), counts - 1)
+        return self.offsets[classes] + pick, torch.rand(subclasses.shape[0], 1, device=device) * most
+
 
 def beside_image(images: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
     """A label's embedding as constant planes beside the image: (B, C, H, W) -> (B, C + E, H, W)."""
@@ -138,9 +151,10 @@ class DCGANGenerator(Conditioned):
         dcgan_init(self)
 
     def forward(self, noise: torch.Tensor, labels: torch.Tensor | None = None,
-                subclasses: torch.Tensor | None = None) -> torch.Tensor:
-        """With --subclasses, training passes each image's subclass (its class follows from it);
-        a sample of a class picks one of the class's subclasses from its noise."""
+                subclasses: torch.Tensor | None = None, mix=None) -> torch.Tensor:
+        """With --subclasses, training passes each image's subclass (its class follows from it), and
+        with --subclass-mix a blend (`Subclasses.vector`); a sample picks one of its class's subclasses
+        from its noise."""
         if self.subclasses is not None:
             if subclasses is None:
                 subclasses = self.subclasses.choose(noise, labels)
@@ -148,7 +162,7 @@ class DCGANGenerator(Conditioned):
         embedding = self.embed(labels)
         x = noise if embedding is None else torch.cat([noise, embedding], dim=1)
         if self.subclasses is not None:
-            x = torch.cat([x, self.subclasses.embedding(subclasses)], dim=1)   # + (B, SUBCLASS_DIM)
+            x = torch.cat([x, self.subclasses.vector(subclasses, mix)], dim=1)   # + (B, SUBCLASS_DIM)
         x = self.project(x).unflatten(1, (self.feats0, self.base, self.base))
         return self.blocks(x)                                  # (B, C, H, W)
 
@@ -198,7 +212,8 @@ class DCGANDiscriminator(Conditioned):
         self.class_head = nn.Embedding(num_classes, c_in * base * base) if projection else None
         dcgan_init(self)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None, mix=None) -> torch.Tensor:
+        """`mix` (others, weights (B, 1)): a projection head moved towards the others' as G's vectors were."""
         embedding = self.embed(labels)
         if embedding is not None:
             images = beside_image(images, embedding)           # (B, C + num_classes, H, W)
@@ -212,7 +227,9 @@ class DCGANDiscriminator(Conditioned):
         if self.class_head is not None:
             if labels is None:
                 raise ValueError("a conditional model needs labels")
-            logits = logits + (self.class_head(labels) * features).sum(1)
+            head = self.class_head(labels)
+            head = head if mix is None else torch.lerp(head, self.class_head(mix[0]), mix[1])
+            logits = logits + (head * features).sum(1)
         return logits
 
 

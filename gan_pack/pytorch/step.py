@@ -88,11 +88,12 @@ class StepSettings:
     device: torch.device
     subclasses: bool = False        # the labels are subclasses; fakes take the real batch's
     diversity: float = 0.0          # --diversity: the hinge of diversity_penalty (0: no pairs drawn)
+    subclass_mix: float = 0.0       # --subclass-mix: the largest weight of a fake's blend (0: none)
 
     @classmethod
     def of(cls, recipe: Recipe, num_classes: int, device: torch.device) -> "StepSettings":
         return cls(recipe.noise_dim, num_classes, recipe.loss, recipe.r1, tuple(recipe.augmentations),
-                   recipe.bf16, device, recipe.subclasses, recipe.diversity)
+                   recipe.bf16, device, recipe.subclasses, recipe.diversity, recipe.subclass_mix)
 
 
 def autocast(settings: StepSettings):
@@ -116,16 +117,23 @@ def train_step(nets: Networks, settings: StepSettings, real: torch.Tensor, label
     if pairs:      # the first `pairs` labels again with new noise, in the same G call (one norm batch)
         noise = torch.cat([noise, torch.randn(pairs, settings.noise_dim, device=device)])
         drawn_labels = torch.cat([fake_labels, fake_labels[:pairs]]) if k else None
+    g_mix, d_mix, both_mix = {}, {}, {}
+    if settings.subclass_mix:        # each fake's subclass blended with a partner: G's vector, D's head
+        others, weights = nets.generator.subclasses.partners(fake_labels, settings.subclass_mix)
+        g_mix = {"mix": (torch.cat([others, others[:pairs]]), torch.cat([weights, weights[:pairs]]))}
+        d_mix = {"mix": (others, weights)}
+        both_mix = {"mix": (torch.cat([labels, others]), torch.cat([torch.zeros_like(weights), weights]))}
     if settings.r1:
         real = real.detach().requires_grad_(True)
     with autocast(settings):
-        drawn = (nets.generator_call(noise, subclasses=drawn_labels) if settings.subclasses
+        drawn = (nets.generator_call(noise, subclasses=drawn_labels, **g_mix) if settings.subclasses
                  else nets.generator_call(noise, drawn_labels))                # (B + pairs, C, H, W)
         fake, again = drawn[:batch], drawn[batch:]
         # Real and fake in one D call: D has no BatchNorm, so this is two calls' math in one
         # (a --mbstd group never spans the two halves: check_process_batch sees to it).
         both_labels = torch.cat([labels, fake_labels]) if k else None
-        logits = nets.discriminator_call(seen(torch.cat([real, fake.detach().to(real.dtype)])), both_labels)
+        logits = nets.discriminator_call(seen(torch.cat([real, fake.detach().to(real.dtype)])), both_labels,
+                                         **both_mix)
     real_logits, fake_logits = logits.float().chunk(2)                          # (B,), (B,)
     d_loss = discriminator_loss(settings.loss, real_logits, fake_logits)
     if settings.r1:
@@ -137,7 +145,7 @@ def train_step(nets: Networks, settings: StepSettings, real: torch.Tensor, label
     # The G step needs gradients through D, not of D's weights (the next D step would drop them).
     nets.discriminator.requires_grad_(False)
     with autocast(settings):
-        g_logits = nets.discriminator(seen(fake), fake_labels).float()
+        g_logits = nets.discriminator(seen(fake), fake_labels, **d_mix).float()
     g_loss = generator_loss(settings.loss, g_logits)
     if pairs:
         g_loss = g_loss + diversity_penalty(fake[:pairs], again, settings.diversity)

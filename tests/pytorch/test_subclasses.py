@@ -73,6 +73,60 @@ def test_sampling_a_class_is_training_on_the_subclass_it_picks():
     assert not torch.equal(g(noise, labels), other)                 # the subclass reaches the image
 
 
+def test_a_blend_partner_is_of_the_same_class_and_its_weight_in_range():
+    choice = Subclasses(COUNTS)
+    torch.manual_seed(0)
+    subclasses = torch.randint(0, sum(COUNTS), (20000,))
+    others, weights = choice.partners(subclasses, 0.3)
+    assert torch.equal(choice.classes[others], choice.classes[subclasses])
+    assert weights.shape == (20000, 1) and weights.min() >= 0 and 0.29 < weights.max() <= 0.3
+    for c, offset in ((0, 0), (2, 4)):                     # every subclass of a class is drawn, evenly
+        share = torch.bincount(others[choice.classes[subclasses] == c] - offset).float()
+        assert len(share) == COUNTS[c] and (share / share.sum() - 1 / COUNTS[c]).abs().max() < 0.02
+    a, b = torch.tensor([0, 5]), torch.tensor([2, 8])
+    for w in (0.0, 1.0, 0.25):                             # G's vector and D's head move alike
+        blend = choice.vector(a, (b, torch.full((2, 1), w)))
+        assert torch.allclose(blend, (1 - w) * choice.embedding(a) + w * choice.embedding(b))
+
+
+def test_a_projection_d_judges_a_blend_by_its_heads_blended():
+    """D's logit is linear in its head, so a blended head gives the blend of the two logits."""
+    from gan_pack.pytorch.models import build_discriminator
+
+    recipe = Recipe(model="cgan", arch="dcgan", dataset="folder", image_size=32, channels=4, width=8,
+                    projection=True, subclasses=True, subclass_mix=0.5)
+    d = build_discriminator(recipe, sum(COUNTS), (4, 32, 32))
+    torch.nn.init.normal_(d.class_head.weight)             # heads that differ
+    images, own, other = torch.randn(4, 4, 32, 32), torch.tensor([0, 1, 4, 8]), torch.tensor([2, 1, 7, 5])
+    weights = torch.tensor([[0.0], [0.5], [0.3], [1.0]])
+    with torch.no_grad():
+        blended = d(images, own, mix=(other, weights))
+        expected = (1 - weights[:, 0]) * d(images, own) + weights[:, 0] * d(images, other)
+    assert torch.allclose(blended, expected, atol=1e-5)
+    assert not torch.allclose(blended[2], d(images, own)[2].detach())
+
+
+@pytest.mark.parametrize("mix", [0.0, 0.5])
+def test_a_blended_step_trains_the_vectors_of_subclasses_outside_the_batch(mix):
+    """One step on a batch of one subclass: only with --subclass-mix do other vectors of its class
+    get a gradient (their first Adam step moves them); other classes' never do."""
+    from gan_pack.pytorch.models import build_discriminator
+    from gan_pack.pytorch.step import Networks, StepSettings, train_step
+
+    recipe = Recipe(model="cgan", arch="dcgan", dataset="folder", image_size=32, channels=4, width=8,
+                    projection=True, subclasses=True, subclass_mix=mix, loss="hinge")
+    torch.manual_seed(0)
+    g = build_generator(recipe, 3, (4, 32, 32), COUNTS)
+    d = build_discriminator(recipe, sum(COUNTS), (4, 32, 32))
+    nets = Networks(g, d, torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters()), None, g, d)
+    before = g.subclasses.embedding.weight.detach().clone()
+    settings = StepSettings.of(recipe, 3, torch.device("cpu"))
+    train_step(nets, settings, torch.rand(16, 4, 32, 32) * 2 - 1, torch.full((16,), 5))   # class 2: 4..8
+    moved = (g.subclasses.embedding.weight.detach() != before).any(1)
+    assert moved[5] and not moved[:4].any()
+    assert bool(moved[[4, 6, 7, 8]].any()) == bool(mix)
+
+
 def test_malformed_subclass_facts_are_refused():
     base = {"name": "x", "image_shape": [4, 32, 32], "num_classes": 3}
     assert DatasetInfo.from_dict({**base, "subclass_counts": COUNTS}).subclass_counts == COUNTS
@@ -124,9 +178,9 @@ def test_a_subclass_run_exports_the_choice_into_the_graph(tmp_path, capsys):
     data = named_folder(tmp_path / "data")
     train(tiny_config(tmp_path / "run", data, model="cgan", dataset="folder", arch="dcgan", image_size=32,
                       channels=4, batch_size=6, projection=True, subclasses=True, balance=True,
-                      diversity=0.4))          # pairs of one subclass and two noises train too
+                      diversity=0.4, subclass_mix=0.5))   # pairs of one subclass and two noises, and blends, train too
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["subclasses"] is True and saved["diversity"] == 0.4
+    assert saved["subclasses"] is True and saved["diversity"] == 0.4 and saved["subclass_mix"] == 0.5
     code, _, err = run_cli(["export", tmp_path / "run", "-o", tmp_path / "s.onnx"], capsys)
     assert code == 0, err
     g_torch, _ = load_generator(tmp_path / "run")
@@ -184,3 +238,13 @@ def test_the_cuda_variant_picks_the_subclass_the_fp32_model_picks(tmp_path):
     noise = full.noise(300, seed=3)
     labels = np.arange(300) % 3
     assert np.abs(half.generate(noise, labels) - full.generate(noise, labels)).max() <= 2e-2
+
+
+@pytest.mark.parametrize("change", [{"subclass_mix": -0.1}, {"subclass_mix": 1.5}, {"subclass_mix": float("nan")},
+                                    {"subclass_mix": 0.5, "subclasses": False}])
+def test_a_subclass_mix_is_a_weight_up_to_one_with_subclasses(change):
+    recipe = Recipe(**{"model": "cgan", "arch": "dcgan", "dataset": "folder", "projection": True,
+                       "subclasses": True, **change})
+    assert any("--subclass-mix" in p for p in recipe.problems())
+    assert not Recipe(model="cgan", arch="dcgan", dataset="folder", projection=True, subclasses=True,
+                      subclass_mix=1.0).problems()
