@@ -195,5 +195,8 @@ def test_ctrl_c_during_export_leaves_no_traceback_and_no_file(tmp_path, data):
     _, err = process.communicate(timeout=120)
     if process.returncode == 0:            # a fast machine finished first: nothing to check
         pytest.skip("the export finished before the signal")
-    assert process.returncode == 130 and "Traceback" not in err, err
+    # 130, or, rarely, ended by the signal itself after saying so (a shell reports both as 130):
+    # either way it said "interrupted", printed no traceback and left nothing behind
+    assert process.returncode in (130, -signal.SIGINT) and err.rstrip().endswith("interrupted"), err
+    assert "Traceback" not in err, err
     assert not output.exists() and not list(tmp_path.glob(".g.onnx.*.tmp"))
