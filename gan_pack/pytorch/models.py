@@ -52,22 +52,31 @@ class Subclasses(nn.Module):
 
     def choose(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         scaled = noise[:, 0].float() * CHOICE_SCALE
+        return self.within(labels, scaled - torch.floor(scaled))
+
+    def within(self, labels: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Subclass offsets[c] + floor(u * counts[c]) of each label c, u (B,) float32 in [0, 1)."""
         counts = self.counts[labels].float()
-        pick = torch.minimum(torch.floor((scaled - torch.floor(scaled)) * counts), counts - 1)
+        pick = torch.minimum(torch.floor(u * counts), counts - 1)
         return self.offsets[labels] + pick.long()              # (B,) int64
 
     def vector(self, subclasses: torch.Tensor, mix: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Each subclass's vector; with `mix` (others, weights (B, 1)), moved towards the others' by the weights."""
-        vectors = self.embedding(subclasses)                   # (B, SUBCLASS_DIM)
-        return vectors if mix is None else torch.lerp(vectors, self.embedding(mix[0]), mix[1])
+        return blended_rows(self.embedding, subclasses, mix)   # (B, SUBCLASS_DIM)
 
     def partners(self, subclasses: torch.Tensor, most: float) -> tuple[torch.Tensor, torch.Tensor]:
         """--subclass-mix: for each subclass, a subclass of its class drawn uniformly (itself included),
         and a weight uniform in 0..most: the `mix` of `vector` and of a projection D's heads."""
-        classes = self.classes[subclasses]
-        counts, device = self.counts[classes], subclasses.device
-        pick = torch.minimum((torch.rand(subclasses.shape, device=device) * counts).long(), counts - 1)
-        return self.offsets[classes] + pick, torch.rand(subclasses.shape[0], 1, device=device) * most
+        device = subclasses.device
+        others = self.within(self.classes[subclasses], torch.rand(subclasses.shape, device=device))
+        return others, torch.rand(subclasses.shape[0], 1, device=device) * most
+
+
+def blended_rows(table: nn.Embedding, ids: torch.Tensor, mix=None) -> torch.Tensor:
+    """table's rows for ids; with `mix` (others, weights (B, 1)), each moved towards the others' row by
+    its weight (--subclass-mix: G's subclass vectors and a projection D's heads alike)."""
+    rows = table(ids)
+    return rows if mix is None else torch.lerp(rows, table(mix[0]), mix[1])
 
 
 def beside_image(images: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
@@ -227,9 +236,7 @@ class DCGANDiscriminator(Conditioned):
         if self.class_head is not None:
             if labels is None:
                 raise ValueError("a conditional model needs labels")
-            head = self.class_head(labels)
-            head = head if mix is None else torch.lerp(head, self.class_head(mix[0]), mix[1])
-            logits = logits + (head * features).sum(1)
+            logits = logits + (blended_rows(self.class_head, labels, mix) * features).sum(1)
         return logits
 
 
