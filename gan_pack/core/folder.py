@@ -67,23 +67,25 @@ def class_folders(root: Path) -> list[Path]:
 SKIN_TONES = re.compile(r"-1f3f[b-f]", re.IGNORECASE)      # Unicode's skin-tone modifiers, in a code-point name
 
 
-def subclass_key(name: str) -> str:
+def subclass_key(name: str, styles: bool = False) -> str:
     """What files of one subclass share: the name's stem after its first '-' (google-1f383.png and
-    twitter-1f383.png are one emoji in two styles), or the whole stem where it has no '-'; an
-    emoji's skin-tone variants are one subclass too (1f44b-1f3fb is 1f44b)."""
+    twitter-1f383.png are one emoji in two styles), or the whole stem where it has no '-' or where
+    `styles` keeps the styles apart; an emoji's skin-tone variants are one subclass too (1f44b-1f3fb
+    is 1f44b)."""
     stem = Path(name).stem
-    return SKIN_TONES.sub("", stem.split("-", 1)[1] if "-" in stem else stem)
+    return SKIN_TONES.sub("", stem.split("-", 1)[1] if "-" in stem and not styles else stem)
 
 
-def folder_subclasses(root: str | Path) -> tuple[np.ndarray, list[int]]:
+def folder_subclasses(root: str | Path, styles: bool = False) -> tuple[np.ndarray, list[int]]:
     """(subclass int64 (N,), subclasses per class) of the images `load_image_folder` reads from
-    `root`, in its order: each class's subclasses are its files' `subclass_key`s, numbered class by
+    `root`, in its order: each class's subclasses are its files' `subclass_key`s (`styles`: one per
+    style), numbered class by
     class (those of class 0 first) and in sorted order within one."""
     root = Path(root)
     ids: list[int] = []
     counts: list[int] = []
     for folder in class_folders(root) or [root]:
-        keys = [subclass_key(f.name) for f in image_files(folder)[0]]
+        keys = [subclass_key(f.name, styles) for f in image_files(folder)[0]]
         number = {key: sum(counts) + i for i, key in enumerate(sorted(set(keys)))}
         ids += [number[key] for key in keys]
         counts.append(len(number))

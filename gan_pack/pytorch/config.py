@@ -91,6 +91,9 @@ class Recipe:
                                       "vector per subclass and D (--projection) a head per subclass; a sample's "
                                       "class picks one of its subclasses from the noise, so the model still "
                                       "takes class labels.", NETS)
+    subclass_styles: bool = setting(False, "--subclasses: a subclass per style too: the part of a file name "
+                                           "before its first '-' (google-, twitter-) is kept, so each style of "
+                                           "an emoji has its own vector and head.", NETS)
     subclass_mix: float = setting(0.0, "--subclasses: each fake's subclass vector moves towards another of its "
                                        "class's by a weight uniform in 0..this (at most 1; 0: off), and D's head "
                                        "alike, so the points between emoji are trained too.", NETS)
@@ -151,6 +154,8 @@ class Recipe:
                                     and self.projection):
             p.append("--subclasses needs --arch dcgan --model cgan --dataset folder --projection (D keeps a "
                      "head per subclass)")
+        if self.subclass_styles and not self.subclasses:
+            p.append("--subclass-styles refines --subclasses; add --subclasses")
         if not 0 <= self.subclass_mix <= 1 or (self.subclass_mix and not self.subclasses):
             p.append(f"--subclass-mix must be 0 (off) or a weight up to 1, with --subclasses, not {self.subclass_mix}")
         if self.label_planes and (self.arch != "fastgan" or self.model != "cgan"):

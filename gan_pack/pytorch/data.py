@@ -23,7 +23,7 @@ def load_dataset(recipe: Recipe, data_dir: str | None) -> tuple[torch.Tensor, to
     if recipe.dataset == "folder":
         images, labels, class_names = _load_folder(recipe, data_dir)
         if recipe.subclasses:
-            labels, subclass_counts = folder_subclasses(_folder_root(data_dir))
+            labels, subclass_counts = folder_subclasses(_folder_root(data_dir), recipe.subclass_styles)
     else:
         images, labels = _load_builtin(recipe, data_dir)
         class_names = DATASET_CLASS_NAMES[recipe.dataset]

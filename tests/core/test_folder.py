@@ -173,3 +173,17 @@ def test_subclasses_are_the_names_after_the_first_dash_numbered_class_by_class(t
     # b: google-1, google-2, twitter-2-1f3fb (a skin tone of 2) -> "1" = 2, "2" = 3
     assert names == ["a", "b"] and labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert ids.tolist() == [1, 0, 0, 2, 3, 3] and counts == [2, 2]
+
+
+def test_subclass_styles_keep_each_style_apart_and_still_fold_skin_tones(tmp_path):
+    """With styles, google-2 and twitter-2 are two subclasses; twitter-2's skin tone stays with it."""
+    from gan_pack.core.folder import folder_subclasses
+
+    root = tmp_path / "data"
+    for name in ("b/google-2.png", "b/twitter-2-1f3fb.png", "b/twitter-2.png", "b/google-1.png", "a/plain.png"):
+        png(root / name, np.zeros((8, 8, 3), np.uint8))
+    ids, counts = folder_subclasses(root, styles=True)
+    # a: plain -> 0; b (read order google-1, google-2, twitter-2-1f3fb, twitter-2): google-1 = 1,
+    # google-2 = 2, twitter-2 = 3 (its skin tone too)
+    assert ids.tolist() == [0, 1, 2, 3, 3] and counts == [1, 3]
+    assert folder_subclasses(root)[1] == [1, 2]                 # without: one per emoji, as before

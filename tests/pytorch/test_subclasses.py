@@ -240,6 +240,13 @@ def test_the_cuda_variant_picks_the_subclass_the_fp32_model_picks(tmp_path):
     assert np.abs(half.generate(noise, labels) - full.generate(noise, labels)).max() <= 2e-2
 
 
+def test_subclass_styles_need_subclasses():
+    recipe = Recipe(model="cgan", arch="dcgan", dataset="folder", projection=True, subclass_styles=True)
+    assert any("--subclass-styles" in p for p in recipe.problems())
+    assert not Recipe(model="cgan", arch="dcgan", dataset="folder", projection=True, subclasses=True,
+                      subclass_styles=True).problems()
+
+
 @pytest.mark.parametrize("change", [{"subclass_mix": -0.1}, {"subclass_mix": 1.5}, {"subclass_mix": float("nan")},
                                     {"subclass_mix": 0.5, "subclasses": False}])
 def test_a_subclass_mix_is_a_weight_up_to_one_with_subclasses(change):
