@@ -15,8 +15,9 @@ exported graph does), blended with others of the same class:
            render), or by the subclass vectors themselves (--near-space embedding)
 
 With --shift P and --scale S each image is then moved by up to P pixels and scaled by 1 +- S
-(training_set_bound.moved). Then the evaluation `ganpack evaluate` makes (test split, the project's classifier, labels in the
-test frequencies, seed 0), in PyTorch on the CPU, and the lowest variety share over the classes
+(training_set_bound.moved). Then the evaluation `ganpack evaluate` makes (test split, the
+project's classifier, labels in the test frequencies, seed 0), in PyTorch on the CPU, and the
+lowest variety share over the classes
 (mean pairwise classifier-feature distance of the generated images of a class over that of its real
 test images). The blends' draws use numpy's generator (--blend-seed, 1 by default); the noise is
 the portable noise of seed 0.
