@@ -39,6 +39,9 @@ def export(
     precision: Annotated[Precision, typer.Option(
         help="fp32, fp16 (half weights and compute, float32 I/O) or int8 (quantized fp32 export).")] = Precision.fp32,
     allow_mismatch: Annotated[bool, typer.Option(help="Write the model even if parity fails (loudly).")] = False,
+    subclass_blend: Annotated[float, typer.Option(
+        help="A run trained with --subclasses: each sample moves towards a second subclass of its class (picked "
+             "from noise[:, 1]) by a weight in 0..this (from noise[:, 2]); 0: one subclass each.")] = 0.0,
     rewrite: Annotated[Rewrite, typer.Option(
         help="Transposed convolutions as phase convolutions, thin convolutions as a matrix product: auto "
              "(kept where they measure faster on this CPU), on, or off.")] = Rewrite.auto,
@@ -85,6 +88,7 @@ def export(
            "--image-shape": image_shape, "--noise-shape": noise_shape, "--label-input": label_input,
            "--output-range": output_range}
     request = ExportRequest(family=family.value if family else None, weights=weights.value, network=network,
+                            subclass_blend=subclass_blend,
                             noise_mode=noise_mode.value if noise_mode else None, seed=seed,
                             init=parse_init(init) if init is not None else None, module=module,
                             own={flag: value for flag, value in own.items() if value is not None},

@@ -89,7 +89,7 @@ class ExportedGenerator(nn.Module):
         picks = {}
         chooser = getattr(self.generator, "subclasses", None)
         if chooser is not None:        # --subclasses: the pick reads the fp32 noise, before any halving
-            picks["subclasses"] = chooser.choose(noise, rest[0])
+            picks["subclasses"], picks["mix"] = chooser.sample(noise, rest[0])
         if self.half:
             noise = noise.half()
         # onnxruntime's fast Tanh can overshoot +-1 by an ulp; the contract promises [-1, 1]
@@ -168,13 +168,22 @@ class Exportable:
     reference_name: str = "pytorch fp32 eval"
 
 
-def exportable_run(source: str | Path, weights: str = "ema") -> Exportable:
-    """A run folder's (or checkpoint's) generator, exportable."""
+def exportable_run(source: str | Path, weights: str = "ema", subclass_blend: float = 0.0) -> Exportable:
+    """A run folder's (or checkpoint's) generator, exportable; with `subclass_blend` (a --subclasses
+    run), each sample moves towards a second subclass of its class by up to that weight."""
+    if not 0 <= subclass_blend <= 1:
+        raise ConfigError(f"--subclass-blend is a weight from 0 (off) to 1, not {subclass_blend}")
     generator, ckpt = load_generator(source, weights)
     config, info = ckpt["config"], ckpt["dataset"]
     if info.get("name") == "folder":        # a run from before folder data sets were named after their folder
         info = {**info, "name": folder_dataset_name(config.get("data_dir"))}
     metadata = generator_metadata(config, info, ckpt["epoch"], ckpt["step"], weights, "fp32", 0, gan_pack.__version__)
+    if subclass_blend:
+        if getattr(generator, "subclasses", None) is None or int(config["noise_dim"]) < 3:
+            raise ConfigError(f"--subclass-blend blends the subclasses of a run trained with --subclasses (and a "
+                              f"noise of 3 or more); {source} has none: drop --subclass-blend")
+        generator.subclasses.blend = subclass_blend
+        metadata["subclass_blend"] = f"{subclass_blend:g}"
     return Exportable(generator, int(config["noise_dim"]), int(info["num_classes"]), metadata)
 
 

@@ -45,12 +45,14 @@ class ExportRequest:
     seed: int | None = None
     init: dict | None = None
     module: str | None = None
+    subclass_blend: float = 0.0                      # a --subclasses run's sampling blend
     own: dict = field(default_factory=dict)          # --module's flags that were given: name -> value
     settings: dict = field(default_factory=dict)     # ImportSpec's fields (own_settings)
 
     def given(self) -> dict[str, Any]:
         flags = {"--weights": None if self.weights == "ema" else self.weights, "--network": self.network,
                  "--noise-mode": self.noise_mode, "--seed": self.seed, "--init": self.init, "--module": self.module,
+                 "--subclass-blend": self.subclass_blend or None,
                  **self.own}
         return {flag: value for flag, value in flags.items() if value is not None}
 
@@ -168,7 +170,7 @@ def _load_spandrel(source: Source, request: ExportRequest):
 def _load_run(source: Source, request: ExportRequest) -> Exportable:
     from gan_pack.pytorch.export import exportable_run
 
-    return exportable_run(source.path, request.weights)
+    return exportable_run(source.path, request.weights, request.subclass_blend)
 
 
 def _load_tutorial(source: Source, request: ExportRequest) -> Exportable:
@@ -223,7 +225,7 @@ NVLABS_REWRITES = ("custom ops bias_act and upfirdn2d: standard Conv, ConvTransp
 FAMILIES: tuple[Family, ...] = (
     Family("gan-pack", "a gan_pack run folder or checkpoint.pt", _is_gan_pack, _load_run, facts.run_facts,
            ("transposed convolutions as phase convolutions where faster on this CPU (--rewrite)",),
-           frozenset({"--weights"})),
+           frozenset({"--weights", "--subclass-blend"})),
     Family("tutorial-gan", "the classic MNIST GAN tutorial's generator.pth", _tutorial("tutorial-gan"),
            _load_tutorial, facts.tutorial_facts, ("BatchNorm folded into the next Gemm",),
            TUTORIAL_FLAGS),

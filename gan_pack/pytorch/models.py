@@ -15,6 +15,7 @@ MLP_HIDDEN = (256, 512, 1024)
 DCGAN_UPSAMPLES = {28: 2, 32: 3, 64: 4}
 SUBCLASS_DIM = 32          # --subclasses: the length of a subclass's learnt vector
 CHOICE_SCALE = 256.0       # a power of two: noise * CHOICE_SCALE is exact in fp32
+BLEND_STEPS = 64           # export --subclass-blend: a sample's weight is blend * k / BLEND_STEPS, k < BLEND_STEPS
 
 
 class Conditioned(nn.Module):
@@ -49,10 +50,22 @@ class Subclasses(nn.Module):
         self.register_buffer("counts", sizes, persistent=False)      # int64: .half() leaves it exact
         self.register_buffer("offsets", sizes.cumsum(0) - sizes, persistent=False)
         self.register_buffer("classes", subclass_classes(list(counts)), persistent=False)
+        self.blend = 0.0       # sampling: how far a sample may move towards a second subclass (export --subclass-blend)
 
     def choose(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        scaled = noise[:, 0].float() * CHOICE_SCALE
-        return self.within(labels, scaled - torch.floor(scaled))
+        return self.within(labels, noise_fraction(noise[:, 0]))
+
+    def sample(self, noise: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, tuple | None]:
+        """A sample's subclass (`choose`) and, with `blend` > 0, the `mix` that moves it towards a second
+        subclass of its class: that one picked as the first is, from noise[:, 1], by a weight
+        blend * k / BLEND_STEPS with k from noise[:, 2]. k is an int64, so the fp32 island of a CUDA
+        variant, which keeps all that feeds an int64 in fp32, computes it from the fp32 noise too."""
+        chosen = self.choose(noise, labels)
+        if not self.blend:
+            return chosen, None
+        steps = torch.floor(noise_fraction(noise[:, 2]) * BLEND_STEPS).long()
+        weights = steps[:, None].float() * (self.blend / BLEND_STEPS)
+        return chosen, (self.within(labels, noise_fraction(noise[:, 1])), weights)
 
     def within(self, labels: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Subclass offsets[c] + floor(u * counts[c]) of each label c, u (B,) float32 in [0, 1)."""
@@ -72,11 +85,18 @@ class Subclasses(nn.Module):
         return others, torch.rand(subclasses.shape[0], 1, device=device) * most
 
 
+def noise_fraction(column: torch.Tensor) -> torch.Tensor:
+    """The fractional part of a noise column * CHOICE_SCALE, in fp32: uniform in [0, 1) however the
+    noise is spread or truncated."""
+    scaled = column.float() * CHOICE_SCALE
+    return scaled - torch.floor(scaled)
+
+
 def blended_rows(table: nn.Embedding, ids: torch.Tensor, mix=None) -> torch.Tensor:
     """table's rows for ids; with `mix` (others, weights (B, 1)), each moved towards the others' row by
     its weight (--subclass-mix: G's subclass vectors and a projection D's heads alike)."""
     rows = table(ids)
-    return rows if mix is None else torch.lerp(rows, table(mix[0]), mix[1])
+    return rows if mix is None else torch.lerp(rows, table(mix[0]), mix[1].to(rows.dtype))
 
 
 def beside_image(images: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
@@ -163,10 +183,10 @@ class DCGANGenerator(Conditioned):
                 subclasses: torch.Tensor | None = None, mix=None) -> torch.Tensor:
         """With --subclasses, training passes each image's subclass (its class follows from it), and
         with --subclass-mix a blend (`Subclasses.vector`); a sample picks one of its class's subclasses
-        from its noise."""
+        from its noise, and a blend too where `Subclasses.blend` asks (`Subclasses.sample`)."""
         if self.subclasses is not None:
             if subclasses is None:
-                subclasses = self.subclasses.choose(noise, labels)
+                subclasses, mix = self.subclasses.sample(noise, labels)
             labels = self.subclasses.classes[subclasses]
         embedding = self.embed(labels)
         x = noise if embedding is None else torch.cat([noise, embedding], dim=1)

@@ -183,6 +183,10 @@ def test_a_subclass_run_exports_the_choice_into_the_graph(tmp_path, capsys):
     assert saved["subclasses"] is True and saved["diversity"] == 0.4 and saved["subclass_mix"] == 0.5
     code, _, err = run_cli(["export", tmp_path / "run", "-o", tmp_path / "s.onnx"], capsys)
     assert code == 0, err
+    code, _, err = run_cli(["export", tmp_path / "run", "-o", tmp_path / "b.onnx", "--subclass-blend", "0.3"], capsys)
+    assert code == 0, err
+    blended = OnnxGenerator(tmp_path / "b.onnx")
+    assert blended.session.get_modelmeta().custom_metadata_map["subclass_blend"] == "0.3"
     g_torch, _ = load_generator(tmp_path / "run")
     g = OnnxGenerator(tmp_path / "s.onnx")
     assert g.info.num_classes == 3                           # the package takes class labels
@@ -193,6 +197,10 @@ def test_a_subclass_run_exports_the_choice_into_the_graph(tmp_path, capsys):
     with torch.no_grad():
         expected = g_torch(torch.from_numpy(noise), subclasses=chosen).clamp(-1, 1).numpy()
     assert np.abs(g.generate(noise, labels) - expected).max() < 1e-4
+    g_torch.subclasses.blend = 0.3
+    with torch.no_grad():
+        expected = g_torch(torch.from_numpy(noise), torch.from_numpy(labels)).clamp(-1, 1).numpy()
+    assert np.abs(blended.generate(noise, labels) - expected).max() < 1e-4
     # fp16: the pick still reads the fp32 noise (fp16 noise * 256 would leave a few subclasses reachable)
     code, _, err = run_cli(["export", tmp_path / "run", "-o", tmp_path / "h.onnx", "--precision", "fp16"], capsys)
     assert code == 0, err
@@ -238,6 +246,89 @@ def test_the_cuda_variant_picks_the_subclass_the_fp32_model_picks(tmp_path):
     noise = full.noise(300, seed=3)
     labels = np.arange(300) % 3
     assert np.abs(half.generate(noise, labels) - full.generate(noise, labels)).max() <= 2e-2
+
+
+def test_a_sampling_blend_moves_each_sample_towards_a_second_subclass_of_its_class():
+    """Subclasses.sample: no mix without a blend; with one, the partner is of the sample's class, the
+    weight one of BLEND_STEPS steps below the blend, and G's image the one an explicit mix draws."""
+    from gan_pack.pytorch.models import BLEND_STEPS
+
+    recipe = Recipe(model="cgan", arch="dcgan", dataset="folder", image_size=32, channels=4, width=8,
+                    projection=True, subclasses=True)
+    from gan_pack.pytorch.ema import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    g = build_generator(recipe, 3, (4, 32, 32), COUNTS)
+    with torch.no_grad():
+        g.subclasses.embedding.weight.mul_(30)                 # each subclass's vector far from the others
+    recalibrate_batchnorm(g, 100, 3, torch.device("cpu"))
+    g.eval()
+    noise, labels = torch.randn(3000, 100), torch.arange(3000) % 3
+    chosen, mix = g.subclasses.sample(noise, labels)
+    assert mix is None and torch.equal(chosen, g.subclasses.choose(noise, labels))
+    g.subclasses.blend = 0.6
+    chosen, (partners, weights) = g.subclasses.sample(noise, labels)
+    assert torch.equal(chosen, g.subclasses.choose(noise, labels))              # the first pick is unchanged
+    assert torch.equal(g.subclasses.classes[partners], labels)
+    steps = weights[:, 0] / 0.6 * BLEND_STEPS
+    assert torch.allclose(steps, steps.round(), atol=1e-4)
+    assert steps.round().min() == 0 and steps.round().max() == BLEND_STEPS - 1
+    # drawn apart from the first pick: another subclass 2/3 of the time in class 0, never in class 1, 4/5 in 2
+    assert abs((partners != chosen).float().mean() - (2 / 3 + 0 + 4 / 5) / 3) < 0.03
+    with torch.no_grad():
+        blended = g(noise[:50], labels[:50])
+        assert torch.equal(blended, g(noise[:50], labels[:50], subclasses=chosen[:50],
+                                      mix=(partners[:50], weights[:50])))
+        assert (blended - g(noise[:50], labels[:50], subclasses=chosen[:50])).abs().max() > 0.1
+
+
+def test_an_export_with_a_blend_matches_pytorch_and_its_cuda_variant_blends_alike(tmp_path):
+    """The blend is in the graph: parity against the blending PyTorch G, images unlike the unblended
+    export's, and the CUDA variant (fp16 inside) draws the same partners and weights from the fp32
+    noise (each subclass's vector far from the others, so another pick would show)."""
+    import onnx
+
+    import gan_pack
+    from gan_pack.contract.metadata import generator_metadata
+    from gan_pack.onnx_tools.cuda import cuda_graph
+    from gan_pack.pytorch.ema import recalibrate_batchnorm
+    from gan_pack.pytorch.export import Exportable, ExportOptions, write_generator
+    from gan_pack.runtime.generator import OnnxGenerator
+
+    recipe = Recipe(model="cgan", arch="dcgan", dataset="folder", image_size=32, channels=4, width=8,
+                    projection=True, subclasses=True)
+    torch.manual_seed(0)
+    g = build_generator(recipe, 3, (4, 32, 32), COUNTS)
+    with torch.no_grad():
+        g.subclasses.embedding.weight.mul_(30)
+    recalibrate_batchnorm(g, 100, 3, torch.device("cpu"))
+    g.eval()
+    flat = {"model": "cgan", "arch": "dcgan", "noise_dim": 100, "width": 8, "subclasses": True}
+    info = {"name": "t", "num_classes": 3, "image_shape": [4, 32, 32], "class_names": ["a", "b", "c"]}
+    metadata = generator_metadata(flat, info, 0, 0, "ema", "fp32", 0, gan_pack.__version__)
+    options = ExportOptions(batch_sizes=(1, 7), rewrite="on")
+    write_generator(Exportable(g, 100, 3, metadata), tmp_path / "one.onnx", options)
+    g.subclasses.blend = 1.0
+    write_generator(Exportable(g, 100, 3, metadata), tmp_path / "g.onnx", options)    # proven against g, blending
+    onnx.save(cuda_graph(onnx.load(str(tmp_path / "g.onnx"))), str(tmp_path / "half.onnx"))
+    one, full, half = (OnnxGenerator(tmp_path / f"{n}.onnx") for n in ("one", "g", "half"))
+    noise = full.noise(300, seed=3)
+    labels = np.arange(300) % 3
+    with torch.no_grad():
+        expected = g(torch.from_numpy(noise), torch.from_numpy(labels)).clamp(-1, 1).numpy()
+    assert np.abs(full.generate(noise, labels) - expected).max() < 1e-4
+    assert np.abs(full.generate(noise, labels) - one.generate(noise, labels)).max() > 0.1
+    assert np.abs(half.generate(noise, labels) - full.generate(noise, labels)).max() <= 2e-2
+
+
+def test_subclass_blend_is_refused_out_of_range_and_on_a_run_without_subclasses(tmp_path, capsys, trained_runs):
+    run = trained_runs[("cgan", "dcgan")]
+    for value in ("1.5", "-0.1", "nan"):
+        code, _, err = run_cli(["export", run, "-o", tmp_path / "x.onnx", "--subclass-blend", value], capsys)
+        one_error_line(code, err, "--subclass-blend", "0 (off) to 1")
+    code, _, err = run_cli(["export", run, "-o", tmp_path / "x.onnx", "--subclass-blend", "0.3"], capsys)
+    one_error_line(code, err, "--subclass-blend", "--subclasses")
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_subclass_styles_need_subclasses():
