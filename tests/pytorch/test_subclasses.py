@@ -34,6 +34,26 @@ def named_folder(root, per_subclass=2, side=32):
     return root
 
 
+def separated_generator():
+    """An eval-mode 32 px subclass G whose subclass vectors are far apart (so another pick shows in
+    the images), BatchNorm recalibrated to images of some size as a trained G's are; and the
+    metadata an export of it takes."""
+    import gan_pack
+    from gan_pack.contract.metadata import generator_metadata
+    from gan_pack.pytorch.ema import recalibrate_batchnorm
+
+    recipe = Recipe(model="cgan", arch="dcgan", dataset="folder", image_size=32, channels=4, width=8,
+                    projection=True, subclasses=True)
+    torch.manual_seed(0)
+    g = build_generator(recipe, 3, (4, 32, 32), COUNTS)
+    with torch.no_grad():
+        g.subclasses.embedding.weight.mul_(30)
+    recalibrate_batchnorm(g, 100, 3, torch.device("cpu"))
+    flat = {"model": "cgan", "arch": "dcgan", "noise_dim": 100, "width": 8, "subclasses": True}
+    info = {"name": "t", "num_classes": 3, "image_shape": [4, 32, 32], "class_names": ["a", "b", "c"]}
+    return g.eval(), generator_metadata(flat, info, 0, 0, "ema", "fp32", 0, gan_pack.__version__)
+
+
 @pytest.mark.parametrize("spread", [1.0, 0.5])           # untruncated, and a narrow (truncated) noise
 def test_a_class_picks_each_of_its_subclasses_about_equally(spread):
     choice = Subclasses(COUNTS)
@@ -221,24 +241,11 @@ def test_the_cuda_variant_picks_the_subclass_the_fp32_model_picks(tmp_path):
     provider, which runs fp16 graphs too)."""
     import onnx
 
-    import gan_pack
-    from gan_pack.contract.metadata import generator_metadata
     from gan_pack.onnx_tools.cuda import cuda_graph
-    from gan_pack.pytorch.ema import recalibrate_batchnorm
     from gan_pack.pytorch.export import Exportable, ExportOptions, write_generator
     from gan_pack.runtime.generator import OnnxGenerator
 
-    recipe = Recipe(model="cgan", arch="dcgan", dataset="folder", image_size=32, channels=4, width=8,
-                    projection=True, subclasses=True)
-    torch.manual_seed(0)
-    g = build_generator(recipe, 3, (4, 32, 32), COUNTS)
-    with torch.no_grad():
-        g.subclasses.embedding.weight.mul_(30)
-    recalibrate_batchnorm(g, 100, 3, torch.device("cpu"))          # images of some size, as trained ones
-    g.eval()
-    flat = {"model": "cgan", "arch": "dcgan", "noise_dim": 100, "width": 8, "subclasses": True}
-    info = {"name": "t", "num_classes": 3, "image_shape": [4, 32, 32], "class_names": ["a", "b", "c"]}
-    metadata = generator_metadata(flat, info, 0, 0, "ema", "fp32", 0, gan_pack.__version__)
+    g, metadata = separated_generator()
     options = ExportOptions(batch_sizes=(1, 7), rewrite="on")                # the rewrites the variant undoes
     write_generator(Exportable(g, 100, 3, metadata), tmp_path / "g.onnx", options)
     onnx.save(cuda_graph(onnx.load(str(tmp_path / "g.onnx"))), str(tmp_path / "half.onnx"))
@@ -253,16 +260,7 @@ def test_a_sampling_blend_moves_each_sample_towards_a_second_subclass_of_its_cla
     weight one of BLEND_STEPS steps below the blend, and G's image the one an explicit mix draws."""
     from gan_pack.pytorch.models import BLEND_STEPS
 
-    recipe = Recipe(model="cgan", arch="dcgan", dataset="folder", image_size=32, channels=4, width=8,
-                    projection=True, subclasses=True)
-    from gan_pack.pytorch.ema import recalibrate_batchnorm
-
-    torch.manual_seed(0)
-    g = build_generator(recipe, 3, (4, 32, 32), COUNTS)
-    with torch.no_grad():
-        g.subclasses.embedding.weight.mul_(30)                 # each subclass's vector far from the others
-    recalibrate_batchnorm(g, 100, 3, torch.device("cpu"))
-    g.eval()
+    g, _ = separated_generator()
     noise, labels = torch.randn(3000, 100), torch.arange(3000) % 3
     chosen, mix = g.subclasses.sample(noise, labels)
     assert mix is None and torch.equal(chosen, g.subclasses.choose(noise, labels))
@@ -288,24 +286,11 @@ def test_an_export_with_a_blend_matches_pytorch_and_its_cuda_variant_blends_alik
     noise (each subclass's vector far from the others, so another pick would show)."""
     import onnx
 
-    import gan_pack
-    from gan_pack.contract.metadata import generator_metadata
     from gan_pack.onnx_tools.cuda import cuda_graph
-    from gan_pack.pytorch.ema import recalibrate_batchnorm
     from gan_pack.pytorch.export import Exportable, ExportOptions, write_generator
     from gan_pack.runtime.generator import OnnxGenerator
 
-    recipe = Recipe(model="cgan", arch="dcgan", dataset="folder", image_size=32, channels=4, width=8,
-                    projection=True, subclasses=True)
-    torch.manual_seed(0)
-    g = build_generator(recipe, 3, (4, 32, 32), COUNTS)
-    with torch.no_grad():
-        g.subclasses.embedding.weight.mul_(30)
-    recalibrate_batchnorm(g, 100, 3, torch.device("cpu"))
-    g.eval()
-    flat = {"model": "cgan", "arch": "dcgan", "noise_dim": 100, "width": 8, "subclasses": True}
-    info = {"name": "t", "num_classes": 3, "image_shape": [4, 32, 32], "class_names": ["a", "b", "c"]}
-    metadata = generator_metadata(flat, info, 0, 0, "ema", "fp32", 0, gan_pack.__version__)
+    g, metadata = separated_generator()
     options = ExportOptions(batch_sizes=(1, 7), rewrite="on")
     write_generator(Exportable(g, 100, 3, metadata), tmp_path / "one.onnx", options)
     g.subclasses.blend = 1.0
