@@ -79,8 +79,7 @@ def subclass_key(name: str, styles: bool = False) -> str:
 def folder_subclasses(root: str | Path, styles: bool = False) -> tuple[np.ndarray, list[int]]:
     """(subclass int64 (N,), subclasses per class) of the images `load_image_folder` reads from
     `root`, in its order: each class's subclasses are its files' `subclass_key`s (`styles`: one per
-    style), numbered class by
-    class (those of class 0 first) and in sorted order within one."""
+    style), numbered class by class (those of class 0 first) and in sorted order within one."""
     root = Path(root)
     ids: list[int] = []
     counts: list[int] = []

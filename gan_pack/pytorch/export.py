@@ -179,9 +179,12 @@ def exportable_run(source: str | Path, weights: str = "ema", subclass_blend: flo
         info = {**info, "name": folder_dataset_name(config.get("data_dir"))}
     metadata = generator_metadata(config, info, ckpt["epoch"], ckpt["step"], weights, "fp32", 0, gan_pack.__version__)
     if subclass_blend:
-        if getattr(generator, "subclasses", None) is None or int(config["noise_dim"]) < 3:
-            raise ConfigError(f"--subclass-blend blends the subclasses of a run trained with --subclasses (and a "
-                              f"noise of 3 or more); {source} has none: drop --subclass-blend")
+        if getattr(generator, "subclasses", None) is None:
+            raise ConfigError(f"--subclass-blend blends the subclasses of a run trained with --subclasses; "
+                              f"{source} has none: drop --subclass-blend")
+        if int(config["noise_dim"]) < 3:
+            raise ConfigError(f"--subclass-blend reads noise[:, 1] and noise[:, 2]; {source} has a noise of "
+                              f"{config['noise_dim']}: drop --subclass-blend")
         generator.subclasses.blend = subclass_blend
         metadata["subclass_blend"] = f"{subclass_blend:g}"
     return Exportable(generator, int(config["noise_dim"]), int(info["num_classes"]), metadata)
