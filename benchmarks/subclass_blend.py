@@ -51,6 +51,12 @@ from gan_pack.pytorch.export import load_generator  # noqa: E402
 CLASSIFIER = Path(__file__).resolve().parent.parent / "exported" / "emoji-classifier.onnx"
 
 
+def render(g, noise: torch.Tensor, labels: torch.Tensor, vectors: torch.Tensor) -> np.ndarray:
+    """G's images for the noise, class labels and subclass vectors given (any vectors, blends too)."""
+    x = torch.cat([noise, g.embed(labels), vectors], 1)
+    return g.blocks(g.project(x).unflatten(1, (g.feats0, g.base, g.base))).numpy()
+
+
 def nearest(g, classifier: OnnxClassifier, space: str, k: int, noise_dim: int) -> torch.Tensor:
     """(subclasses, k): each subclass's k nearest others of its class (itself where a class has fewer)."""
     sub = g.subclasses
@@ -59,8 +65,7 @@ def nearest(g, classifier: OnnxClassifier, space: str, k: int, noise_dim: int) -
         points = table.numpy()
     else:
         with torch.no_grad():
-            x = torch.cat([torch.zeros(len(table), noise_dim), g.embed(sub.classes.long()), table], 1)
-            rendered = g.blocks(g.project(x).unflatten(1, (g.feats0, g.base, g.base))).numpy()
+            rendered = render(g, torch.zeros(len(table), noise_dim), sub.classes.long(), table)
         points = np.concatenate([classifier.run(rendered[i:i + 256])[1] for i in range(0, len(table), 256)])
     out = np.zeros((len(table), k), dtype=np.int64)
     for c in range(len(sub.counts)):
@@ -134,8 +139,7 @@ def main() -> None:
         for start in range(0, args.n, 250):
             z = torch.from_numpy(noise[start:start + 250])
             y = torch.from_numpy(labels[start:start + 250]).long()
-            x = torch.cat([z, g.embed(y), vectors(g, z, y, args.mode, args.amount, rng, near)], 1)
-            images.append(g.blocks(g.project(x).unflatten(1, (g.feats0, g.base, g.base))).numpy())
+            images.append(render(g, z, y, vectors(g, z, y, args.mode, args.amount, rng, near)))
     fake = np.concatenate(images)
     if args.shift or args.scale:
         fake = moved(fake, np.random.default_rng(args.blend_seed + 1), args.shift, args.scale)
